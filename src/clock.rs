@@ -1,0 +1,45 @@
+//! The only place that reads clocks. Drivers call these; cores take `now` as an argument.
+//!
+//! Wall time matters for schedules. [`WallClock`] reads it through tokio's clock so that tests
+//! running with `start_paused = true` also move wall time virtually.
+
+use std::time::Duration;
+
+/// Monotonic time for drivers (tokio's, so paused-time tests control it).
+#[allow(clippy::disallowed_methods)] // the one sanctioned monotonic clock read
+pub fn monotonic() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+/// Wall-clock time as a [`jiff::Timestamp`].
+#[derive(Clone, Debug)]
+pub enum WallClock {
+    /// The system's real-time clock.
+    System,
+    /// `base` plus the tokio time elapsed since `anchor`: virtual wall time for tests.
+    Virtual {
+        base: jiff::Timestamp,
+        anchor: tokio::time::Instant,
+    },
+}
+
+impl WallClock {
+    /// A virtual wall clock starting at `base` now (in tokio time).
+    pub fn starting_at(base: jiff::Timestamp) -> Self {
+        WallClock::Virtual {
+            base,
+            anchor: monotonic(),
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)] // the one sanctioned wall clock read
+    pub fn now(&self) -> jiff::Timestamp {
+        match self {
+            WallClock::System => jiff::Timestamp::now(),
+            WallClock::Virtual { base, anchor } => {
+                let elapsed: Duration = monotonic().saturating_duration_since(*anchor);
+                base.checked_add(elapsed).unwrap_or(*base)
+            }
+        }
+    }
+}
