@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::error::Locator;
-use super::raw::{self, Located, RawRtmp, RawSpec, Targets};
+use super::raw::{self, Located, RawRtmp, RawSpec};
 use super::{
     BroadcastSpec, CallSpec, RedialPolicy, RtmpTarget, SipSpec, SpecError, SpecErrors,
     broadcast_name, valid_name,

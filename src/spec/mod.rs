@@ -196,3 +196,19 @@ pub fn valid_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+impl RtmpTarget {
+    /// The URL as status and logs show it: the stream key (the last path segment, or the
+    /// separately given key) and any query string replaced by `****`.
+    pub fn redacted_url(&self) -> String {
+        let base = self.url.split('?').next().unwrap_or("");
+        let base = base.trim_end_matches('/');
+        match &self.stream_key {
+            Some(_) => format!("{base}/****"),
+            None => match base.rsplit_once('/') {
+                Some((head, _key)) => format!("{head}/****"),
+                None => format!("{base}/****"),
+            },
+        }
+    }
+}
