@@ -16,6 +16,8 @@ pub enum Script {
     Answer { after: Duration },
     /// Fail after the delay with this SIP status.
     Reject { after: Duration, sip_status: u16 },
+    /// Fail at once with 503 Service Unavailable and a Retry-After.
+    Unavailable { retry_after: Duration },
     /// Answer, then the far end hangs up after `hold`.
     AnswerThenRemoteBye { hold: Duration },
 }
@@ -133,6 +135,7 @@ impl Dialer for ScriptedDialer {
             let (delay, answer) = match &script {
                 Script::Answer { after } => (*after, true),
                 Script::Reject { after, .. } => (*after, false),
+                Script::Unavailable { .. } => (Duration::ZERO, false),
                 Script::AnswerThenRemoteBye { .. } => (Duration::ZERO, true),
             };
             let end = tokio::select! {
@@ -145,6 +148,10 @@ impl Dialer for ScriptedDialer {
                     Some(*sip_status),
                     format!("{sip_status} rejected by script"),
                 ),
+                (None, Script::Unavailable { retry_after }) => CallEnd {
+                    retry_after: Some(*retry_after),
+                    ..CallEnd::failed(Some(503), "503 Service Unavailable")
+                },
                 (None, _) if answer => {
                     let _ = events.send(CallEvent::Established {
                         audio_codec: Some("PCMU".into()),
