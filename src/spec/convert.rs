@@ -20,7 +20,7 @@ const MAX_WINDOW: Duration = Duration::from_secs(31 * 24 * 3600);
 pub(super) fn parse(file: &str, text: &str) -> Result<BroadcastSpec, SpecErrors> {
     let loc = Locator::new(file, text);
     let toml_error = |e: toml::de::Error| {
-        let message = e.message().trim_end().replace('\n', " ");
+        let message = scrub_values(e.message().trim_end()).replace('\n', " ");
         SpecErrors(vec![loc.error(e.span(), message)])
     };
     let shape: toml::Table = toml::from_str(text).map_err(toml_error)?;
@@ -568,6 +568,25 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// serde's type errors quote the offending value ("invalid type: integer `1234`, expected a
+/// string"): for a mistyped `password = 1234` that value is a secret. Drop quoted values from
+/// such messages; the position still points at the key.
+fn scrub_values(message: &str) -> String {
+    if !(message.starts_with("invalid type") || message.starts_with("invalid value")) {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match c {
+            '`' => quoted = !quoted,
+            _ if quoted => {}
+            _ => out.push(c),
+        }
+    }
+    out.replace("  ", " ").replace(" ,", ",")
 }
 
 fn valid_host_port(text: &str) -> bool {

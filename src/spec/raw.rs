@@ -55,12 +55,15 @@ pub struct RawSpec<R = OneOrMany<Located<RawRtmp>>> {
     /// `false` keeps the broadcast idle (hung up) without deleting the file. Default true.
     pub enabled: Option<bool>,
     /// Our SIP identity and how to reach the network.
+    #[schemars(required)]
     pub sip: Option<Located<RawSip>>,
     /// What to dial and how to behave in the call.
+    #[schemars(required)]
     pub call: Option<Located<RawCall>>,
     /// When the broadcast is live. Absent: live whenever the file exists and is enabled.
     pub schedule: Option<Located<RawSchedule>>,
     /// One or more RTMP/RTMPS targets; a single `[rtmp]` table or an array `[[rtmp]]`.
+    #[schemars(required)]
     pub rtmp: Option<Located<R>>,
     /// Redial backoff.
     pub redial: Option<Located<RawRedial>>,
@@ -105,6 +108,7 @@ pub enum Transport {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Sip")]
 pub struct RawSip {
     /// User part of our SIP address (From / AOR).
     pub user: Located<String>,
@@ -152,6 +156,7 @@ pub enum OnRemoteHangup {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Call")]
 pub struct RawCall {
     /// A SIP URI, or a bare number/user dialed at `sip.domain`.
     pub to: Located<String>,
@@ -175,6 +180,7 @@ pub struct RawCall {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Schedule")]
 pub struct RawSchedule {
     /// IANA time zone name, e.g. `Europe/Berlin`. Required: there is no implicit host zone.
     pub timezone: Located<String>,
@@ -186,6 +192,7 @@ pub struct RawSchedule {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Window")]
 pub struct RawWindow {
     /// Five-field cron expression in the schedule's time zone: `0 9 * * MON-FRI`.
     pub cron: Option<Located<String>>,
@@ -211,6 +218,7 @@ pub enum AudioCodec {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RtmpTarget")]
 pub struct RawRtmp {
     /// `rtmp://` or `rtmps://` URL; without a stream key source, its last path segment is the key.
     pub url: Located<String>,
@@ -230,6 +238,7 @@ pub struct RawRtmp {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Redial")]
 pub struct RawRedial {
     /// First backoff; doubles with ±20 % jitter. Default 2s.
     pub initial: Option<DurationText>,

@@ -150,3 +150,14 @@ fn spec_file_names_skip_leftovers() {
     }
     assert_eq!(broadcast_name("all-hands.v2.toml"), Some("all-hands.v2"));
 }
+
+#[test]
+fn a_mistyped_secret_is_not_echoed_in_the_error() {
+    let got = errors("[sip]\nuser = \"a\"\ndomain = \"d\"\npassword = 98765432\n");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("t.toml:4:12: invalid type: integer, expected a string"),
+        "{got:?}"
+    );
+    assert!(!got[0].contains("98765432"));
+}
