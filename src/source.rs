@@ -131,12 +131,7 @@ pub async fn run(config: SourceConfig, tx: mpsc::Sender<DirectoryScan>, rescan_n
             _ = rescan_now.notified() => {}
             Some(()) = dirty_rx.recv() => {
                 // Trailing debounce: wait until the directory has been quiet for `debounce`.
-                loop {
-                    match tokio::time::timeout(config.debounce, dirty_rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        _ => break,
-                    }
-                }
+                while let Ok(Some(())) = tokio::time::timeout(config.debounce, dirty_rx.recv()).await {}
             }
         }
     }

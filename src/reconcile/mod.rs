@@ -37,6 +37,14 @@ pub enum Control {
     Shutdown,
 }
 
+/// What one scanned file contributes to status: its accepted generation or its errors.
+struct FileRow {
+    name: String,
+    file: String,
+    outcome: Result<u64, String>,
+    description: Option<String>,
+}
+
 struct Accepted {
     spec: Arc<BroadcastSpec>,
     hash: [u8; 32],
@@ -83,7 +91,7 @@ impl Reconciler {
             return;
         }
         let mut changed = false;
-        let mut rows: Vec<(String, String, Result<u64, String>, Option<String>)> = Vec::new();
+        let mut rows: Vec<FileRow> = Vec::new();
         for (name, file) in &scan.files {
             match &file.spec {
                 Ok(spec) => {
@@ -105,21 +113,21 @@ impl Reconciler {
                         changed = true;
                     }
                     let generation = self.accepted[name].generation;
-                    rows.push((
-                        name.clone(),
-                        file.file.clone(),
-                        Ok(generation),
-                        spec.description.clone(),
-                    ));
+                    rows.push(FileRow {
+                        name: name.clone(),
+                        file: file.file.clone(),
+                        outcome: Ok(generation),
+                        description: spec.description.clone(),
+                    });
                 }
                 Err(errors) => {
                     let kept = self.accepted.get(name).map_or(0, |a| a.generation);
-                    rows.push((
-                        name.clone(),
-                        file.file.clone(),
-                        Err(errors.to_string()),
-                        None,
-                    ));
+                    rows.push(FileRow {
+                        name: name.clone(),
+                        file: file.file.clone(),
+                        outcome: Err(errors.to_string()),
+                        description: None,
+                    });
                     let known = self.ctx.board.reader().with(|s| {
                         s.broadcasts.get(name).and_then(|b| b.error.clone())
                             == Some(errors.to_string())
@@ -159,13 +167,19 @@ impl Reconciler {
                 "",
                 now,
             );
-            for (name, file, result, description) in rows {
+            for FileRow {
+                name,
+                file,
+                outcome,
+                description,
+            } in rows
+            {
                 let b = s
                     .broadcasts
                     .entry(name.clone())
                     .or_insert_with(|| BroadcastStatus::new(&name, &file));
                 b.file = file;
-                match result {
+                match outcome {
                     Ok(generation) => {
                         b.accepted = true;
                         b.error = None;

@@ -213,6 +213,7 @@ impl Checker<'_> {
             .map(|w| self.window(w, tz.as_ref()))
             .collect();
         let rules: Option<Vec<WindowRule>> = rules.into_iter().collect();
+        tz.as_ref()?; // already reported
         match Schedule::new(&raw.timezone.value, lead?, rules?) {
             Ok(schedule) => Some(schedule),
             Err(message) => {
@@ -364,7 +365,8 @@ impl Checker<'_> {
                 let mut parts = path.split('/');
                 let host = parts.next().unwrap_or("");
                 let segments = parts.filter(|p| !p.is_empty()).count();
-                let has_key_source = matches!(stream_key, Ok(Some(_)));
+                // A conflicting key source was reported already; don't also call it missing.
+                let has_key_source = !matches!(stream_key, Ok(None));
                 if host.is_empty() || host.contains(char::is_whitespace) {
                     self.fail(Some(r.url.span.clone()), "url has no host");
                     false
@@ -578,12 +580,13 @@ fn scrub_values(message: &str) -> String {
         return message.to_string();
     }
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
+    let mut quote = None;
     for c in message.chars() {
-        match c {
-            '`' => quoted = !quoted,
-            _ if quoted => {}
-            _ => out.push(c),
+        match (quote, c) {
+            (None, '`' | '"') => quote = Some(c),
+            (Some(open), _) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, _) => out.push(c),
         }
     }
     out.replace("  ", " ").replace(" ,", ",")

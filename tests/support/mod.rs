@@ -48,7 +48,7 @@ pub async fn start_with(dir: &Path, clock: WallClock, script: Script) -> (Engine
 /// Polls `condition` every millisecond until it holds; panics after `limit`. Returns the time
 /// it took.
 pub async fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> Duration {
-    let start = tokio::time::Instant::now();
+    let start = sipcast::clock::monotonic();
     loop {
         if condition() {
             return start.elapsed();
