@@ -95,7 +95,7 @@ impl DaemonConfig {
         let shown = path.display().to_string();
         let text = crate::spec::read_bounded(path).map_err(|e| format!("{shown}: {e}"))?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+            let (line, col) = e.span().map_or((1, 1), |s| crate::spec::line_col(&text, s.start));
             format!("{shown}:{line}:{col}: {}", e.message().trim_end())
         })?;
         let bad = |key: &str, e: String| format!("{shown}: {key}: {e}");
@@ -141,13 +141,6 @@ impl DaemonConfig {
         }
         Ok(config)
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::{SpecError, SpecErrors};
+pub use error::{SpecError, SpecErrors, line_col};
 pub use raw::{AudioCodec, DtmfMethod, OnRemoteHangup, Transport};
 pub use schema::schema_json;
 
