@@ -95,7 +95,9 @@ impl DaemonConfig {
         let shown = path.display().to_string();
         let text = crate::spec::read_bounded(path).map_err(|e| format!("{shown}: {e}"))?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e.span().map_or((1, 1), |s| crate::spec::line_col(&text, s.start));
+            let (line, col) = e
+                .span()
+                .map_or((1, 1), |s| crate::spec::line_col(&text, s.start));
             format!("{shown}:{line}:{col}: {}", e.message().trim_end())
         })?;
         let bad = |key: &str, e: String| format!("{shown}: {key}: {e}");

@@ -187,3 +187,33 @@ async fn sigterm_style_shutdown_hangs_everything_up_quickly() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(dialer.active(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_stayed_up_ten_minutes_resets_the_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("long.toml"), spec("sip:1@pbx.test", "")).unwrap();
+    // Short calls first: the backoff grows 2, 4, 8 s.
+    let script = Script::AnswerThenRemoteBye {
+        hold: Duration::from_secs(1),
+    };
+    let (engine, dialer) = start_with(dir.path(), WallClock::System, script).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(
+        dialer.dials().len(),
+        4,
+        "1 s calls redialed after ~2, 4, 8 s"
+    );
+    // Then a long call: after it, the next redial comes after ~2 s again, not 16 s.
+    dialer.set_script(Script::AnswerThenRemoteBye {
+        hold: Duration::from_secs(11 * 60),
+    });
+    tokio::time::sleep(Duration::from_secs(20 + 11 * 60)).await;
+    let dials = dialer.dials();
+    let last_gap = dials[dials.len() - 1].at - dials[dials.len() - 2].at;
+    assert!(
+        last_gap <= Duration::from_secs(11 * 60 + 3),
+        "the redial after a 11-minute call waited {:?} beyond the call",
+        last_gap - Duration::from_secs(11 * 60)
+    );
+    engine.shutdown().await;
+}
