@@ -42,6 +42,20 @@ pub enum WindowRule {
     Fixed { start: Timestamp, end: Timestamp },
 }
 
+impl WindowRule {
+    /// A one-off window written as `start` + `duration`.
+    pub fn fixed_for(start: Timestamp, duration: Duration) -> Result<WindowRule, String> {
+        if duration.is_zero() {
+            return Err("duration must be greater than 0".into());
+        }
+        let end = SignedDuration::try_from(duration)
+            .ok()
+            .and_then(|d| start.checked_add(d).ok())
+            .ok_or_else(|| format!("{start} plus the duration is out of range"))?;
+        Ok(WindowRule::Fixed { start, end })
+    }
+}
+
 /// A window in absolute time, `[start, end)`, without `lead`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Window {
@@ -133,6 +147,12 @@ impl Schedule {
     /// The zone's name as written in the spec.
     pub fn timezone_name(&self) -> &str {
         &self.timezone_name
+    }
+
+    /// `t` in the schedule's zone; its `Display` is RFC 3339 with offset plus the zone name
+    /// (RFC 9557), e.g. `2026-12-24T15:00:00+01:00[Europe/Berlin]`.
+    pub fn zoned(&self, t: Timestamp) -> jiff::Zoned {
+        t.to_zoned(self.timezone.clone())
     }
 
     pub fn lead(&self) -> Duration {

@@ -361,6 +361,17 @@ fn new_rejects_bad_zones_durations_and_windows() {
     assert_eq!(s.timezone_name(), "Europe/Berlin");
     assert_eq!(s.timezone().iana_name(), Some("Europe/Berlin"));
     assert_eq!(s.lead(), dur("1m"));
+    assert_eq!(
+        s.zoned(ts("2026-12-24T14:00:00Z")).to_string(),
+        "2026-12-24T15:00:00+01:00[Europe/Berlin]"
+    );
+    assert_eq!(
+        WindowRule::fixed_for(ts("2026-12-24T14:00:00Z"), dur("2h")),
+        Ok(fixed("2026-12-24T14:00:00Z", "2026-12-24T16:00:00Z"))
+    );
+    let zero = WindowRule::fixed_for(ts("2026-12-24T14:00:00Z"), dur("0s"));
+    assert_eq!(zero, Err("duration must be greater than 0".into()));
+    assert!(WindowRule::fixed_for(Timestamp::MAX, dur("1s")).is_err());
     assert_eq!(s.rules().len(), 1);
     assert_eq!(s.clone(), s);
     assert_ne!(s, berlin("2m", vec![cron("0 9 * * *", "31d")]));

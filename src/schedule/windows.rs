@@ -1,10 +1,11 @@
 //! Enumerating a schedule's windows in absolute time, merged, day by day.
 //!
-//! Cost: a cron rule is looked at once per civil day (a few bit tests), and on a day it fires,
-//! once per *block*: a run of its times of day whose spacing is within the window duration. On
-//! a day without a UTC-offset change such a run is one contiguous window, so even `* * * * *`
-//! costs one window per day. Only on a day whose offset changes inside a block are its times
-//! resolved one by one (the gap shifts some forward; the fold can split the run).
+//! Cost: a cron rule is looked at once per civil day (a few bit tests). On a day it fires, one
+//! civil-to-absolute conversion (midnight) serves all its times, and each *block* (a run of its
+//! times of day whose spacing is within the window duration) is one contiguous window, so even
+//! `* * * * *` costs one window per day. Only on a day whose UTC offset changes (twice a year in
+//! most zones) is every start resolved on its own: the gap shifts some forward, the fold can
+//! split a run.
 
 use super::Window;
 use super::civil::resolve_civil;
@@ -62,23 +63,24 @@ impl CronRule {
         if !self.cron.matches_date(day) {
             return;
         }
-        let resolve = |minute: u16| {
-            let civil = day.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
-            resolve_civil(tz, civil)
+        let civil = |minute: u16| day.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
+        let Some(midnight) = resolve_civil(tz, civil(0)) else {
+            return; // outside jiff's range: nothing to schedule there
         };
-        for &(first, last) in &self.blocks {
-            let (Some(first_start), Some(last_start)) =
-                (resolve(self.minutes[first]), resolve(self.minutes[last]))
-            else {
-                continue; // outside jiff's range: nothing to schedule there
-            };
-            if first == last || !offset_changes_within(tz, first_start, last_start) {
-                push(out, first_start, last_start, self.duration);
-            } else {
-                for &minute in &self.minutes[first..=last] {
-                    if let Some(start) = resolve(minute) {
-                        push(out, start, start, self.duration);
-                    }
+        if offset_is_constant_all_day(tz, day, midnight) {
+            let at = |minute: u16| midnight.checked_add(SignedDuration::from_mins(minute.into()));
+            for &(first, last) in &self.blocks {
+                if let (Ok(start), Ok(last_start)) =
+                    (at(self.minutes[first]), at(self.minutes[last]))
+                {
+                    push(out, start, last_start, self.duration);
+                }
+            }
+        } else {
+            // The rare day the clocks change: each start on its own, per RFC 5545.
+            for &minute in &self.minutes {
+                if let Some(start) = resolve_civil(tz, civil(minute)) {
+                    push(out, start, start, self.duration);
                 }
             }
         }
@@ -91,11 +93,17 @@ fn push(out: &mut Vec<Window>, start: Timestamp, last_start: Timestamp, duration
     }
 }
 
-/// Whether `tz` changes its UTC offset after `from` and at or before `to`.
-fn offset_changes_within(tz: &TimeZone, from: Timestamp, to: Timestamp) -> bool {
-    tz.following(from)
-        .next()
-        .is_some_and(|transition| transition.timestamp() <= to)
+/// Whether civil `day`, whose midnight resolved to `midnight`, keeps one UTC offset from 00:00 to
+/// 23:59 (midnight itself not in a gap, no transition before the next midnight), so that a time
+/// of day is simply `midnight` plus that many minutes.
+fn offset_is_constant_all_day(tz: &TimeZone, day: Date, midnight: Timestamp) -> bool {
+    let day_end = midnight.checked_add(SignedDuration::from_hours(24));
+    tz.to_datetime(midnight) == day.at(0, 0, 0, 0)
+        && day_end.is_ok_and(|day_end| {
+            tz.following(midnight)
+                .next()
+                .is_none_or(|transition| transition.timestamp() >= day_end)
+        })
 }
 
 /// Sorts and merges overlapping or touching windows.
