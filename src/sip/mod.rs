@@ -1,1 +1,2 @@
-//! (in progress)
+//! The SIP user agent: a sans-IO core ([`core`]) and a thin tokio driver.
+pub mod core;
