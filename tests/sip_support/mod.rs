@@ -110,8 +110,47 @@ fn spawn_foreground(name: &str, port: u16, dir: &std::path::Path, extra: &[&str]
 
 impl Drop for Sipp {
     fn drop(&mut self) {
+        // SIGTERM first so sipp flushes its logs; then make sure it is gone.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..20 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::env::var_os("SIPCAST_KEEP_SIPP_LOGS").is_some() {
+            eprintln!("sipp logs kept in {}", self.dir.path().display());
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().expect("tempdir"),
+            ));
+        }
+        if std::thread::panicking() {
+            // Show what sipp saw: the test failed before sipp could say so itself.
+            for entry in std::fs::read_dir(self.dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.ends_with("messages.log") || name.ends_with("errors.log") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: String = text
+                        .chars()
+                        .rev()
+                        .take(6000)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    eprintln!("==== sipp {name} (tail) ====\n{tail}");
+                }
+            }
+        }
     }
 }
 
