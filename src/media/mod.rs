@@ -1,1 +1,12 @@
-//! (in progress)
+//! The media path: RTP in, [`crate::frame::MediaFrame`]s out.
+//!
+//! Sans-IO cores, one file per concern: [`rtp`] and [`rtcp`] wire formats, the per-SSRC
+//! [`reorder`] buffer, the [`h264`] depacketizer with its [`sps`] reader and [`avcc`] record,
+//! audio decoding ([`g711`]) and AAC encoding ([`aac`]), the [`timeline`] that puts every track
+//! on one millisecond clock and the [`keyframe`] request policy.
+
+pub mod avcc;
+pub mod h264;
+pub mod reorder;
+pub mod rtp;
+pub mod sps;
