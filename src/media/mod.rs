@@ -5,8 +5,12 @@
 //! audio decoding ([`g711`]) and AAC encoding ([`aac`]), the [`timeline`] that puts every track
 //! on one millisecond clock and the [`keyframe`] request policy.
 
+pub mod aac;
 pub mod avcc;
+pub mod g711;
 pub mod h264;
 pub mod reorder;
+pub mod resample;
 pub mod rtp;
 pub mod sps;
+pub mod timeline;
