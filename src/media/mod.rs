@@ -6,13 +6,19 @@
 //! on one millisecond clock and the [`keyframe`] request policy.
 
 pub mod aac;
+pub mod audio;
 pub mod avcc;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;
+pub mod receiver;
+pub mod remote;
 pub mod reorder;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
+pub mod source;
 pub mod sps;
+pub mod stats;
 pub mod timeline;
+pub mod video;
