@@ -101,7 +101,9 @@ proptest! {
     #[test]
     fn output_is_monotonic_and_follows_rtp_time(
         first in any::<u32>(),
-        steps in proptest::collection::vec((0u32..9000, 0i64..30), 1..200),
+        // Frames at least 1 ms apart (or repeats of one access unit): monotonic output never
+        // needs to push a frame ahead of its RTP time then.
+        steps in proptest::collection::vec((prop_oneof![Just(0u32), 90u32..9000], 0i64..30), 1..200),
     ) {
         let origin = start();
         let mut timeline = Timeline::new(8000, 90_000);
