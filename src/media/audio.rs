@@ -1,0 +1,235 @@
+//! The audio path of a call: reorder → decode → (resample → AAC) and/or copy.
+//!
+//! Payload types other than the negotiated codec on the same SSRC (RFC 4733 telephone-event,
+//! comfort noise) pass through the reorder buffer, so they leave no sequence holes, and are
+//! then ignored. A codec we cannot decode still gets AAC silence, so the stream stays valid.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::aac::{AacError, AacFrame, AacTrack};
+use super::g711::{self, G711Law};
+use super::remote::{AudioOutputs, RemoteStream};
+use super::reorder::{ReorderBuffer, ReorderConfig};
+use super::resample::Resampler;
+use super::rtp::RtpPacket;
+use super::source::SourceReception;
+use super::stats::TrackStats;
+use super::timeline::{Timeline, Track, flv_ms};
+use crate::frame::{AudioFormat, MediaFrame};
+
+/// Audio codecs the path can decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioCodec {
+    G711(G711Law),
+}
+
+impl AudioCodec {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(AudioCodec::G711(G711Law::MuLaw)),
+            "PCMA" => Some(AudioCodec::G711(G711Law::ALaw)),
+            _ => None,
+        }
+    }
+
+    /// The FLV format for `audio_codec = "copy"`, if FLV can carry it.
+    pub fn copy_format(self) -> Option<AudioFormat> {
+        match self {
+            AudioCodec::G711(G711Law::MuLaw) => Some(AudioFormat::Pcmu),
+            AudioCodec::G711(G711Law::ALaw) => Some(AudioFormat::Pcma),
+        }
+    }
+
+    pub fn pcm_rate(self) -> u32 {
+        match self {
+            AudioCodec::G711(_) => 8000,
+        }
+    }
+}
+
+/// Decoding state, apart from the reorder buffer so the release callback can borrow it.
+#[derive(Debug)]
+struct Decode {
+    codec: Option<AudioCodec>,
+    payload_type: u8,
+    aac: Option<AacTrack>,
+    copy: Option<AudioFormat>,
+    resampler: Option<Resampler>,
+    pcm: Vec<i16>,
+    resampled: Vec<i16>,
+    errors: u64,
+}
+
+#[derive(Debug)]
+pub struct AudioPath {
+    source: SourceReception,
+    decode: Decode,
+}
+
+impl AudioPath {
+    /// `remote` is `None` for a call without audio: only AAC silence is produced then.
+    pub fn new(
+        remote: Option<&RemoteStream>,
+        outputs: AudioOutputs,
+        reorder: ReorderConfig,
+        now: Instant,
+    ) -> Result<Self, AacError> {
+        let codec = remote.and_then(|r| AudioCodec::from_name(&r.codec));
+        let aac = outputs.aac.map(AacTrack::new).transpose()?;
+        let resampler = match (&aac, codec) {
+            (Some(aac), Some(codec)) => {
+                Some(Resampler::new(codec.pcm_rate(), aac.config().sample_rate))
+            }
+            _ => None,
+        };
+        let clock_rate = remote.map_or(8000, |r| r.clock_rate);
+        Ok(AudioPath {
+            source: SourceReception::new(
+                reorder,
+                clock_rate,
+                remote.map_or("", |r| r.codec.as_str()),
+                now,
+            ),
+            decode: Decode {
+                codec,
+                payload_type: remote.map_or(0, |r| r.payload_type),
+                aac,
+                copy: codec
+                    .and_then(AudioCodec::copy_format)
+                    .filter(|_| outputs.copy),
+                resampler,
+                pcm: Vec::with_capacity(2048),
+                resampled: Vec::with_capacity(8192),
+                errors: 0,
+            },
+        })
+    }
+
+    /// The AudioSpecificConfig when AAC is produced.
+    pub fn aac_config(&self) -> Option<Bytes> {
+        self.decode
+            .aac
+            .as_ref()
+            .map(AacTrack::audio_specific_config)
+    }
+
+    pub fn aac_sample_rate(&self) -> Option<u32> {
+        self.decode.aac.as_ref().map(|aac| aac.config().sample_rate)
+    }
+
+    pub fn copy_format(&self) -> Option<AudioFormat> {
+        self.decode.copy
+    }
+
+    pub fn on_rtp(
+        &mut self,
+        now: Instant,
+        packet: &RtpPacket<'_>,
+        datagram: &[u8],
+        timeline: &mut Timeline,
+        out: &mut VecDeque<MediaFrame>,
+    ) {
+        // A new source gets a fresh reorder buffer; the timeline continues across it.
+        let decode = &mut self.decode;
+        self.source
+            .push(now, packet, datagram, &mut |bytes, _lost| {
+                decode.on_released(now, bytes, timeline, out);
+            });
+    }
+
+    /// Releases packets whose reorder wait expired and keeps AAC going through silence.
+    pub fn on_tick(
+        &mut self,
+        now: Instant,
+        silence_lag_ms: i64,
+        timeline: &mut Timeline,
+        out: &mut VecDeque<MediaFrame>,
+    ) {
+        let decode = &mut self.decode;
+        self.source
+            .reorder()
+            .release_expired(now, &mut |bytes, _lost| {
+                decode.on_released(now, bytes, timeline, out);
+            });
+        if let Some(aac) = decode.aac.as_mut() {
+            let arrival = timeline.arrival_ms(now);
+            let result = aac.fill_silence_until(arrival, silence_lag_ms, &mut |frame| {
+                out.push_back(aac_frame(frame));
+            });
+            decode.errors += u64::from(result.is_err());
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.source.poll_timeout()
+    }
+
+    pub fn reorder(&mut self) -> &mut ReorderBuffer {
+        self.source.reorder()
+    }
+
+    pub fn ssrc(&self) -> Option<u32> {
+        self.source.ssrc()
+    }
+
+    pub fn stats(&self, timeline: &Timeline) -> TrackStats {
+        self.source
+            .stats(timeline.discontinuities(Track::Audio), self.decode.errors)
+    }
+}
+
+fn aac_frame(frame: AacFrame) -> MediaFrame {
+    MediaFrame::Audio {
+        ts_ms: flv_ms(frame.ts_ms),
+        format: AudioFormat::Aac,
+        data: frame.data,
+    }
+}
+
+impl Decode {
+    fn on_released(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        timeline: &mut Timeline,
+        out: &mut VecDeque<MediaFrame>,
+    ) {
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            self.errors += 1;
+            return;
+        };
+        let Some(codec) = self
+            .codec
+            .filter(|_| packet.payload_type == self.payload_type)
+        else {
+            return;
+        };
+        if packet.payload.is_empty() {
+            return;
+        }
+        let ts_ms = timeline.map(Track::Audio, now, packet.ssrc, packet.timestamp);
+        if let Some(format) = self.copy {
+            out.push_back(MediaFrame::Audio {
+                ts_ms: flv_ms(ts_ms),
+                format,
+                data: Bytes::copy_from_slice(packet.payload),
+            });
+        }
+        let (Some(aac), Some(resampler)) = (self.aac.as_mut(), self.resampler.as_mut()) else {
+            return;
+        };
+        self.pcm.clear();
+        match codec {
+            AudioCodec::G711(law) => g711::decode(law, packet.payload, &mut self.pcm),
+        }
+        self.resampled.clear();
+        resampler.process(&self.pcm, &mut self.resampled);
+        let result = aac.push_pcm(ts_ms, &self.resampled, &mut |frame| {
+            out.push_back(aac_frame(frame));
+        });
+        self.errors += u64::from(result.is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! The sans-IO media receiver of one call: RTP and RTCP datagrams in, [`MediaFrame`]s, RTCP to
+//! send and events out. It owns the timeline shared by the tracks, the audio and video paths,
+//! the keyframe policy's actions and the RTCP receiver reports (RFC 3550 §6.4.2, every
+//! `report_interval`).
+//!
+//! Drive it (see [`super::session`] for the tokio driver):
+//! 1. feed [`MediaReceiver::handle_rtp`] / [`MediaReceiver::handle_rtcp`] as datagrams arrive,
+//!    and [`MediaReceiver::handle_timeout`] when [`MediaReceiver::poll_timeout`] passes;
+//! 2. then drain [`MediaReceiver::poll_frame`], [`MediaReceiver::poll_transmit`] and
+//!    [`MediaReceiver::poll_event`] until each returns `None`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::aac::AacError;
+use super::audio::AudioPath;
+use super::keyframe::KeyframeAction;
+use super::remote::{MediaConfig, RemoteMedia};
+use super::reorder::ReorderBuffer;
+use super::rtcp::{self, ReportBlock, RtcpPacket};
+use super::rtp::{RtpError, RtpPacket};
+use super::stats::MediaStats;
+use super::timeline::{Timeline, Track};
+use super::video::VideoPath;
+use crate::frame::{AudioFormat, MediaFrame, StreamMetadata};
+
+/// How often AAC silence is topped up when no audio arrives.
+const SILENCE_TICK: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Aac(#[from] AacError),
+    #[error("video codec {0} cannot be passed through to FLV (only H264)")]
+    VideoCodec(String),
+}
+
+/// RTCP to send on a track's RTCP path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtcpTransmit {
+    pub track: Track,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// RTCP keyframe requests went unanswered: ask with SIP INFO picture_fast_update.
+    KeyframeUnanswered,
+}
+
+#[derive(Debug)]
+pub struct MediaReceiver {
+    config: MediaConfig,
+    timeline: Timeline,
+    audio: Option<AudioPath>,
+    video: Option<VideoPath>,
+    metadata: StreamMetadata,
+    frames: VecDeque<MediaFrame>,
+    transmits: VecDeque<RtcpTransmit>,
+    events: VecDeque<MediaEvent>,
+    next_report: Instant,
+    next_silence: Instant,
+    /// Middle 32 bits of the last SR's NTP time per track and when it came (for LSR/DLSR).
+    last_sr: [Option<(u32, Instant)>; 2],
+    rtcp_errors: u64,
+    audio_frames: u64,
+}
+
+fn index(track: Track) -> usize {
+    match track {
+        Track::Audio => 0,
+        Track::Video => 1,
+    }
+}
+
+impl MediaReceiver {
+    pub fn new(
+        remote: &RemoteMedia,
+        config: MediaConfig,
+        now: Instant,
+    ) -> Result<Self, MediaError> {
+        let audio_wanted = remote.audio.is_some() || config.audio_outputs.aac.is_some();
+        let audio = audio_wanted
+            .then(|| {
+                AudioPath::new(
+                    remote.audio.as_ref(),
+                    config.audio_outputs,
+                    config.reorder,
+                    now,
+                )
+            })
+            .transpose()?;
+        let video = match &remote.video {
+            Some(stream) => Some(
+                VideoPath::new(stream, config.reorder, config.keyframes, now)
+                    .ok_or_else(|| MediaError::VideoCodec(stream.codec.clone()))?,
+            ),
+            None => None,
+        };
+        let dimensions = video.as_ref().and_then(VideoPath::dimensions);
+        let metadata = StreamMetadata {
+            width: dimensions.map(|d| d.0),
+            height: dimensions.map(|d| d.1),
+            frame_rate: None,
+            video: video.is_some(),
+            audio: audio
+                .as_ref()
+                .and_then(|a| a.aac_config().map(|_| AudioFormat::Aac).or(a.copy_format())),
+            audio_sample_rate: audio
+                .as_ref()
+                .and_then(|a| a.aac_sample_rate().or(a.copy_format().map(|_| 8000))),
+            audio_channels: audio.as_ref().map(|_| 1),
+            audio_bitrate_kbps: config.audio_outputs.aac.map(|aac| aac.bitrate / 1000),
+        };
+        let mut frames = VecDeque::with_capacity(64);
+        frames.push_back(MediaFrame::Metadata(metadata.clone()));
+        if let Some(asc) = audio.as_ref().and_then(AudioPath::aac_config) {
+            frames.push_back(MediaFrame::AudioConfig(asc));
+        }
+        let audio_rate = remote.audio.as_ref().map_or(8000, |a| a.clock_rate);
+        let video_rate = remote.video.as_ref().map_or(90_000, |v| v.clock_rate);
+        let mut receiver = MediaReceiver {
+            timeline: Timeline::new(audio_rate, video_rate),
+            next_report: now + config.report_interval / 2,
+            next_silence: now,
+            config,
+            audio,
+            video,
+            metadata,
+            frames,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            last_sr: [None; 2],
+            rtcp_errors: 0,
+            audio_frames: 0,
+        };
+        receiver.request_keyframe(now);
+        Ok(receiver)
+    }
+
+    /// One RTP datagram received on `track`'s port.
+    pub fn handle_rtp(
+        &mut self,
+        now: Instant,
+        track: Track,
+        datagram: &[u8],
+    ) -> Result<(), RtpError> {
+        let packet = RtpPacket::parse(datagram)?;
+        let timeline = &mut self.timeline;
+        match track {
+            Track::Audio => {
+                if let Some(audio) = self.audio.as_mut() {
+                    audio.on_rtp(now, &packet, datagram, timeline, &mut self.frames);
+                }
+            }
+            Track::Video => {
+                if let Some(video) = self.video.as_mut() {
+                    video.on_rtp(
+                        now,
+                        &packet,
+                        datagram,
+                        timeline,
+                        &mut self.frames,
+                        &mut self.metadata,
+                    );
+                }
+            }
+        }
+        self.poll_keyframe_actions(now);
+        Ok(())
+    }
+
+    /// One RTCP datagram received for `track`.
+    pub fn handle_rtcp(&mut self, now: Instant, track: Track, datagram: &[u8]) {
+        for packet in rtcp::parse_compound(datagram) {
+            match packet {
+                Ok(RtcpPacket::SenderReport(report)) => {
+                    self.timeline.on_sender_report(
+                        track,
+                        report.ssrc,
+                        report.ntp,
+                        report.rtp_timestamp,
+                    );
+                    self.last_sr[index(track)] = Some((rtcp::ntp_middle(report.ntp), now));
+                }
+                Ok(_) => {}
+                Err(_) => self.rtcp_errors += 1,
+            }
+        }
+    }
+
+    /// Asks the sender for a keyframe (e.g. an RTMP target (re)connected).
+    pub fn request_keyframe(&mut self, now: Instant) {
+        if let Some(video) = self.video.as_mut() {
+            video.keyframes().request(now);
+            self.poll_keyframe_actions(now);
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let timeline = &mut self.timeline;
+        if let Some(video) = self.video.as_mut() {
+            video.on_tick(now, timeline, &mut self.frames, &mut self.metadata);
+        }
+        if let Some(audio) = self.audio.as_mut() {
+            let lag = self.config.silence_lag.as_millis() as i64;
+            audio.on_tick(now, lag, timeline, &mut self.frames);
+            self.next_silence = now + SILENCE_TICK;
+        }
+        self.poll_keyframe_actions(now);
+        if now >= self.next_report {
+            self.next_report = now + self.config.report_interval;
+            self.queue_reports(now);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let audio = self.audio.as_ref().map(|_| self.next_silence);
+        let reorder = self.audio.as_ref().and_then(AudioPath::poll_timeout);
+        let video = self.video.as_ref().and_then(VideoPath::poll_timeout);
+        [Some(self.next_report), audio, reorder, video]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn poll_frame(&mut self) -> Option<MediaFrame> {
+        let frame = self.frames.pop_front()?;
+        self.audio_frames += u64::from(matches!(frame, MediaFrame::Audio { .. }));
+        Some(frame)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<RtcpTransmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn stats(&self) -> MediaStats {
+        let keyframes = self.video.as_ref().map(|v| v.keyframe_policy());
+        MediaStats {
+            audio: self
+                .audio
+                .as_ref()
+                .filter(|a| a.ssrc().is_some())
+                .map(|a| a.stats(&self.timeline)),
+            video: self.video.as_ref().map(|v| v.stats(&self.timeline)),
+            keyframe_interval_ms: keyframes
+                .and_then(|k| k.observed_interval())
+                .map(|d| d.as_millis() as u64),
+            av_offset_ms: self.timeline.av_offset_ms(),
+            keyframe_requests: keyframes.map_or(0, |k| k.requests_sent),
+            keyframe_escalations: keyframes.map_or(0, |k| k.escalations),
+            video_frames_dropped: self.video.as_ref().map_or(0, VideoPath::dropped_frames),
+            video_frames: self.video.as_ref().map_or(0, VideoPath::frames),
+            audio_frames: self.audio_frames,
+            frames_dropped: 0,
+        }
+    }
+
+    /// RTCP packets that did not parse.
+    pub fn rtcp_errors(&self) -> u64 {
+        self.rtcp_errors
+    }
+
+    fn poll_keyframe_actions(&mut self, now: Instant) {
+        let Some(video) = self.video.as_mut() else {
+            return;
+        };
+        // Until the sender's SSRC is known a request could not name it; the episode stays open.
+        let Some(media_ssrc) = video.ssrc() else {
+            return;
+        };
+        while let Some(action) = video.keyframes().poll_action(now) {
+            let mut data = Vec::with_capacity(64);
+            if action == KeyframeAction::Escalate {
+                self.events.push_back(MediaEvent::KeyframeUnanswered);
+                continue;
+            }
+            let last_sr = self.last_sr[index(Track::Video)];
+            report_compound(
+                &mut data,
+                &self.config,
+                video.reorder(),
+                media_ssrc,
+                last_sr,
+                now,
+            );
+            let local = self.config.local_ssrc;
+            match action {
+                KeyframeAction::SendFir { seq } => {
+                    rtcp::write_fir(&mut data, local, media_ssrc, seq)
+                }
+                _ => rtcp::write_pli(&mut data, local, media_ssrc),
+            }
+            self.transmits.push_back(RtcpTransmit {
+                track: Track::Video,
+                data,
+            });
+        }
+    }
+
+    fn queue_reports(&mut self, now: Instant) {
+        let audio = self
+            .audio
+            .as_mut()
+            .and_then(|a| Some((a.ssrc()?, a.reorder())));
+        let video = self
+            .video
+            .as_mut()
+            .and_then(|v| Some((v.ssrc()?, v.reorder())));
+        for (track, source) in [(Track::Audio, audio), (Track::Video, video)] {
+            if let Some((ssrc, reorder)) = source {
+                let mut data = Vec::with_capacity(128);
+                let last_sr = self.last_sr[index(track)];
+                report_compound(&mut data, &self.config, reorder, ssrc, last_sr, now);
+                self.transmits.push_back(RtcpTransmit { track, data });
+            }
+        }
+    }
+}
+
+/// RR with one block for the track's source, then SDES CNAME: the compound every RTCP
+/// datagram must start with (RFC 3550 §6.1).
+fn report_compound(
+    out: &mut Vec<u8>,
+    config: &MediaConfig,
+    reorder: &mut ReorderBuffer,
+    ssrc: u32,
+    last_sr: Option<(u32, Instant)>,
+    now: Instant,
+) {
+    let figures = reorder.report();
+    let (last_sr, delay) = last_sr.map_or((0, 0), |(middle, at)| {
+        let delay = now.saturating_duration_since(at).as_secs_f64() * 65536.0;
+        (middle, delay as u32)
+    });
+    let block = ReportBlock {
+        ssrc,
+        fraction_lost: figures.fraction_lost,
+        cumulative_lost: figures.cumulative_lost,
+        highest_seq: figures.extended_highest_seq,
+        jitter: figures.jitter,
+        last_sr,
+        delay_since_last_sr: delay,
+    };
+    rtcp::write_receiver_report(out, config.local_ssrc, &[block]);
+    rtcp::write_sdes_cname(out, config.local_ssrc, &config.cname);
+}
+
+#[cfg(test)]
+#[path = "receiver_tests.rs"]
+mod tests;
