@@ -8,4 +8,5 @@ pub mod amf0;
 pub mod flv;
 pub mod flv_file;
 pub mod queue;
+pub mod session;
 pub mod url;
