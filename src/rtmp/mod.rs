@@ -9,4 +9,5 @@ pub mod flv;
 pub mod flv_file;
 pub mod queue;
 pub mod session;
+pub mod timeline;
 pub mod url;
