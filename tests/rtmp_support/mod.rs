@@ -409,7 +409,7 @@ pub fn ffprobe(path: &Path) -> Probe {
 
 /// Sends `frames` in real time (configuration frames at once), as a live call would.
 pub async fn feed_in_real_time(sender: &sipcast::rtmp::FrameSender, frames: &[MediaFrame]) {
-    let start = tokio::time::Instant::now();
+    let start = sipcast::clock::monotonic();
     let first = frames.iter().find_map(frame_ts).unwrap_or(0);
     for frame in frames {
         if let Some(ts) = frame_ts(frame) {
