@@ -19,7 +19,7 @@ use tokio::time::timeout;
 
 use super::backoff::Backoff;
 use super::queue::{FrameQueue, QueueLimits};
-use super::session::{PublishSession, SessionError, SessionEvent, SessionParams};
+use super::session::{PublishSession, SessionError, SessionEvent, SessionParams, Step};
 use super::status::{TargetState, TargetStatus};
 use super::timeline::PublishTimeline;
 use super::tls::{self, TlsError};
@@ -84,6 +84,10 @@ pub enum PublishError {
     Session(#[from] SessionError),
     #[error("server closed the connection")]
     Closed,
+    /// nginx-rtmp, for one, answers a denied publish with `NetStream.Publish.Start` and then
+    /// hangs up.
+    #[error("server closed the connection right after accepting the publish (publish denied?)")]
+    ClosedAfterAccept,
     #[error("socket error: {0}")]
     Io(String),
     #[error("write stalled for {0:?}")]
@@ -98,13 +102,19 @@ impl PublishError {
             self,
             PublishError::Secret(_)
                 | PublishError::Url(_)
+                | PublishError::ClosedAfterAccept
                 | PublishError::Tls(TlsError::CaFile { .. } | TlsError::NoCertificates(_))
                 | PublishError::Session(
-                    SessionError::ConnectRejected(_) | SessionError::Refused { .. }
+                    SessionError::ConnectRejected(_)
+                        | SessionError::Refused { .. }
+                        | SessionError::ClosedBy(Step::Connecting | Step::AwaitingPublish)
                 )
         )
     }
 }
+
+/// A hang-up this soon after `NetStream.Publish.Start` is taken for a refusal.
+const CLOSE_AFTER_ACCEPT_IS_REFUSAL: Duration = Duration::from_secs(1);
 
 /// State shared between the handle (producer) and the driver.
 struct Shared {
@@ -322,9 +332,16 @@ impl Driver {
             Ok(()) => return Ended::Stopped,
             Err(error) => error,
         };
+        let published_for = monotonic().saturating_duration_since(since);
+        let error = match error {
+            PublishError::Closed if published_for < CLOSE_AFTER_ACCEPT_IS_REFUSAL => {
+                PublishError::ClosedAfterAccept
+            }
+            other => other,
+        };
         Ended::Lost {
             error,
-            published_for: Some(monotonic().saturating_duration_since(since)),
+            published_for: Some(published_for),
         }
     }
 
@@ -380,7 +397,10 @@ impl Driver {
             let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 read = io.read() => {
-                    let bytes = read.map_err(lost)?;
+                    let bytes = match read {
+                        Err(PublishError::Closed) => return Err(lost(session.closed_by_server().into())),
+                        other => other.map_err(lost)?,
+                    };
                     session
                         .handle_input(monotonic().into_std(), &io.buf[..bytes])
                         .map_err(|e| lost(e.into()))?;

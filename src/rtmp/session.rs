@@ -73,7 +73,9 @@ pub enum SessionError {
     #[error("server refused: {code} {description}")]
     Refused { code: String, description: String },
     #[error("timed out while {0}")]
-    Timeout(&'static str),
+    Timeout(Step),
+    #[error("server closed the connection while {0}")]
+    ClosedBy(Step),
     #[error("cannot send media: not publishing")]
     NotPublishing,
 }
@@ -82,6 +84,28 @@ pub enum SessionError {
 pub enum SessionEvent {
     /// `NetStream.Publish.Start`: media may flow now.
     Publishing,
+}
+
+/// Where a session is, for errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Handshaking,
+    Connecting,
+    AwaitingPublish,
+    Publishing,
+    Closing,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Handshaking => "handshaking",
+            Step::Connecting => "connecting to the app",
+            Step::AwaitingPublish => "waiting for the server to accept the publish",
+            Step::Publishing => "publishing",
+            Step::Closing => "closing",
+        })
+    }
 }
 
 enum Phase {
@@ -93,13 +117,13 @@ enum Phase {
 }
 
 impl Phase {
-    fn doing(&self) -> &'static str {
+    fn step(&self) -> Step {
         match self {
-            Phase::Handshaking(_) => "handshaking",
-            Phase::Connecting => "connecting to the app",
-            Phase::AwaitingPublish => "waiting for the server to accept the publish",
-            Phase::Publishing => "publishing",
-            Phase::Closed => "closing",
+            Phase::Handshaking(_) => Step::Handshaking,
+            Phase::Connecting => Step::Connecting,
+            Phase::AwaitingPublish => Step::AwaitingPublish,
+            Phase::Publishing => Step::Publishing,
+            Phase::Closed => Step::Closing,
         }
     }
 }
@@ -143,6 +167,12 @@ impl PublishSession {
         })
     }
 
+    /// The error for the server hanging up now. nginx-rtmp, for one, refuses an unknown app or
+    /// a denied publish by closing the connection.
+    pub fn closed_by_server(&self) -> SessionError {
+        SessionError::ClosedBy(self.phase.step())
+    }
+
     pub fn is_publishing(&self) -> bool {
         matches!(self.phase, Phase::Publishing)
     }
@@ -163,7 +193,7 @@ impl PublishSession {
 
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
         match self.deadline {
-            Some(deadline) if now >= deadline => Err(SessionError::Timeout(self.phase.doing())),
+            Some(deadline) if now >= deadline => Err(SessionError::Timeout(self.phase.step())),
             _ => Ok(()),
         }
     }

@@ -231,7 +231,7 @@ fn setup_has_a_deadline() {
     );
     assert_eq!(
         client.handle_timeout(deadline),
-        Err(SessionError::Timeout("handshaking"))
+        Err(SessionError::Timeout(Step::Handshaking))
     );
 }
 
