@@ -20,7 +20,10 @@ const BROKEN: &[(&str, &str)] = &[
         "10:15: unknown variant `mp3`, expected `aac` or `copy`",
     ),
     ("bad_callee_uri", "6:6: \"sip:100@\" is not a SIP URI"),
-    ("bad_cron", "14:21: invalid cron expression: day of week: unknown name 'FUNDAY'"),
+    (
+        "bad_cron",
+        "14:21: invalid cron expression: day of week: unknown name 'FUNDAY'",
+    ),
     (
         "bad_domain",
         "3:10: sip.domain \"pbx example.com\" is not host[:port]",
