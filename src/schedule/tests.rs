@@ -529,3 +529,12 @@ fn a_past_one_off_window_joined_to_a_cron_window_keeps_its_start() {
         pairs(&[("2026-06-05T18:05:00Z", "2026-06-06T22:00:00Z")])
     );
 }
+
+#[test]
+fn the_binary_carries_its_own_tz_database_for_hosts_without_one() {
+    // jiff's `tzdb-bundle-always`: used only when the system has no zoneinfo directory.
+    let bundled = jiff::tz::TimeZoneDatabase::bundled();
+    let zone = bundled.get("Europe/Berlin").expect("bundled Europe/Berlin");
+    let summer = zone.to_offset(ts("2026-07-01T12:00:00Z"));
+    assert_eq!(summer, jiff::tz::offset(2));
+}
