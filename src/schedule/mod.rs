@@ -97,11 +97,20 @@ impl Schedule {
         lead: Duration,
         rules: Vec<WindowRule>,
     ) -> Result<Schedule, String> {
-        let timezone = TimeZone::get(timezone_name).map_err(|_| {
+        let unknown = || {
             format!(
                 "unknown time zone '{timezone_name}': use an IANA name such as Europe/Berlin or UTC"
             )
-        })?;
+        };
+        // Files in the zoneinfo directory that are not zones: `localtime` is the host's zone,
+        // which a spec must not depend on implicitly.
+        if ["localtime", "posixrules", "Factory"]
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(timezone_name))
+        {
+            return Err(unknown());
+        }
+        let timezone = TimeZone::get(timezone_name).map_err(|_| unknown())?;
         if lead > MAX_LEAD {
             return Err("lead must be at most 1 day".into());
         }
