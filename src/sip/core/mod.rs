@@ -134,3 +134,6 @@ pub fn random_token(rng: &mut StdRng, len: usize) -> String {
 pub(crate) fn test_origin() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+#[cfg(test)]
+mod call_tests;
