@@ -4,7 +4,6 @@ use super::call::{CallCore, CallSetup};
 use super::dialog::{LocalParty, Transport, response_to};
 use super::dtmf::DtmfTiming;
 use super::message::{Framed, SipMessage, parse_datagram};
-use super::registration::{RegistrationCore, RegistrationSetup, RegistrationState};
 use super::sdp::{Direction, LocalMedia};
 use super::transaction::TimerConfig;
 use super::{Authenticator, CallEnd, CallEvent, DtmfMethod, Output};
@@ -16,13 +15,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const ANSWER_SDP: &str = "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
-const CHALLENGE: &str = "Digest realm=\"pbx\", nonce=\"n1\", qop=\"auth\", algorithm=MD5";
+pub(super) const CHALLENGE: &str =
+    "Digest realm=\"pbx\", nonce=\"n1\", qop=\"auth\", algorithm=MD5";
 
 fn peer() -> SocketAddr {
     "198.51.100.7:5060".parse().unwrap()
 }
 
-fn local() -> LocalParty {
+pub(super) fn local() -> LocalParty {
     LocalParty {
         aor: "sip:1001@pbx.example.com".into(),
         display_name: None,
@@ -55,11 +55,11 @@ fn setup() -> CallSetup {
     }
 }
 
-fn password() -> Option<SecretSource> {
+pub(super) fn password() -> Option<SecretSource> {
     Some(SecretSource::Inline(Secret::new("pw")))
 }
 
-fn parse(data: &[u8]) -> SipMessage {
+pub(super) fn parse(data: &[u8]) -> SipMessage {
     match parse_datagram(data) {
         Ok(Framed::Message(m, _)) => *m,
         other => panic!("we sent something unparsable: {other:?}"),
@@ -543,98 +543,4 @@ fn keyframe_request_is_an_info_with_picture_fast_update() {
     let info = h.last(Method::INFO);
     assert_eq!(info.content_type(), Some("application/media_control+xml"));
     assert!(String::from_utf8_lossy(&info.body).contains("<picture_fast_update/>"));
-}
-
-fn registration(now: Instant) -> (RegistrationCore, Vec<SipMessage>) {
-    let setup = RegistrationSetup {
-        local: local(),
-        registrar: "sip:pbx.example.com".into(),
-        expires: 3600,
-        timers: TimerConfig::default(),
-    };
-    let mut core = RegistrationCore::new(
-        setup,
-        Authenticator::new("1001", password()),
-        StdRng::seed_from_u64(3),
-        now,
-    );
-    let sent = drain_registration(&mut core);
-    (core, sent)
-}
-
-fn drain_registration(core: &mut RegistrationCore) -> Vec<SipMessage> {
-    std::iter::from_fn(|| core.poll_output())
-        .filter_map(|o| match o {
-            Output::Send { data, .. } => Some(parse(&data)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn reply(
-    core: &mut RegistrationCore,
-    now: Instant,
-    req: &SipMessage,
-    code: u16,
-    extra: &[(Name, &str)],
-) -> Vec<SipMessage> {
-    let mut resp = response_to(req, code, "Reason", Some("reg"));
-    for (name, value) in extra {
-        resp.push(name.clone(), value.to_string());
-    }
-    core.handle_message(now, &parse(&resp.to_bytes()));
-    drain_registration(core)
-}
-
-#[test]
-fn register_401_then_200_refreshes_before_the_contacts_expiry() {
-    let t0 = super::test_origin();
-    let (mut core, sent) = registration(t0);
-    let sent = reply(
-        &mut core,
-        t0,
-        &sent[0],
-        401,
-        &[(Name::WWW_AUTHENTICATE, CHALLENGE)],
-    );
-    assert!(sent[0].header(&Name::AUTHORIZATION).is_some());
-    assert_eq!(sent[0].call_id(), Some(core.call_id()));
-    let binding = "<sip:1001@192.0.2.10:5060>;expires=120, <sip:other@192.0.2.99>;expires=3600";
-    reply(
-        &mut core,
-        t0,
-        &sent[0],
-        200,
-        &[(Name::CONTACT, binding), (Name::EXPIRES, "3600")],
-    );
-    assert_eq!(core.state(), RegistrationState::Registered);
-    assert_eq!(
-        core.poll_timeout(),
-        Some(t0 + Duration::from_secs(60)),
-        "120 s granted, refreshed 60 s early"
-    );
-    core.handle_timeout(t0 + Duration::from_secs(60));
-    let refresh = drain_registration(&mut core);
-    assert_eq!(refresh[0].cseq().unwrap().cseq, 3);
-    assert!(
-        refresh[0]
-            .header(&Name::AUTHORIZATION)
-            .unwrap()
-            .contains("nc=00000002")
-    );
-}
-
-#[test]
-fn register_423_retries_with_min_expires_and_unregister_sends_zero() {
-    let t0 = super::test_origin();
-    let (mut core, sent) = registration(t0);
-    let sent = reply(&mut core, t0, &sent[0], 423, &[(Name::MIN_EXPIRES, "7200")]);
-    assert_eq!(sent[0].header(&Name::EXPIRES), Some("7200"));
-    reply(&mut core, t0, &sent[0], 200, &[]);
-    assert!(core.is_registered());
-    core.unregister(t0);
-    let unreg = drain_registration(&mut core);
-    assert_eq!(unreg[0].header(&Name::EXPIRES), Some("0"));
-    reply(&mut core, t0, &unreg[0], 200, &[]);
-    assert_eq!(core.state(), RegistrationState::Done);
 }

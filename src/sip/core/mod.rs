@@ -5,6 +5,7 @@
 //! [`registration`] one binding. [`sdp`] and [`dtmf`] are the media-facing pieces.
 pub mod auth;
 pub mod call;
+mod call_dtmf;
 mod call_peer;
 pub mod dialog;
 pub mod digest;
