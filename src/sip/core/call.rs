@@ -223,20 +223,6 @@ impl CallCore {
         }
     }
 
-    /// Asks the peer for a keyframe with SIP INFO (RFC 5168 picture_fast_update).
-    pub fn request_keyframe(&mut self, now: Instant) {
-        if self.phase != Phase::Established {
-            return;
-        }
-        let body = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n<media_control>\r\n  <vc_primitive>\r\n    <to_encoder>\r\n      <picture_fast_update/>\r\n    </to_encoder>\r\n  </vc_primitive>\r\n</media_control>\r\n";
-        self.send_in_dialog(
-            now,
-            Method::INFO,
-            Purpose::KeyframeInfo,
-            Some(("application/media_control+xml", body.to_string())),
-        );
-    }
-
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut timed_out = Vec::new();
         for (i, p) in self.pending.iter_mut().enumerate() {
@@ -573,110 +559,6 @@ impl CallCore {
         self.expire_at = None;
         self.dtmf = DtmfState::Done;
         self.outputs.push_back(Output::Event(CallEvent::Ended(end)));
-    }
-
-    fn drive_dtmf(&mut self, now: Instant) {
-        if let DtmfState::NotStarted { at } = self.dtmf {
-            if at > now {
-                return;
-            }
-            let audio = self.negotiated.audio.as_ref();
-            let rtp = match (self.setup.dtmf_method, audio) {
-                (DtmfMethod::Rfc4733, Some(a)) if self.setup.can_send_rtp => {
-                    a.telephone_event_pt.map(|pt| (pt, a.remote_rtp))
-                }
-                _ => None,
-            };
-            self.dtmf = match rtp {
-                Some((pt, to)) => {
-                    let (ssrc, seq, ts) = (self.rng.random(), self.rng.random(), self.rng.random());
-                    DtmfState::Rtp {
-                        sender: Rfc4733Sender::new(
-                            &self.setup.dtmf_digits,
-                            pt,
-                            ssrc,
-                            seq,
-                            ts,
-                            self.setup.dtmf_timing,
-                            now,
-                        ),
-                        to,
-                    }
-                }
-                None => DtmfState::Info {
-                    next: 0,
-                    at: Some(now),
-                },
-            };
-        }
-        match &mut self.dtmf {
-            DtmfState::Rtp { sender, to } => {
-                let to = *to;
-                while let Some(packet) = sender.poll_packet(now) {
-                    self.outputs.push_back(Output::Rtp {
-                        to,
-                        data: packet.data,
-                    });
-                    if let Some(digit) = packet.completes {
-                        self.dtmf_sent.push(digit);
-                        self.outputs.push_back(Output::Event(CallEvent::DtmfSent {
-                            so_far: self.dtmf_sent.clone(),
-                        }));
-                    }
-                }
-                if sender.is_done() {
-                    self.dtmf = DtmfState::Done;
-                }
-            }
-            DtmfState::Info { next, at } if at.is_some_and(|t| t <= now) => {
-                let digits: Vec<char> = self.setup.dtmf_digits.chars().collect();
-                let mut index = *next;
-                while digits.get(index) == Some(&',') {
-                    index += 1;
-                }
-                let pauses = (index - *next) as u32;
-                if pauses > 0 {
-                    self.dtmf = DtmfState::Info {
-                        next: index,
-                        at: Some(now + super::dtmf::PAUSE * pauses),
-                    };
-                    return;
-                }
-                match digits.get(index) {
-                    None => self.dtmf = DtmfState::Done,
-                    Some(&digit) if super::dtmf::event_code(digit).is_some() => {
-                        self.dtmf = DtmfState::Info {
-                            next: index + 1,
-                            at: None,
-                        };
-                        let body = super::dtmf::info_body(digit, self.setup.dtmf_timing.tone);
-                        self.send_in_dialog(
-                            now,
-                            Method::INFO,
-                            Purpose::DtmfInfo(digit),
-                            Some(("application/dtmf-relay", body)),
-                        );
-                    }
-                    Some(_) => {
-                        self.dtmf = DtmfState::Info {
-                            next: index + 1,
-                            at: Some(now),
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn info_digit_done(&mut self, now: Instant) {
-        if let DtmfState::Info { next, .. } = self.dtmf {
-            let wait = self.setup.dtmf_timing.tone + self.setup.dtmf_timing.gap;
-            self.dtmf = DtmfState::Info {
-                next,
-                at: Some(now + wait),
-            };
-        }
     }
 }
 

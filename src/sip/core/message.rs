@@ -241,54 +241,44 @@ pub enum Contacts {
 /// Splits a comma-separated header value, respecting `"…"` and `<…>`.
 pub fn split_header_list(value: &str) -> Vec<String> {
     let mut items = Vec::new();
-    let mut current = String::new();
+    let mut start = 0;
+    for i in structural_positions(value).filter(|&i| value.as_bytes()[i] == b',') {
+        items.push(value[start..i].trim().to_string());
+        start = i + 1;
+    }
+    items.push(value[start..].trim().to_string());
+    items.retain(|item| !item.is_empty());
+    items
+}
+
+/// Byte positions of characters outside quoted strings and `<…>`, where `,` and `;` separate.
+fn structural_positions(value: &str) -> impl Iterator<Item = usize> + '_ {
     let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
-    for c in value.chars() {
+    value.char_indices().filter_map(move |(i, c)| {
+        let outside = !in_quotes && !in_angle && !matches!(c, '"' | '<');
         match c {
             _ if escaped => escaped = false,
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
             '<' if !in_quotes => in_angle = true,
             '>' if !in_quotes => in_angle = false,
-            ',' if !in_quotes && !in_angle => {
-                let item = current.trim().to_string();
-                if !item.is_empty() {
-                    items.push(item);
-                }
-                current.clear();
-                continue;
-            }
             _ => {}
         }
-        current.push(c);
-    }
-    let item = current.trim().to_string();
-    if !item.is_empty() {
-        items.push(item);
-    }
-    items
+        (outside && !escaped && c != '>').then_some(i)
+    })
 }
 
 /// A header parameter of a name-addr value (`"name" <uri;uparam>;param=value`): parameters
 /// inside `<…>` or quotes are the URI's, not the header's.
 pub fn name_addr_param(value: &str, wanted: &str) -> Option<String> {
-    let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
-    let mut params_from = None;
-    let has_angle = value.contains('<');
-    for (i, c) in value.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => in_angle = true,
-            '>' if !in_quotes => in_angle = false,
-            ';' if !in_quotes && !in_angle && (!has_angle || value[..i].contains('>')) => {
-                params_from = Some(i);
-                break;
-            }
-            _ => {}
-        }
-    }
+    // Without `<…>` the URI's own parameters are the header's (RFC 3261 §20.10).
+    let uri_end = if value.contains('<') {
+        value.find('>')?
+    } else {
+        0
+    };
+    let params_from =
+        structural_positions(value).find(|&i| i > uri_end && value.as_bytes()[i] == b';');
     value[params_from?..].split(';').find_map(|param| {
         let (name, val) = param.split_once('=').unwrap_or((param, ""));
         name.trim()

@@ -5,6 +5,7 @@
 //! [`registration`] one binding. [`sdp`] and [`dtmf`] are the media-facing pieces.
 pub mod auth;
 pub mod call;
+mod call_dtmf;
 mod call_peer;
 pub mod dialog;
 pub mod digest;
@@ -134,3 +135,6 @@ pub fn random_token(rng: &mut StdRng, len: usize) -> String {
 pub(crate) fn test_origin() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+#[cfg(test)]
+mod call_tests;

@@ -1,16 +1,16 @@
 //! The driver task: sockets in, cores in the middle, sockets out.
 
+use super::resolve::{local_ip_toward, request_uri, resolve};
 use super::transport::connect_tcp;
 use super::{Account, CallConfig, Command, UaConfig, UaStats};
 use crate::sip::core::call::{CallCore, CallSetup};
-use crate::sip::core::dialog::{LocalParty, Transport, response_to};
+use crate::sip::core::dialog::{LocalParty, Transport, stateless_response};
 use crate::sip::core::dtmf::DtmfTiming;
 use crate::sip::core::message::{Framed, SipMessage, parse_datagram};
 use crate::sip::core::registration::{RegistrationCore, RegistrationSetup};
 use crate::sip::core::sdp::LocalMedia as SdpMedia;
 use crate::sip::core::{Authenticator, CallEnd, CallEvent, Output};
 use bytes::Bytes;
-use ezk_sip_types::{Method, Name};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::HashMap;
@@ -462,27 +462,14 @@ impl Engine {
         {
             return slot.core.handle_message(now, &msg);
         }
-        let Some(method) = msg.method().cloned() else {
+        if msg.status().is_some() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
-        };
-        // §8.2 / §12.2.2: nothing here knows this request.
-        let (code, reason) = if method == Method::ACK {
-            return;
-        } else if msg.to_tag().is_some() {
-            (481, "Call/Transaction Does Not Exist")
-        } else if method == Method::INVITE {
-            (603, "Decline")
-        } else if method == Method::OPTIONS {
-            (200, "OK")
-        } else {
-            (405, "Method Not Allowed")
-        };
-        let tag = crate::sip::core::random_token(&mut self.rng, 10);
-        let mut resp = response_to(&msg, code, reason, Some(&tag));
-        if code == 405 || code == 200 {
-            resp.push(Name::ALLOW, crate::sip::core::dialog::ALLOW);
         }
+        let tag = crate::sip::core::random_token(&mut self.rng, 10);
+        let Some(resp) = stateless_response(&msg, &tag) else {
+            return;
+        };
         let hop = Hop {
             addr: source,
             transport,
@@ -619,100 +606,5 @@ fn finish(dial: PendingDial, end: CallEnd) {
     let _ = dial.events.send(CallEvent::Ended(end));
     for waiter in dial.waiters {
         let _ = waiter.send(());
-    }
-}
-
-/// `sip:…`/`sips:…` as given; a bare user or number is dialed at the account's domain.
-pub(super) fn request_uri(to: &str, domain: &str) -> String {
-    let lower = to.to_ascii_lowercase();
-    if lower.starts_with("sip:") || lower.starts_with("sips:") {
-        to.to_string()
-    } else {
-        format!("sip:{to}@{domain}")
-    }
-}
-
-/// host and port of a SIP URI (or host[:port]); the default port follows the transport.
-fn host_port(uri: &str, transport: Transport) -> (String, u16) {
-    let rest = uri
-        .split_once(':')
-        .filter(|(scheme, _)| {
-            scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
-        })
-        .map(|(_, r)| r)
-        .unwrap_or(uri);
-    let rest = rest.trim_start_matches('<');
-    let hostport = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
-    let hostport = hostport.split([';', '>', '?']).next().unwrap_or(hostport);
-    let default = if transport == Transport::Tls {
-        5061
-    } else {
-        5060
-    };
-    if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, tail) = v6.split_once(']').unwrap_or((v6, ""));
-        let port = tail
-            .strip_prefix(':')
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(default);
-        return (host.to_string(), port);
-    }
-    match hostport.rsplit_once(':') {
-        Some((host, port)) => (host.to_string(), port.parse().unwrap_or(default)),
-        None => (hostport.to_string(), default),
-    }
-}
-
-/// A/AAAA resolution of a URI's host. (RFC 3263 NAPTR/SRV is not done yet.)
-async fn resolve(uri: &str, transport: Transport) -> Result<SocketAddr, String> {
-    let (host, port) = host_port(uri, transport);
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    let mut addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|err| format!("cannot resolve {host}: {err}"))?;
-    addrs.next().ok_or_else(|| format!("{host} has no address"))
-}
-
-/// The local address the OS would use toward `peer` (for Via, Contact and SDP).
-fn local_ip_toward(bound: SocketAddr, peer: SocketAddr) -> IpAddr {
-    if !bound.ip().is_unspecified() {
-        return bound.ip();
-    }
-    let probe = std::net::UdpSocket::bind(SocketAddr::new(bound.ip(), 0)).and_then(|s| {
-        s.connect(peer)?;
-        s.local_addr()
-    });
-    probe.map(|a| a.ip()).unwrap_or(bound.ip())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_and_hops() {
-        assert_eq!(
-            request_uri("311705123", "zoomcrc.com"),
-            "sip:311705123@zoomcrc.com"
-        );
-        assert_eq!(request_uri("sip:a@b", "x"), "sip:a@b");
-        assert_eq!(
-            host_port("sip:a@b.example:5070;transport=tcp", Transport::Tcp),
-            ("b.example".into(), 5070)
-        );
-        assert_eq!(
-            host_port("sip:sbc.example.com;lr", Transport::Tls),
-            ("sbc.example.com".into(), 5061)
-        );
-        assert_eq!(
-            host_port("sip:[2001:db8::1]:5062", Transport::Udp),
-            ("2001:db8::1".into(), 5062)
-        );
-        assert_eq!(
-            host_port("pbx.example.com", Transport::Udp),
-            ("pbx.example.com".into(), 5060)
-        );
     }
 }

@@ -3,6 +3,7 @@
 //! timeout. [`UserAgent`] is the handle the rest of sipcast holds.
 
 mod engine;
+mod resolve;
 mod transport;
 
 use crate::secret::SecretSource;
