@@ -3,6 +3,7 @@
 //! Wall time matters for schedules. [`WallClock`] reads it through tokio's clock so that tests
 //! running with `start_paused = true` also move wall time virtually.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Monotonic time for drivers (tokio's, so paused-time tests control it).
@@ -20,6 +21,8 @@ pub enum WallClock {
     Virtual {
         base: jiff::Timestamp,
         anchor: tokio::time::Instant,
+        /// Steps applied to the clock (an NTP correction, an operator's `date -s`).
+        step: Arc<Mutex<jiff::SignedDuration>>,
     },
 }
 
@@ -29,6 +32,15 @@ impl WallClock {
         WallClock::Virtual {
             base,
             anchor: monotonic(),
+            step: Arc::default(),
+        }
+    }
+
+    /// Steps a virtual clock forward or back; does nothing to the system clock.
+    pub fn step(&self, by: jiff::SignedDuration) {
+        if let WallClock::Virtual { step, .. } = self {
+            let mut step = step.lock().unwrap_or_else(|e| e.into_inner());
+            *step = step.saturating_add(by);
         }
     }
 
@@ -36,9 +48,12 @@ impl WallClock {
     pub fn now(&self) -> jiff::Timestamp {
         match self {
             WallClock::System => jiff::Timestamp::now(),
-            WallClock::Virtual { base, anchor } => {
+            WallClock::Virtual { base, anchor, step } => {
                 let elapsed: Duration = monotonic().saturating_duration_since(*anchor);
-                base.checked_add(elapsed).unwrap_or(*base)
+                let step = *step.lock().unwrap_or_else(|e| e.into_inner());
+                base.checked_add(elapsed)
+                    .and_then(|t| t.checked_add(step))
+                    .unwrap_or(*base)
             }
         }
     }

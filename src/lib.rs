@@ -13,6 +13,7 @@ pub mod call;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod frame;
 pub mod logging;
 pub mod media;

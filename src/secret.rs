@@ -131,9 +131,16 @@ mod tests {
 
     #[test]
     fn unreadable_file_names_the_path_not_the_content() {
-        let err = SecretSource::File("/nonexistent/pw".into()).read().unwrap_err();
+        let err = SecretSource::File("/nonexistent/pw".into())
+            .read()
+            .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/pw"), "{err}");
-        let err = SecretSource::Env("SIPCAST_TEST_SURELY_UNSET".into()).read().unwrap_err();
-        assert_eq!(err.to_string(), "environment variable SIPCAST_TEST_SURELY_UNSET is not set");
+        let err = SecretSource::Env("SIPCAST_TEST_SURELY_UNSET".into())
+            .read()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable SIPCAST_TEST_SURELY_UNSET is not set"
+        );
     }
 }

@@ -1,1 +1,318 @@
-//! (in progress)
+//! Level-triggered reconciliation: the directory source hands over the whole desired set; a
+//! pure [`plan`] compares it with the running supervisors; one [`SupervisorHandle`] per
+//! broadcast carries it out.
+//!
+//! A file whose new content is invalid keeps its last valid version running and reports the
+//! error. A supervisor told to stop stays registered here until its task has hung up and
+//! exited, so a name that comes back meanwhile reuses it: never two calls for one name.
+
+pub mod backoff;
+pub mod plan;
+mod supervisor;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+pub use plan::{Plan, plan};
+pub use supervisor::{SupervisorContext, SupervisorHandle};
+
+use crate::source::DirectoryScan;
+use crate::spec::BroadcastSpec;
+use crate::status::{BroadcastStatus, ConditionStatus, set_condition};
+
+/// How often the loop ticks (reaping finished supervisors, proving liveness) without input.
+const TICK: Duration = Duration::from_secs(1);
+/// SIGTERM must hang everything up within this.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Orders for the loop from the daemon's signal handling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// SIGHUP: skip every backoff wait (the source rescans on its own notification).
+    RetryNow,
+    /// SIGTERM/SIGINT: hang up everything and return.
+    Shutdown,
+}
+
+/// What one scanned file contributes to status: its accepted generation or its errors.
+struct FileRow {
+    name: String,
+    file: String,
+    outcome: Result<u64, String>,
+    description: Option<String>,
+}
+
+struct Accepted {
+    spec: Arc<BroadcastSpec>,
+    hash: [u8; 32],
+    generation: u64,
+}
+
+pub struct Reconciler {
+    ctx: SupervisorContext,
+    supervisors: BTreeMap<String, SupervisorHandle>,
+    /// The last valid version of each present file.
+    accepted: BTreeMap<String, Accepted>,
+    /// Names of the spec files present at the last successful scan.
+    present: std::collections::BTreeSet<String>,
+}
+
+impl Reconciler {
+    pub fn new(ctx: SupervisorContext) -> Self {
+        Reconciler {
+            ctx,
+            supervisors: BTreeMap::new(),
+            accepted: BTreeMap::new(),
+            present: Default::default(),
+        }
+    }
+
+    /// Takes in one directory scan: new valid versions replace old ones, invalid content keeps
+    /// the last valid version, absent files are no longer desired.
+    pub fn apply_scan(&mut self, scan: DirectoryScan) {
+        let now = self.ctx.clock.now();
+        if let Some(error) = scan.error {
+            tracing::error!(%error, "spec directory unreadable; keeping every broadcast as it is");
+            self.ctx.board.update(|s| {
+                s.ready = true;
+                *s.reloads.entry("failed").or_default() += 1;
+                set_condition(
+                    &mut s.conditions,
+                    "DirectoryReadable",
+                    ConditionStatus::False,
+                    "ReadFailed",
+                    error,
+                    now,
+                );
+            });
+            return;
+        }
+        let mut changed = false;
+        let mut rows: Vec<FileRow> = Vec::new();
+        for (name, file) in &scan.files {
+            match &file.spec {
+                Ok(spec) => {
+                    let prev = self.accepted.get(name);
+                    if prev.is_none_or(|a| a.hash != file.hash) {
+                        let generation = prev.map_or(1, |a| a.generation + 1);
+                        tracing::info!(broadcast = %name, generation, "spec accepted");
+                        for warning in &spec.warnings {
+                            tracing::warn!(broadcast = %name, "{warning}");
+                        }
+                        self.accepted.insert(
+                            name.clone(),
+                            Accepted {
+                                spec: spec.clone(),
+                                hash: file.hash,
+                                generation,
+                            },
+                        );
+                        changed = true;
+                    }
+                    let generation = self.accepted[name].generation;
+                    rows.push(FileRow {
+                        name: name.clone(),
+                        file: file.file.clone(),
+                        outcome: Ok(generation),
+                        description: spec.description.clone(),
+                    });
+                }
+                Err(errors) => {
+                    let kept = self.accepted.get(name).map_or(0, |a| a.generation);
+                    rows.push(FileRow {
+                        name: name.clone(),
+                        file: file.file.clone(),
+                        outcome: Err(errors.to_string()),
+                        description: None,
+                    });
+                    let known = self.ctx.board.reader().with(|s| {
+                        s.broadcasts.get(name).and_then(|b| b.error.clone())
+                            == Some(errors.to_string())
+                    });
+                    if !known {
+                        tracing::warn!(broadcast = %name, kept_generation = kept, "spec rejected: {errors}");
+                        changed = true;
+                    }
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .accepted
+            .keys()
+            .filter(|n| !scan.files.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            tracing::info!(broadcast = %name, "spec file removed");
+            self.accepted.remove(&name);
+            changed = true;
+        }
+        changed |= self.present.len() != scan.files.len();
+        self.present = scan.files.keys().cloned().collect();
+        let supervised: Vec<String> = self.supervisors.keys().cloned().collect();
+        let present = self.present.clone();
+        self.ctx.board.update(|s| {
+            s.ready = true;
+            *s.reloads
+                .entry(if changed { "applied" } else { "unchanged" })
+                .or_default() += 1;
+            set_condition(
+                &mut s.conditions,
+                "DirectoryReadable",
+                ConditionStatus::True,
+                "Scanned",
+                "",
+                now,
+            );
+            for FileRow {
+                name,
+                file,
+                outcome,
+                description,
+            } in rows
+            {
+                let b = s
+                    .broadcasts
+                    .entry(name.clone())
+                    .or_insert_with(|| BroadcastStatus::new(&name, &file));
+                b.file = file;
+                match outcome {
+                    Ok(generation) => {
+                        b.accepted = true;
+                        b.error = None;
+                        b.generation = generation;
+                        b.description = description;
+                        b.set_condition("Accepted", ConditionStatus::True, "Valid", "", now);
+                    }
+                    Err(error) => {
+                        b.accepted = false;
+                        let message = if b.generation > 0 {
+                            format!("invalid edit; generation {} keeps running", b.generation)
+                        } else {
+                            "invalid spec; nothing runs".to_string()
+                        };
+                        b.error = Some(error);
+                        b.set_condition(
+                            "Accepted",
+                            ConditionStatus::False,
+                            "InvalidSpec",
+                            message,
+                            now,
+                        );
+                    }
+                }
+            }
+            s.broadcasts
+                .retain(|name, _| present.contains(name) || supervised.contains(name));
+        });
+    }
+
+    /// Makes the running supervisors match the accepted specs.
+    pub fn reconcile(&mut self) {
+        self.reap();
+        let desired: BTreeMap<String, Arc<BroadcastSpec>> = self
+            .accepted
+            .iter()
+            .filter(|(name, _)| self.present.contains(*name))
+            .map(|(name, a)| (name.clone(), a.spec.clone()))
+            .collect();
+        let running: BTreeMap<String, Arc<BroadcastSpec>> = self
+            .supervisors
+            .iter()
+            .filter_map(|(name, h)| h.current().map(|spec| (name.clone(), spec)))
+            .collect();
+        let plan = plan(&desired, &running);
+        for name in &plan.start {
+            let spec = desired[name].clone();
+            match self.supervisors.get(name) {
+                Some(stopping) => stopping.set_spec(Some(spec)),
+                None => {
+                    let handle = SupervisorHandle::spawn(spec, self.ctx.clone());
+                    self.supervisors.insert(name.clone(), handle);
+                }
+            }
+        }
+        for name in plan.restart.iter().chain(&plan.update) {
+            self.supervisors[name].set_spec(Some(desired[name].clone()));
+        }
+        for name in &plan.stop {
+            self.supervisors[name].set_spec(None);
+        }
+    }
+
+    /// Forgets supervisors whose task has exited, and their status if the file is gone too.
+    fn reap(&mut self) {
+        let finished: Vec<String> = self
+            .supervisors
+            .iter()
+            .filter(|(_, h)| h.is_finished())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in finished {
+            self.supervisors.remove(&name);
+            if !self.present.contains(&name) {
+                self.ctx.board.update(|s| {
+                    s.broadcasts.remove(&name);
+                });
+            }
+        }
+    }
+
+    /// Skips every backoff wait.
+    pub fn retry_all(&self) {
+        for handle in self.supervisors.values() {
+            handle.retry_now();
+        }
+    }
+
+    /// Hangs up everything, waiting at most [`SHUTDOWN_GRACE`].
+    pub async fn shutdown(self) {
+        for handle in self.supervisors.values() {
+            handle.set_spec(None);
+        }
+        // Every supervisor hangs up in its own task at once; awaiting them in turn is enough.
+        let all = async {
+            for handle in self.supervisors.into_values() {
+                handle.join().await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::error!("some calls did not hang up within {SHUTDOWN_GRACE:?}");
+        }
+    }
+
+    /// The loop: applies scans, obeys controls, ticks. `on_tick` runs after every pass (the
+    /// daemon pings the systemd watchdog from it). Returns after a shutdown.
+    pub async fn run(
+        mut self,
+        mut scans: mpsc::Receiver<DirectoryScan>,
+        mut control: mpsc::Receiver<Control>,
+        mut on_tick: impl FnMut(),
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                scan = scans.recv() => match scan {
+                    Some(scan) => {
+                        self.apply_scan(scan);
+                        self.reconcile();
+                    }
+                    None => break,
+                },
+                order = control.recv() => match order {
+                    Some(Control::RetryNow) => self.retry_all(),
+                    Some(Control::Shutdown) | None => break,
+                },
+                _ = tick.tick() => self.reconcile(),
+            }
+            let now = crate::clock::monotonic();
+            self.ctx.board.update(|s| s.last_tick = Some(now));
+            on_tick();
+        }
+        self.shutdown().await;
+    }
+}

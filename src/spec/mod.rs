@@ -1,1 +1,214 @@
-//! (in progress)
+//! Broadcast specs: `broadcasts.d/NAME.toml` parsed, validated and typed.
+//!
+//! [`load`] is the one entry point used by the daemon, `sipcast validate` and the fuzz target,
+//! so all three judge a file exactly alike. Problems come back as `FILE:LINE:COL: message`.
+
+mod convert;
+mod error;
+pub mod raw;
+mod schema;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{SpecError, SpecErrors, line_col};
+pub use raw::{AudioCodec, DtmfMethod, OnRemoteHangup, Transport};
+pub use schema::schema_json;
+
+use crate::schedule::Schedule;
+use crate::secret::SecretSource;
+
+/// Spec files larger than this are refused unread: a spec is a page, not a data set.
+pub const MAX_SPEC_BYTES: usize = 256 * 1024;
+
+/// A validated broadcast spec: what the operator wants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BroadcastSpec {
+    /// The file name without `.toml`.
+    pub name: String,
+    /// The file name, as shown in status.
+    pub file: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub sip: SipSpec,
+    pub call: CallSpec,
+    pub schedule: Option<Schedule>,
+    pub rtmp: Vec<RtmpTarget>,
+    pub redial: RedialPolicy,
+    /// Non-fatal findings (e.g. an inline password), shown by `validate`.
+    pub warnings: Vec<SpecError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SipSpec {
+    pub user: String,
+    pub domain: String,
+    pub auth_user: String,
+    pub password: Option<SecretSource>,
+    pub register: bool,
+    pub registrar: Option<String>,
+    pub proxy: Option<String>,
+    pub transport: Transport,
+    pub display_name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallSpec {
+    /// Always a full `sip:`/`sips:` URI (a bare user is expanded at `sip.domain`).
+    pub to: String,
+    pub dtmf: String,
+    pub dtmf_method: DtmfMethod,
+    pub dtmf_delay: Duration,
+    pub audio: bool,
+    pub video: bool,
+    pub answer_timeout: Duration,
+    pub media_timeout: Duration,
+    pub on_remote_hangup: OnRemoteHangup,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RtmpTarget {
+    /// The URL as written (may include the stream key as its last segment).
+    pub url: String,
+    /// The stream key, when given separately; appended to `url` as its last segment.
+    pub stream_key: Option<SecretSource>,
+    pub audio_codec: AudioCodec,
+    pub keyframe_interval: Duration,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RedialPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for RedialPolicy {
+    fn default() -> Self {
+        RedialPolicy {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How two versions of one broadcast differ, from the wire's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecChange {
+    /// Nothing that matters (identical, or only `description`/comments).
+    None,
+    /// Schedule, `enabled` or redial policy: re-evaluated in place, the call is kept if still
+    /// desired.
+    InPlace,
+    /// Only `[[rtmp]]`: targets are updated without redialing.
+    Targets,
+    /// SIP identity or call parameters: the call must be redialed.
+    Call,
+}
+
+impl BroadcastSpec {
+    /// What changing from `self` to `next` requires.
+    pub fn change_to(&self, next: &BroadcastSpec) -> SpecChange {
+        if self.sip != next.sip || self.call != next.call {
+            SpecChange::Call
+        } else if self.rtmp != next.rtmp {
+            SpecChange::Targets
+        } else if self.enabled != next.enabled
+            || self.schedule != next.schedule
+            || self.redial != next.redial
+        {
+            SpecChange::InPlace
+        } else {
+            SpecChange::None
+        }
+    }
+}
+
+/// Parses and validates one spec file's text. `file` is the name used in messages and status.
+pub fn parse(file: &str, text: &str) -> Result<BroadcastSpec, SpecErrors> {
+    convert::parse(file, text)
+}
+
+/// Reads and validates one spec file from disk.
+pub fn load(path: &std::path::Path) -> Result<Arc<BroadcastSpec>, SpecErrors> {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let shown = path.display().to_string();
+    let text = read_bounded(path).map_err(|message| {
+        SpecErrors(vec![SpecError {
+            file: shown.clone(),
+            line: 1,
+            col: 1,
+            message,
+        }])
+    })?;
+    convert::parse(&file, &text)
+        .map(Arc::new)
+        .map_err(|SpecErrors(errors)| {
+            SpecErrors(
+                errors
+                    .into_iter()
+                    .map(|e| SpecError {
+                        file: shown.clone(),
+                        ..e
+                    })
+                    .collect(),
+            )
+        })
+}
+
+/// Reads a file of at most [`MAX_SPEC_BYTES`] as UTF-8.
+pub fn read_bounded(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() > MAX_SPEC_BYTES {
+        return Err(format!("file is larger than {MAX_SPEC_BYTES} bytes"));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// The broadcast name for a directory entry, if it is a spec file at all: `*.toml`, not a
+/// dotfile. Editor and package-manager leftovers (`~`, `.swp`, `.bak`, `.dpkg-*`, `.rpmnew`,
+/// `..data`) never end in `.toml`, so they never are. Whether the name is *valid* is checked
+/// by [`parse`], which reports it like any other problem.
+pub fn broadcast_name(file_name: &str) -> Option<&str> {
+    let stem = file_name.strip_suffix(".toml")?;
+    (!stem.is_empty() && !stem.starts_with('.')).then_some(stem)
+}
+
+/// Names appear in URLs, metrics labels and journald fields: keep them plain.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests;
+
+impl RtmpTarget {
+    /// The URL as status and logs show it: the stream key (the last path segment, or the
+    /// separately given key) and any query string replaced by `****`.
+    pub fn redacted_url(&self) -> String {
+        let base = self.url.split('?').next().unwrap_or("");
+        let base = base.trim_end_matches('/');
+        match &self.stream_key {
+            Some(_) => format!("{base}/****"),
+            None => match base.rsplit_once('/') {
+                Some((head, _key)) => format!("{head}/****"),
+                None => format!("{base}/****"),
+            },
+        }
+    }
+}

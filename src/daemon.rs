@@ -1,0 +1,64 @@
+//! The assembled control plane: directory source → reconciler → supervisors → status.
+//!
+//! `sipcast run` wraps an [`Engine`] with the API server, signals and systemd notifications;
+//! tests drive one directly with a scripted dialer.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::call::Dialer;
+use crate::clock::WallClock;
+use crate::reconcile::{Control, Reconciler, SupervisorContext};
+use crate::source::{self, SourceConfig};
+use crate::status::{StatusBoard, StatusReader};
+
+/// A running control plane.
+pub struct Engine {
+    pub status: StatusReader,
+    control: mpsc::Sender<Control>,
+    rescan: Arc<Notify>,
+    reconciler: JoinHandle<()>,
+    source: JoinHandle<()>,
+}
+
+impl Engine {
+    /// Starts watching `source.dir` and reconciling. `on_tick` runs after every loop pass.
+    pub fn start(
+        source: SourceConfig,
+        dialer: Arc<dyn Dialer>,
+        clock: WallClock,
+        on_tick: impl FnMut() + Send + 'static,
+    ) -> Engine {
+        let (board, status) = StatusBoard::new();
+        let (scan_tx, scan_rx) = mpsc::channel(4);
+        let (control, control_rx) = mpsc::channel(8);
+        let rescan = Arc::new(Notify::new());
+        let reconciler = Reconciler::new(SupervisorContext {
+            dialer,
+            board,
+            clock,
+        });
+        Engine {
+            status,
+            control,
+            rescan: rescan.clone(),
+            reconciler: tokio::spawn(reconciler.run(scan_rx, control_rx, on_tick)),
+            source: tokio::spawn(source::run(source, scan_tx, rescan)),
+        }
+    }
+
+    /// SIGHUP: re-read the directory and skip every backoff wait.
+    pub async fn reload(&self) {
+        self.rescan.notify_one();
+        let _ = self.control.send(Control::RetryNow).await;
+    }
+
+    /// SIGTERM: hang up everything (within the reconciler's grace period) and stop.
+    pub async fn shutdown(self) {
+        let _ = self.control.send(Control::Shutdown).await;
+        let _ = self.reconciler.await;
+        self.source.abort();
+    }
+}

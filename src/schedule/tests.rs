@@ -1,0 +1,486 @@
+//! Golden tests in Europe/Berlin. Expected instants are written in UTC; the comments give the
+//! Berlin wall-clock reading (CET = UTC+1, CEST = UTC+2; 2026 switches on 03-29 and 10-25).
+
+use super::*;
+use proptest::prelude::*;
+
+fn ts(text: &str) -> Timestamp {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn dur(text: &str) -> Duration {
+    humantime::parse_duration(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn cron(expr: &str, duration: &str) -> WindowRule {
+    WindowRule::Cron {
+        cron: CronExpr::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}")),
+        duration: dur(duration),
+    }
+}
+
+fn fixed(start: &str, end: &str) -> WindowRule {
+    WindowRule::Fixed {
+        start: ts(start),
+        end: ts(end),
+    }
+}
+
+fn berlin(lead: &str, rules: Vec<WindowRule>) -> Schedule {
+    Schedule::new("Europe/Berlin", dur(lead), rules).expect("valid schedule")
+}
+
+/// Windows as `(start, end)` UTC strings, for readable goldens.
+fn windows(schedule: &Schedule, now: &str, count: usize) -> Vec<(String, String)> {
+    schedule
+        .windows(ts(now), count)
+        .iter()
+        .map(|w| (w.start.to_string(), w.end.to_string()))
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(s, e)| (ts(s).to_string(), ts(e).to_string()))
+        .collect()
+}
+
+fn state(in_window: bool, next_start: &str, next_end: &str, next_change: &str) -> ScheduleState {
+    let opt = |t: &str| (!t.is_empty()).then(|| ts(t));
+    ScheduleState {
+        in_window,
+        next_start: opt(next_start),
+        next_end: opt(next_end),
+        next_change: opt(next_change),
+    }
+}
+
+#[test]
+fn spring_forward_start_in_the_gap_moves_forward_by_the_gap() {
+    let s = berlin("0s", vec![cron("30 2 * * *", "1h")]);
+    assert_eq!(
+        windows(&s, "2026-03-28T00:00:00Z", 3),
+        pairs(&[
+            ("2026-03-28T01:30:00Z", "2026-03-28T02:30:00Z"), // 02:30 CET
+            ("2026-03-29T01:30:00Z", "2026-03-29T02:30:00Z"), // 02:30 does not exist → 03:30 CEST
+            ("2026-03-30T00:30:00Z", "2026-03-30T01:30:00Z"), // 02:30 CEST
+        ])
+    );
+    let s = berlin("0s", vec![cron("0 2 * * *", "30m")]);
+    assert_eq!(
+        windows(&s, "2026-03-29T00:00:00Z", 1),
+        pairs(&[("2026-03-29T01:00:00Z", "2026-03-29T01:30:00Z")]), // 03:00 CEST
+    );
+}
+
+#[test]
+fn spring_forward_times_around_the_gap_merge_where_they_land() {
+    // 01:00 01:30 CET, then 02:00 02:30 (→ 03:00 03:30 CEST), 03:00 03:30 CEST: one window.
+    let s = berlin("0s", vec![cron("*/30 1-3 * * *", "30m")]);
+    assert_eq!(
+        windows(&s, "2026-03-28T23:00:00Z", 2),
+        pairs(&[
+            ("2026-03-29T00:00:00Z", "2026-03-29T02:00:00Z"),
+            ("2026-03-29T23:00:00Z", "2026-03-30T02:00:00Z"), // 01:00–04:00 CEST
+        ])
+    );
+}
+
+#[test]
+fn fall_back_start_in_the_fold_happens_once_at_the_first_occurrence() {
+    let s = berlin("0s", vec![cron("30 2 * * *", "15m")]);
+    assert_eq!(
+        windows(&s, "2026-10-24T00:00:00Z", 3),
+        pairs(&[
+            ("2026-10-24T00:30:00Z", "2026-10-24T00:45:00Z"), // 02:30 CEST
+            ("2026-10-25T00:30:00Z", "2026-10-25T00:45:00Z"), // first 02:30 (CEST) only
+            ("2026-10-26T01:30:00Z", "2026-10-26T01:45:00Z"), // 02:30 CET
+        ])
+    );
+    // During the second 02:30 (CET) nothing is live.
+    assert_eq!(
+        s.state_at(ts("2026-10-25T01:35:00Z")),
+        state(
+            false,
+            "2026-10-26T01:30:00Z",
+            "2026-10-26T01:45:00Z",
+            "2026-10-26T01:30:00Z"
+        )
+    );
+    // Hourly starts across the fold: 01:00 and 02:00 CEST, then 03:00 CET (no second 02:00).
+    let s = berlin("0s", vec![cron("0 1-3 * * *", "30m")]);
+    assert_eq!(
+        windows(&s, "2026-10-24T22:00:00Z", 3),
+        pairs(&[
+            ("2026-10-24T23:00:00Z", "2026-10-24T23:30:00Z"),
+            ("2026-10-25T00:00:00Z", "2026-10-25T00:30:00Z"),
+            ("2026-10-25T02:00:00Z", "2026-10-25T02:30:00Z"),
+        ])
+    );
+}
+
+#[test]
+fn every_minute_runs_through_the_day_but_skips_the_repeated_hour() {
+    let s = berlin("0s", vec![cron("* * * * *", "1m")]);
+    let got = s.windows(ts("2026-10-24T12:00:00Z"), 2);
+    // 02:59 CEST + 1 min; then the repeated 02:00–02:59 CET starts nothing until 03:00 CET.
+    assert_eq!(got[0].end, ts("2026-10-25T01:00:00Z"));
+    assert_eq!(got[1].start, ts("2026-10-25T02:00:00Z"));
+    assert!(got[0].start <= ts("2026-10-22T23:00:00Z"), "{got:?}");
+    let now = s.state_at(ts("2026-10-25T01:30:00Z"));
+    assert!(!now.in_window);
+    assert_eq!(now.next_change, Some(ts("2026-10-25T02:00:00Z")));
+}
+
+#[test]
+fn overnight_window_spans_midnight() {
+    let s = berlin("0s", vec![cron("0 22 * * *", "10h")]);
+    assert_eq!(
+        s.state_at(ts("2026-11-24T03:00:00Z")), // 04:00 CET
+        state(
+            true,
+            "2026-11-24T21:00:00Z", // 22:00 CET tonight
+            "2026-11-24T07:00:00Z", // 08:00 CET this morning
+            "2026-11-24T07:00:00Z",
+        )
+    );
+    // The duration is absolute: across the fall-back night it ends at 07:00 CET.
+    assert_eq!(
+        windows(&s, "2026-10-24T12:00:00Z", 1),
+        pairs(&[("2026-10-24T20:00:00Z", "2026-10-25T06:00:00Z")])
+    );
+}
+
+#[test]
+fn overlapping_and_touching_windows_are_one() {
+    let s = berlin(
+        "0s",
+        vec![
+            cron("0 9 * * *", "2h"),
+            cron("0 10 * * *", "2h"),  // overlaps → 09–12
+            cron("0 12 * * *", "30m"), // touches → 09–12:30
+            fixed("2026-11-24T11:00:00Z", "2026-11-24T13:00:00Z"), // 12–14 CET, overlaps
+        ],
+    );
+    assert_eq!(
+        windows(&s, "2026-11-23T00:00:00Z", 3),
+        pairs(&[
+            ("2026-11-23T08:00:00Z", "2026-11-23T11:30:00Z"),
+            ("2026-11-24T08:00:00Z", "2026-11-24T13:00:00Z"),
+            ("2026-11-25T08:00:00Z", "2026-11-25T11:30:00Z"),
+        ])
+    );
+}
+
+#[test]
+fn starting_mid_window_is_live_at_once() {
+    let s = berlin("0s", vec![cron("0 9 * * MON-FRI", "1h30m")]);
+    assert_eq!(
+        s.state_at(ts("2026-11-27T08:45:00Z")), // Friday 09:45 CET
+        state(
+            true,
+            "2026-11-30T08:00:00Z", // Monday 09:00
+            "2026-11-27T09:30:00Z",
+            "2026-11-27T09:30:00Z",
+        )
+    );
+    // After Friday's window: not live, next is Monday.
+    assert_eq!(
+        s.state_at(ts("2026-11-27T09:30:00Z")),
+        state(
+            false,
+            "2026-11-30T08:00:00Z",
+            "2026-11-30T09:30:00Z",
+            "2026-11-30T08:00:00Z",
+        )
+    );
+}
+
+#[test]
+fn lead_makes_it_live_early_and_bridges_short_gaps() {
+    let s = berlin("1m", vec![cron("0 9 * * *", "1h")]);
+    assert_eq!(
+        s.state_at(ts("2026-11-23T07:58:59Z")),
+        state(
+            false,
+            "2026-11-23T08:00:00Z",
+            "2026-11-23T09:00:00Z",
+            "2026-11-23T07:59:00Z",
+        )
+    );
+    assert_eq!(
+        s.state_at(ts("2026-11-23T07:59:00Z")),
+        state(
+            true,
+            "2026-11-23T08:00:00Z",
+            "2026-11-23T09:00:00Z",
+            "2026-11-23T09:00:00Z",
+        )
+    );
+    // Two windows 30 s apart with a 1 min lead: live throughout, one call.
+    let s = berlin(
+        "1m",
+        vec![
+            fixed("2026-12-24T14:00:00Z", "2026-12-24T15:00:00Z"),
+            fixed("2026-12-24T15:00:30Z", "2026-12-24T16:00:00Z"),
+        ],
+    );
+    assert_eq!(
+        s.state_at(ts("2026-12-24T14:30:00Z")),
+        state(
+            true,
+            "2026-12-24T15:00:30Z",
+            "2026-12-24T15:00:00Z",
+            "2026-12-24T16:00:00Z",
+        )
+    );
+    assert_eq!(
+        s.state_at(ts("2026-12-24T15:00:10Z")),
+        state(
+            true,
+            "2026-12-24T15:00:30Z",
+            "2026-12-24T16:00:00Z",
+            "2026-12-24T16:00:00Z",
+        )
+    );
+}
+
+#[test]
+fn clock_stepped_past_a_window_end_and_back_into_it() {
+    let s = berlin("0s", vec![cron("0 9 * * *", "1h")]);
+    let inside = ts("2026-11-23T08:30:00Z");
+    let past = ts("2026-11-23T12:00:00Z");
+    let expected_inside = state(
+        true,
+        "2026-11-24T08:00:00Z",
+        "2026-11-23T09:00:00Z",
+        "2026-11-23T09:00:00Z",
+    );
+    let expected_past = state(
+        false,
+        "2026-11-24T08:00:00Z",
+        "2026-11-24T09:00:00Z",
+        "2026-11-24T08:00:00Z",
+    );
+    assert_eq!(s.state_at(inside), expected_inside);
+    assert_eq!(s.state_at(past), expected_past, "stepped forward");
+    assert_eq!(s.state_at(inside), expected_inside, "stepped back");
+    // A jump of a year forward and back again.
+    let later = s.state_at(ts("2027-11-23T08:30:00Z"));
+    assert!(later.in_window);
+    assert_eq!(later.next_end, Some(ts("2027-11-23T09:00:00Z")));
+    assert_eq!(s.state_at(inside), expected_inside);
+}
+
+#[test]
+fn missed_fixed_windows_are_not_replayed() {
+    let s = berlin(
+        "0s",
+        vec![fixed("2026-12-24T14:00:00Z", "2026-12-24T16:00:00Z")],
+    );
+    assert_eq!(
+        s.state_at(ts("2026-12-24T15:00:00Z")),
+        state(true, "", "2026-12-24T16:00:00Z", "2026-12-24T16:00:00Z")
+    );
+    assert_eq!(
+        s.state_at(ts("2026-12-24T16:00:00Z")),
+        ScheduleState::default()
+    );
+    assert!(s.windows(ts("2026-12-25T00:00:00Z"), 5).is_empty());
+}
+
+#[test]
+fn rare_cron_finds_the_next_leap_day() {
+    let s = berlin("0s", vec![cron("0 0 29 2 *", "1d")]);
+    assert_eq!(
+        windows(&s, "2026-03-01T00:00:00Z", 2),
+        pairs(&[
+            ("2028-02-28T23:00:00Z", "2028-02-29T23:00:00Z"),
+            ("2032-02-28T23:00:00Z", "2032-02-29T23:00:00Z"),
+        ])
+    );
+}
+
+#[test]
+fn vixie_day_rule_and_names_in_a_schedule() {
+    // The 1st of the month or any Sunday, at 12:00 CET.
+    let s = berlin("0s", vec![cron("0 12 1 dec sun", "1h")]);
+    let starts: Vec<String> = s
+        .windows(ts("2026-11-23T00:00:00Z"), 4)
+        .iter()
+        .map(|w| w.start.to_string())
+        .collect();
+    // Sundays in December 2026 are the 6th, 13th, …; the 1st is a Tuesday. November is skipped.
+    assert_eq!(
+        starts,
+        [
+            "2026-12-01T11:00:00Z",
+            "2026-12-06T11:00:00Z",
+            "2026-12-13T11:00:00Z",
+            "2026-12-20T11:00:00Z"
+        ]
+    );
+}
+
+#[test]
+fn new_rejects_bad_zones_durations_and_windows() {
+    let cases: Vec<(&str, &str, Vec<WindowRule>, &str)> = vec![
+        (
+            "Mars/Olympus",
+            "0s",
+            vec![],
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        ("", "0s", vec![], "unknown time zone ''"),
+        ("UTC", "2d", vec![], "lead must be at most 1 day"),
+        (
+            "UTC",
+            "0s",
+            vec![cron("0 9 * * *", "1h"), cron("0 9 * * *", "0s")],
+            "window 2: duration must be greater than 0",
+        ),
+        (
+            "UTC",
+            "0s",
+            vec![cron("0 9 * * *", "32d")],
+            "window 1: a cron window lasts at most 31 days",
+        ),
+        (
+            "UTC",
+            "0s",
+            vec![fixed("2026-12-24T14:00:00Z", "2026-12-24T14:00:00Z")],
+            "window 1: end 2026-12-24T14:00:00Z is not after start",
+        ),
+    ];
+    for (zone, lead, rules, message) in cases {
+        let got = Schedule::new(zone, dur(lead), rules).expect_err(message);
+        assert!(got.contains(message), "{got:?} lacks {message:?}");
+    }
+    let s = berlin("1m", vec![cron("0 9 * * *", "31d")]);
+    assert_eq!(s.timezone_name(), "Europe/Berlin");
+    assert_eq!(s.timezone().iana_name(), Some("Europe/Berlin"));
+    assert_eq!(s.lead(), dur("1m"));
+    assert_eq!(
+        s.zoned(ts("2026-12-24T14:00:00Z")).to_string(),
+        "2026-12-24T15:00:00+01:00[Europe/Berlin]"
+    );
+    assert_eq!(
+        WindowRule::fixed_for(ts("2026-12-24T14:00:00Z"), dur("2h")),
+        Ok(fixed("2026-12-24T14:00:00Z", "2026-12-24T16:00:00Z"))
+    );
+    let zero = WindowRule::fixed_for(ts("2026-12-24T14:00:00Z"), dur("0s"));
+    assert_eq!(zero, Err("duration must be greater than 0".into()));
+    assert!(WindowRule::fixed_for(Timestamp::MAX, dur("1s")).is_err());
+    assert_eq!(s.rules().len(), 1);
+    assert_eq!(s.clone(), s);
+    assert_ne!(s, berlin("2m", vec![cron("0 9 * * *", "31d")]));
+}
+
+/// The slow, obviously right answer: every start resolved one by one, merged.
+fn brute_force(s: &Schedule, from: Timestamp, to: Timestamp) -> Vec<Window> {
+    let tz = s.timezone();
+    let mut raw: Vec<Window> = s.fixed.clone();
+    let mut day = tz.to_datetime(from).date().yesterday().expect("in range");
+    while tz.to_datetime(to).date() >= day {
+        for rule in &s.rules {
+            if let WindowRule::Cron { cron, duration } = rule {
+                if !cron.matches_date(day) {
+                    continue;
+                }
+                for minute in cron.minutes_of_day() {
+                    let civil = day.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
+                    let start = civil::resolve_civil(tz, civil).expect("in range");
+                    raw.push(Window {
+                        start,
+                        end: start + signed(*duration),
+                    });
+                }
+            }
+        }
+        day = day.tomorrow().expect("in range");
+    }
+    windows::merge(raw)
+}
+
+fn field(values: std::ops::RangeInclusive<u32>) -> impl Strategy<Value = String> {
+    let (lo, hi) = (*values.start(), *values.end());
+    prop_oneof![
+        Just("*".to_owned()),
+        (1..=hi.min(30)).prop_map(|step| format!("*/{step}")),
+        (lo..=hi).prop_map(|v| v.to_string()),
+        (lo..=hi, lo..=hi, 1..=4u32).prop_map(|(a, b, step)| format!(
+            "{}-{}/{step}",
+            a.min(b),
+            a.max(b)
+        )),
+        proptest::collection::vec(lo..=hi, 1..4).prop_map(|vs| vs
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")),
+    ]
+}
+
+fn cron_text() -> impl Strategy<Value = String> {
+    (
+        field(0..=59),
+        field(0..=23),
+        field(1..=28),
+        field(1..=12),
+        field(0..=7),
+    )
+        .prop_map(|(m, h, dom, mon, dow)| format!("{m} {h} {dom} {mon} {dow}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn windows_are_sorted_disjoint_nonempty_and_match_brute_force(
+        exprs in proptest::collection::vec((cron_text(), 1..=600u64), 1..3),
+        lead in 0..=120u64,
+        // Around both 2026 DST changes and in between.
+        offset_minutes in 0..(300 * 24 * 60i64),
+    ) {
+        let rules = exprs
+            .iter()
+            .map(|(e, mins)| cron(e, &format!("{mins}m")))
+            .collect();
+        let s = berlin(&format!("{lead}m"), rules);
+        let now = ts("2026-03-20T00:00:00Z") + SignedDuration::from_mins(offset_minutes);
+        let got = s.windows(now, 6);
+        for w in &got {
+            prop_assert!(w.end > w.start, "{w:?}");
+            prop_assert!(w.end > now, "{w:?}");
+        }
+        for pair in got.windows(2) {
+            prop_assert!(pair[1].start > pair[0].end, "{pair:?} overlap or touch");
+        }
+        // Same answer as resolving every start one by one (windows fully inside the span).
+        if let Some(last) = got.last() {
+            let span_start = now - SignedDuration::from_hours(48);
+            let expected: Vec<Window> = brute_force(&s, span_start, last.end)
+                .into_iter()
+                .filter(|w| w.end > now && w.start > span_start && w.end <= last.end)
+                .collect();
+            let got_inside: Vec<Window> =
+                got.iter().copied().filter(|w| w.start > span_start).collect();
+            prop_assert_eq!(got_inside, expected);
+        }
+        // A shorter read is a prefix of a longer one.
+        prop_assert_eq!(&s.windows(now, 2)[..], &got[..got.len().min(2)]);
+        // state_at agrees with the windows, and next_change is where it flips.
+        let st = s.state_at(now);
+        let lead = SignedDuration::from_mins(lead as i64);
+        let live = got.first().is_some_and(|w| w.start - lead <= now);
+        prop_assert_eq!(st.in_window, live);
+        if let Some(change) = st.next_change {
+            prop_assert!(change > now);
+            if change < now + SignedDuration::from_hours(24 * 30) {
+                prop_assert_eq!(s.state_at(change - SignedDuration::from_secs(1)).in_window, live);
+                prop_assert_eq!(s.state_at(change).in_window, !live);
+            }
+        }
+    }
+}

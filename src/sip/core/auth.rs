@@ -1,0 +1,118 @@
+//! Answering 401/407 challenges for one call or registration (RFC 3261 §22.2–§22.3).
+//!
+//! The password is read from its [`SecretSource`] at every challenge, so a rotated password file
+//! applies without restart. Loops are cut: a second challenge after credentials were sent ends
+//! the attempt unless the server said `stale=true` (then one more try with the new nonce).
+
+use super::CallEnd;
+use super::digest::{self, Challenge, DigestCredentials, DigestRequest};
+use super::message::SipMessage;
+use super::random_token;
+use crate::secret::{Secret, SecretSource};
+use ezk_sip_types::Name;
+use rand::rngs::StdRng;
+
+/// Most challenges answered in a row (one normal, one stale).
+const MAX_ROUNDS: u32 = 2;
+
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    username: String,
+    password: Option<SecretSource>,
+    current: Option<(Challenge, bool)>,
+    secret: Option<Secret>,
+    nonce_count: u32,
+    rounds: u32,
+}
+
+impl Authenticator {
+    pub fn new(username: impl Into<String>, password: Option<SecretSource>) -> Self {
+        Authenticator {
+            username: username.into(),
+            password,
+            current: None,
+            secret: None,
+            nonce_count: 0,
+            rounds: 0,
+        }
+    }
+
+    /// Takes the challenge of a 401/407. `Err` says why this attempt ends.
+    pub fn challenge(&mut self, response: &SipMessage) -> Result<(), CallEnd> {
+        let status = response.status().unwrap_or(401);
+        let proxy = status == 407;
+        let header = if proxy {
+            Name::PROXY_AUTHENTICATE
+        } else {
+            Name::WWW_AUTHENTICATE
+        };
+        let Some(challenge) = digest::best_challenge(response.headers_raw(&header)) else {
+            return Err(CallEnd::status(status, "no supported Digest challenge"));
+        };
+        let Some(source) = &self.password else {
+            return Err(CallEnd::status(
+                status,
+                "authentication required but no password is configured",
+            ));
+        };
+        if self.rounds >= MAX_ROUNDS || (self.rounds >= 1 && !challenge.stale) {
+            return Err(CallEnd::status(
+                status,
+                format!("credentials for {} rejected", self.username),
+            ));
+        }
+        let secret = source.read().map_err(|err| {
+            CallEnd::status(status, format!("cannot read the SIP password: {err}"))
+        })?;
+        self.rounds += 1;
+        let same_nonce = self
+            .current
+            .as_ref()
+            .is_some_and(|(c, _)| c.nonce == challenge.nonce);
+        if !same_nonce {
+            self.nonce_count = 0;
+        }
+        self.current = Some((challenge, proxy));
+        self.secret = Some(secret);
+        Ok(())
+    }
+
+    /// A final non-challenge response: the credentials worked (or did not matter).
+    pub fn accepted(&mut self) {
+        self.rounds = 0;
+    }
+
+    /// Adds (Proxy-)Authorization for the current challenge to an outgoing request.
+    pub fn authorize(&mut self, msg: &mut SipMessage, rng: &mut StdRng) {
+        let (Some((challenge, proxy)), Some(secret)) = (&self.current, &self.secret) else {
+            return;
+        };
+        let Some(method) = msg.method().map(|m| m.to_string()) else {
+            return;
+        };
+        self.nonce_count += 1;
+        let cnonce = random_token(rng, 16);
+        let uri = super::dialog::request_uri(msg).to_string();
+        let value = digest::authorization(
+            challenge,
+            DigestCredentials {
+                username: &self.username,
+                password: secret.expose(),
+                cnonce: &cnonce,
+                nc: self.nonce_count,
+            },
+            DigestRequest {
+                method: &method,
+                uri: &uri,
+                body: &msg.body,
+            },
+        );
+        let name = if *proxy {
+            Name::PROXY_AUTHORIZATION
+        } else {
+            Name::AUTHORIZATION
+        };
+        msg.headers.remove(&name);
+        msg.push(name, value);
+    }
+}

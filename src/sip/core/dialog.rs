@@ -1,0 +1,263 @@
+//! Dialog state and request/response construction (RFC 3261 §12, §8.1.1, §8.2.6).
+//!
+//! A dialog is identified by Call-ID and the two tags; it carries our CSeq, the route set
+//! (Record-Route of the 2xx, reversed, §12.1.2) and the remote target (the peer's Contact).
+//! Only loose routing (`;lr`, RFC 3261 §16.12) is supported: requests go to the remote target
+//! with the route set in Route headers.
+
+use super::message::{SipMessage, StartLine, quote_display_name};
+use ezk_sip_types::{Method, Name};
+
+/// Transport names as written in Via (`SIP/2.0/UDP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// Reliable transports skip retransmissions (RFC 3261 §17.1.1.2).
+    pub fn is_reliable(self) -> bool {
+        self != Transport::Udp
+    }
+
+    /// The `;transport=` URI parameter for our Contact, empty for UDP.
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        }
+    }
+}
+
+/// Who we are in requests outside and inside dialogs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalParty {
+    /// Our address of record, `sip:user@domain`.
+    pub aor: String,
+    pub display_name: Option<String>,
+    /// `sip:user@ip:port;transport=…`, where the peer reaches us.
+    pub contact: String,
+    /// Via sent-by `ip:port`.
+    pub sent_by: String,
+    pub transport: Transport,
+    /// Outbound proxy as a Route URI (with `;lr`), for requests outside a dialog.
+    pub outbound_proxy: Option<String>,
+    pub user_agent: String,
+}
+
+impl LocalParty {
+    pub fn from_value(&self, tag: &str) -> String {
+        match &self.display_name {
+            Some(name) => format!("{} <{}>;tag={tag}", quote_display_name(name), self.aor),
+            None => format!("<{}>;tag={tag}", self.aor),
+        }
+    }
+
+    pub fn via_value(&self, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.transport.via_name(),
+            self.sent_by
+        )
+    }
+}
+
+/// An established dialog (we are always the UAC that created it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialog {
+    pub call_id: String,
+    pub local_tag: String,
+    pub remote_tag: String,
+    /// `<sip:…>` as the To header of our in-dialog requests (no tag).
+    pub remote_uri: String,
+    /// The peer's Contact URI.
+    pub remote_target: String,
+    /// Route URIs, in the order they are to be written.
+    pub route_set: Vec<String>,
+    pub local_cseq: u32,
+    pub remote_cseq: Option<u32>,
+}
+
+impl Dialog {
+    /// The dialog a 2xx (or 1xx with To tag) to our INVITE creates.
+    pub fn from_response(
+        response: &SipMessage,
+        call_id: &str,
+        local_tag: &str,
+        remote_uri: &str,
+        invite_cseq: u32,
+    ) -> Option<Dialog> {
+        let remote_tag = response.to_tag()?;
+        let remote_target = match response.contacts() {
+            super::message::Contacts::List(list) => list.first().map(|c| c.uri.uri.clone())?,
+            super::message::Contacts::Wildcard => return None,
+        };
+        let mut route_set = response.record_route();
+        route_set.reverse();
+        Some(Dialog {
+            call_id: call_id.to_string(),
+            local_tag: local_tag.to_string(),
+            remote_tag,
+            remote_uri: remote_uri.to_string(),
+            remote_target: print_uri(&remote_target),
+            route_set,
+            local_cseq: invite_cseq,
+            remote_cseq: None,
+        })
+    }
+
+    /// An in-dialog request with the next CSeq (ACK and CANCEL reuse theirs: use
+    /// [`Dialog::request_with_cseq`]). Via is added by the caller.
+    pub fn request(&mut self, local: &LocalParty, method: Method) -> SipMessage {
+        self.local_cseq += 1;
+        self.request_with_cseq(local, method, self.local_cseq)
+    }
+
+    pub fn request_with_cseq(&self, local: &LocalParty, method: Method, cseq: u32) -> SipMessage {
+        let mut msg = SipMessage::request(method.clone(), self.remote_target.clone());
+        msg.push(Name::MAX_FORWARDS, "70");
+        for route in &self.route_set {
+            msg.push(Name::ROUTE, route.clone());
+        }
+        msg.push(Name::FROM, local.from_value(&self.local_tag));
+        msg.push(
+            Name::TO,
+            format!("{};tag={}", self.remote_uri, self.remote_tag),
+        );
+        msg.push(Name::CALL_ID, self.call_id.clone());
+        msg.push(Name::CSEQ, format!("{cseq} {method}"));
+        msg.push(Name::CONTACT, format!("<{}>", local.contact));
+        msg.push(Name::USER_AGENT, local.user_agent.clone());
+        msg
+    }
+}
+
+/// Prints an ezk URI the way it appears inside `<…>`.
+pub fn print_uri(uri: &ezk_sip_types::uri::SipUri) -> String {
+    use ezk_sip_types::print::{AppendCtx, PrintCtx, UriContext};
+    let ctx = PrintCtx {
+        method: None,
+        uri: Some(UriContext::Contact),
+    };
+    uri.print_ctx(ctx).to_string()
+}
+
+/// Inserts a Via (topmost) on a request that has none yet.
+pub fn with_via(mut msg: SipMessage, local: &LocalParty, branch: &str) -> SipMessage {
+    msg.headers.insert_front(Name::VIA, local.via_value(branch));
+    msg
+}
+
+/// A response to `request` (§8.2.6): Via, From, To, Call-ID and CSeq copied; our tag added to To
+/// when it has none and `local_tag` is given.
+pub fn response_to(
+    request: &SipMessage,
+    code: u16,
+    reason: &str,
+    local_tag: Option<&str>,
+) -> SipMessage {
+    let mut resp = SipMessage::response(code, reason);
+    for via in request.headers_raw(&Name::VIA) {
+        resp.push(Name::VIA, via.to_string());
+    }
+    if let Some(from) = request.header(&Name::FROM) {
+        resp.push(Name::FROM, from.to_string());
+    }
+    if let Some(to) = request.header(&Name::TO) {
+        let to = match (request.to_tag(), local_tag) {
+            (None, Some(tag)) if code > 100 => format!("{to};tag={tag}"),
+            _ => to.to_string(),
+        };
+        resp.push(Name::TO, to);
+    }
+    for name in [Name::CALL_ID, Name::CSEQ] {
+        if let Some(value) = request.header(&name) {
+            resp.push(name, value.to_string());
+        }
+    }
+    resp
+}
+
+/// The methods we accept inside a dialog, for Allow.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+
+/// The request line's URI.
+pub fn request_uri(msg: &SipMessage) -> &str {
+    match &msg.start {
+        StartLine::Request { uri, .. } => uri,
+        StartLine::Response { .. } => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::core::message::{Framed, parse_datagram};
+
+    fn local() -> LocalParty {
+        LocalParty {
+            aor: "sip:1001@pbx.example.com".into(),
+            display_name: Some("Broad \"cast\"".into()),
+            contact: "sip:1001@192.0.2.10:5060".into(),
+            sent_by: "192.0.2.10:5060".into(),
+            transport: Transport::Udp,
+            outbound_proxy: None,
+            user_agent: "sipcast".into(),
+        }
+    }
+
+    const OK: &str = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK1\r\n\
+        Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n\
+        From: <sip:1001@pbx.example.com>;tag=a\r\nTo: <sip:bob@example.com>;tag=b\r\n\
+        Call-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@198.51.100.9:5070;transport=udp>\r\n\r\n";
+
+    #[test]
+    fn dialog_from_2xx_reverses_record_route_and_targets_contact() {
+        let Ok(Framed::Message(resp, _)) = parse_datagram(OK.as_bytes()) else {
+            panic!()
+        };
+        let mut dialog =
+            Dialog::from_response(&resp, "c1", "a", "<sip:bob@example.com>", 1).unwrap();
+        assert_eq!(dialog.remote_tag, "b");
+        assert_eq!(
+            dialog.route_set,
+            vec!["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]
+        );
+        let bye = with_via(dialog.request(&local(), Method::BYE), &local(), "z9hG4bK2");
+        let text = String::from_utf8(bye.to_bytes().to_vec()).unwrap();
+        assert!(text.starts_with("BYE sip:bob@198.51.100.9:5070;transport=udp SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK2;rport\r\n"), "{text}");
+        assert!(
+            text.contains("Route: <sip:p1.example.com;lr>\r\nRoute: <sip:p2.example.com;lr>\r\n")
+        );
+        assert!(text.contains("From: \"Broad \\\"cast\\\"\" <sip:1001@pbx.example.com>;tag=a\r\n"));
+        assert!(text.contains("CSeq: 2 BYE\r\n"));
+        let Ok(Framed::Message(again, _)) = parse_datagram(text.as_bytes()) else {
+            panic!("{text}")
+        };
+        assert_eq!(again.from_tag().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn responses_copy_the_transaction_headers_and_add_our_tag() {
+        let req = "BYE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h1;branch=z9hG4bKa\r\nVia: SIP/2.0/UDP h2;branch=z9hG4bKb\r\nFrom: <sip:a>;tag=1\r\nTo: <sip:b>\r\nCall-ID: k\r\nCSeq: 5 BYE\r\n\r\n";
+        let Ok(Framed::Message(req, _)) = parse_datagram(req.as_bytes()) else {
+            panic!()
+        };
+        let resp = response_to(&req, 481, "Call/Transaction Does Not Exist", Some("zz"));
+        assert_eq!(resp.headers_raw(&Name::VIA).count(), 2);
+        assert_eq!(resp.to_tag().as_deref(), Some("zz"));
+        assert_eq!(resp.cseq().map(|c| c.cseq), Some(5));
+    }
+}

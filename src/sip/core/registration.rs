@@ -1,0 +1,246 @@
+//! One registration binding (RFC 3261 §10): REGISTER with digest, refresh before expiry, 423
+//! with Min-Expires, un-REGISTER (Expires: 0) on stop.
+//!
+//! The granted lifetime is our Contact's `expires` parameter in the 2xx if present, else its
+//! Expires header, else what we asked for. We refresh at the lifetime minus
+//! min(lifetime / 2, 60 s). Driven like every core: inputs, then drain `poll_output`.
+
+use super::dialog::{LocalParty, with_via};
+use super::message::{Contacts, SipMessage};
+use super::transaction::{ClientTransaction, TimerConfig, TransactionKind, TxAction};
+use super::{Authenticator, CallEnd, CallEvent, Output, random_token};
+use ezk_sip_types::{Method, Name};
+use rand::rngs::StdRng;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RegistrationSetup {
+    pub local: LocalParty,
+    /// Request-URI of REGISTER, e.g. `sip:pbx.example.com`.
+    pub registrar: String,
+    /// Lifetime we ask for, seconds.
+    pub expires: u32,
+    pub timers: TimerConfig,
+}
+
+/// Where the binding stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationState {
+    /// Awaiting the answer to a REGISTER (first or refresh).
+    Registering,
+    Registered,
+    Unregistering,
+    /// Over: failed, or un-registered.
+    Done,
+}
+
+pub struct RegistrationCore {
+    setup: RegistrationSetup,
+    auth: Authenticator,
+    rng: StdRng,
+    call_id: String,
+    local_tag: String,
+    cseq: u32,
+    expires: u32,
+    state: RegistrationState,
+    registered_once: bool,
+    tx: Option<ClientTransaction>,
+    refresh_at: Option<Instant>,
+    outputs: VecDeque<Output>,
+}
+
+impl RegistrationCore {
+    /// Sends the first REGISTER at `now`.
+    pub fn new(
+        setup: RegistrationSetup,
+        auth: Authenticator,
+        mut rng: StdRng,
+        now: Instant,
+    ) -> Self {
+        let call_id = format!("{}@sipcast", random_token(&mut rng, 20));
+        let local_tag = random_token(&mut rng, 10);
+        let expires = setup.expires;
+        let mut core = RegistrationCore {
+            setup,
+            auth,
+            rng,
+            call_id,
+            local_tag,
+            cseq: 0,
+            expires,
+            state: RegistrationState::Registering,
+            registered_once: false,
+            tx: None,
+            refresh_at: None,
+            outputs: VecDeque::new(),
+        };
+        core.outputs
+            .push_back(Output::Event(CallEvent::Registering));
+        core.send_register(now);
+        core
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    pub fn state(&self) -> RegistrationState {
+        self.state
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.registered_once && self.state != RegistrationState::Done
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.tx
+            .as_ref()
+            .and_then(|t| t.next_timeout())
+            .into_iter()
+            .chain(self.refresh_at)
+            .min()
+    }
+
+    /// Removes the binding (Expires: 0).
+    pub fn unregister(&mut self, now: Instant) {
+        self.refresh_at = None;
+        match self.state {
+            RegistrationState::Done => {}
+            _ if !self.registered_once => self.state = RegistrationState::Done,
+            _ => {
+                self.state = RegistrationState::Unregistering;
+                self.expires = 0;
+                self.send_register(now);
+            }
+        }
+    }
+
+    fn send_register(&mut self, now: Instant) {
+        self.cseq += 1;
+        let local = &self.setup.local;
+        let mut msg = SipMessage::request(Method::REGISTER, self.setup.registrar.clone());
+        msg.push(Name::MAX_FORWARDS, "70");
+        if let Some(proxy) = &local.outbound_proxy {
+            msg.push(Name::ROUTE, format!("<{proxy}>"));
+        }
+        msg.push(Name::FROM, local.from_value(&self.local_tag));
+        msg.push(Name::TO, format!("<{}>", local.aor));
+        msg.push(Name::CALL_ID, self.call_id.clone());
+        msg.push(Name::CSEQ, format!("{} REGISTER", self.cseq));
+        msg.push(
+            Name::CONTACT,
+            format!("<{}>;expires={}", local.contact, self.expires),
+        );
+        msg.push(Name::EXPIRES, self.expires.to_string());
+        msg.push(Name::USER_AGENT, local.user_agent.clone());
+        let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 16));
+        let mut msg = with_via(msg, local, &branch);
+        self.auth.authorize(&mut msg, &mut self.rng);
+        let bytes = msg.to_bytes();
+        self.tx = Some(ClientTransaction::start(
+            TransactionKind::NonInvite,
+            branch,
+            bytes.clone(),
+            local.transport.is_reliable(),
+            self.setup.timers,
+            now,
+        ));
+        self.outputs.push_back(Output::Send {
+            to: None,
+            data: bytes,
+        });
+    }
+
+    pub fn handle_message(&mut self, now: Instant, msg: &SipMessage) {
+        let (Some(status), Some(branch)) = (msg.status(), msg.branch()) else {
+            return;
+        };
+        let Some(tx) = self.tx.as_mut().filter(|t| t.branch == branch) else {
+            return;
+        };
+        let actions = tx.on_response(now, status, bytes::Bytes::new);
+        if actions.contains(&TxAction::Deliver) && status >= 200 {
+            self.tx = None;
+            self.on_final(now, msg, status);
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(tx) = self.tx.as_mut() {
+            for action in tx.on_timeout(now) {
+                match action {
+                    TxAction::Send(data) => self.outputs.push_back(Output::Send { to: None, data }),
+                    TxAction::TimedOut => {
+                        self.tx = None;
+                        self.fail(CallEnd::status(408, "no answer to REGISTER (timer F)"));
+                    }
+                    TxAction::Deliver => {}
+                }
+            }
+        }
+        if self.refresh_at.is_some_and(|t| t <= now) {
+            self.refresh_at = None;
+            self.state = RegistrationState::Registering;
+            self.send_register(now);
+        }
+    }
+
+    fn on_final(&mut self, now: Instant, msg: &SipMessage, status: u16) {
+        if self.state == RegistrationState::Unregistering {
+            if (status == 401 || status == 407) && self.auth.challenge(msg).is_ok() {
+                return self.send_register(now);
+            }
+            self.state = RegistrationState::Done;
+            return;
+        }
+        match status {
+            200..=299 => {
+                self.auth.accepted();
+                let granted = self.granted_expires(msg).max(1);
+                let lead = (granted / 2).min(60);
+                self.refresh_at = Some(now + Duration::from_secs((granted - lead) as u64));
+                self.state = RegistrationState::Registered;
+                if !self.registered_once {
+                    self.registered_once = true;
+                    self.outputs.push_back(Output::Event(CallEvent::Registered));
+                }
+            }
+            401 | 407 => match self.auth.challenge(msg) {
+                Ok(()) => self.send_register(now),
+                Err(end) => self.fail(end),
+            },
+            423 => match msg.header_u32(&Name::MIN_EXPIRES) {
+                Some(min) if min > self.expires => {
+                    self.expires = min;
+                    self.send_register(now);
+                }
+                _ => self.fail(CallEnd::from_response(msg)),
+            },
+            _ => self.fail(CallEnd::from_response(msg)),
+        }
+    }
+
+    fn granted_expires(&self, msg: &SipMessage) -> u32 {
+        let ours = match msg.contacts() {
+            Contacts::List(list) => list.into_iter().find(|c| {
+                let uri = super::dialog::print_uri(&c.uri.uri);
+                uri == self.setup.local.contact
+            }),
+            Contacts::Wildcard => None,
+        };
+        ours.and_then(|c| c.params.get_val("expires").and_then(|v| v.parse().ok()))
+            .or_else(|| msg.header_u32(&Name::EXPIRES))
+            .unwrap_or(self.expires)
+    }
+
+    fn fail(&mut self, end: CallEnd) {
+        self.state = RegistrationState::Done;
+        self.refresh_at = None;
+        self.outputs.push_back(Output::Event(CallEvent::Ended(end)));
+    }
+}

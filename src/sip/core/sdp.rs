@@ -1,0 +1,633 @@
+//! SDP offer/answer for our calls (RFC 4566 syntax, RFC 3264 offer/answer).
+//!
+//! We offer every codec the media path can take (audio PCMU, PCMA, G722, opus/48000/2,
+//! speex/16000, speex/8000, telephone-event/8000; video H264 packetization-mode 1 and 0 with
+//! `nack pli` and `ccm fir` feedback) and read the answer into [`NegotiatedMedia`]: per stream
+//! the first format we support, matched by name and clock rate, never by payload number (the
+//! answerer may renumber dynamic types). The parser is bounded and never panics.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+/// SDP bodies larger than this are refused.
+pub const MAX_SDP_LEN: usize = 16 * 1024;
+const MAX_MEDIA_SECTIONS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("SDP larger than {MAX_SDP_LEN} bytes")]
+    TooLarge,
+    #[error("invalid SDP: {0}")]
+    Invalid(&'static str),
+}
+
+/// `a=sendrecv` and friends (RFC 3264 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Direction> {
+        Some(match value {
+            "sendrecv" => Direction::SendRecv,
+            "sendonly" => Direction::SendOnly,
+            "recvonly" => Direction::RecvOnly,
+            "inactive" => Direction::Inactive,
+            _ => return None,
+        })
+    }
+
+    /// Our direction answering a peer's (RFC 3264 §6.1): their sendonly is our recvonly.
+    pub fn answer_to(self, ours: Direction) -> Direction {
+        let peer_sends = matches!(self, Direction::SendRecv | Direction::SendOnly);
+        let peer_receives = matches!(self, Direction::SendRecv | Direction::RecvOnly);
+        let we_receive = peer_sends && matches!(ours, Direction::SendRecv | Direction::RecvOnly);
+        let we_send = peer_receives && matches!(ours, Direction::SendRecv | Direction::SendOnly);
+        match (we_send, we_receive) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (false, false) => Direction::Inactive,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// What we put in our offer, and what the media path binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMedia {
+    /// Address written in `o=` and `c=`: the configured public address or the socket's own.
+    pub address: IpAddr,
+    pub audio_rtp_port: Option<u16>,
+    pub video_rtp_port: Option<u16>,
+    /// Direction we offer. Default sendrecv: many gateways refuse recvonly, and we then simply
+    /// send nothing (or DTMF events) ourselves.
+    pub direction: Direction,
+}
+
+/// One codec we offer: (payload type, name, clock rate, channels, fmtp).
+struct Offered {
+    pt: u8,
+    name: &'static str,
+    rate: u32,
+    channels: u8,
+    fmtp: Option<&'static str>,
+}
+
+const AUDIO_OFFER: &[Offered] = &[
+    Offered {
+        pt: 0,
+        name: "PCMU",
+        rate: 8000,
+        channels: 1,
+        fmtp: None,
+    },
+    Offered {
+        pt: 8,
+        name: "PCMA",
+        rate: 8000,
+        channels: 1,
+        fmtp: None,
+    },
+    Offered {
+        pt: 9,
+        name: "G722",
+        rate: 8000,
+        channels: 1,
+        fmtp: None,
+    },
+    Offered {
+        pt: 111,
+        name: "opus",
+        rate: 48000,
+        channels: 2,
+        fmtp: None,
+    },
+    Offered {
+        pt: 97,
+        name: "speex",
+        rate: 16000,
+        channels: 1,
+        fmtp: None,
+    },
+    Offered {
+        pt: 98,
+        name: "speex",
+        rate: 8000,
+        channels: 1,
+        fmtp: None,
+    },
+    Offered {
+        pt: 101,
+        name: "telephone-event",
+        rate: 8000,
+        channels: 1,
+        fmtp: Some("0-16"),
+    },
+];
+
+const VIDEO_OFFER: &[Offered] = &[
+    Offered {
+        pt: 99,
+        name: "H264",
+        rate: 90000,
+        channels: 1,
+        fmtp: Some("profile-level-id=42e01f;packetization-mode=1"),
+    },
+    Offered {
+        pt: 100,
+        name: "H264",
+        rate: 90000,
+        channels: 1,
+        fmtp: Some("profile-level-id=42e01f;packetization-mode=0"),
+    },
+];
+
+/// One negotiated stream, as the media path needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiatedStream {
+    pub kind: MediaKind,
+    /// Where the peer receives RTP (and, symmetric RTP, where it sends from).
+    pub remote_rtp: SocketAddr,
+    /// RTCP port: `a=rtcp`, else RTP port + 1, or the RTP port with rtcp-mux.
+    pub remote_rtcp_port: u16,
+    pub rtcp_mux: bool,
+    pub payload_type: u8,
+    /// `PCMU`, `PCMA`, `G722`, `speex`, `opus` or `H264`.
+    pub codec: String,
+    pub clock_rate: u32,
+    pub channels: u8,
+    /// fmtp parameters of the chosen format (`packetization-mode`, `sprop-parameter-sets`, …).
+    pub fmtp: BTreeMap<String, String>,
+    /// rtcp-fb values for the chosen format or `*` (e.g. `nack pli`, `ccm fir`).
+    pub rtcp_fb: Vec<String>,
+    /// Payload type of telephone-event/8000 in this stream, if the peer accepts RFC 4733.
+    pub telephone_event_pt: Option<u8>,
+    /// The peer's direction attribute.
+    pub direction: Direction,
+}
+
+/// The outcome of offer/answer: what we receive and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NegotiatedMedia {
+    pub audio: Option<NegotiatedStream>,
+    pub video: Option<NegotiatedStream>,
+}
+
+/// Our SDP. `session_version` increases with every new offer or answer in the session.
+pub fn render(
+    local: &LocalMedia,
+    session_id: u64,
+    session_version: u64,
+    chosen: Option<&NegotiatedMedia>,
+) -> String {
+    let ip = match local.address {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    };
+    let mut sdp = format!(
+        "v=0\r\no=sipcast {session_id} {session_version} IN {ip} {addr}\r\ns=sipcast\r\nc=IN {ip} {addr}\r\nt=0 0\r\n",
+        addr = local.address
+    );
+    let sections = [
+        (
+            MediaKind::Audio,
+            local.audio_rtp_port,
+            AUDIO_OFFER,
+            chosen.map(|c| &c.audio),
+        ),
+        (
+            MediaKind::Video,
+            local.video_rtp_port,
+            VIDEO_OFFER,
+            chosen.map(|c| &c.video),
+        ),
+    ];
+    for (kind, port, offer, chosen) in sections {
+        let Some(port) = port else { continue };
+        let media = match kind {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        };
+        let mut formats: Vec<(u8, String, Option<String>)> = Vec::new();
+        let mut direction = local.direction;
+        match chosen {
+            // Answering: the chosen format (and telephone-event) with the peer's numbers.
+            Some(Some(stream)) => {
+                formats.push((
+                    stream.payload_type,
+                    rtpmap_value(&stream.codec, stream.clock_rate, stream.channels),
+                    (!stream.fmtp.is_empty()).then(|| {
+                        stream
+                            .fmtp
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(";")
+                    }),
+                ));
+                if let Some(pt) = stream.telephone_event_pt {
+                    formats.push((pt, "telephone-event/8000".into(), Some("0-16".into())));
+                }
+                direction = stream.direction.answer_to(local.direction);
+            }
+            Some(None) => {
+                let _ = write!(sdp, "m={media} 0 RTP/AVP {}\r\n", offer[0].pt);
+                continue;
+            }
+            None => {
+                for o in offer {
+                    formats.push((
+                        o.pt,
+                        rtpmap_value(o.name, o.rate, o.channels),
+                        o.fmtp.map(str::to_string),
+                    ));
+                }
+            }
+        }
+        let pts: Vec<String> = formats.iter().map(|f| f.0.to_string()).collect();
+        let _ = write!(sdp, "m={media} {port} RTP/AVP {}\r\n", pts.join(" "));
+        for (pt, rtpmap, fmtp) in &formats {
+            let _ = write!(sdp, "a=rtpmap:{pt} {rtpmap}\r\n");
+            if let Some(fmtp) = fmtp {
+                let _ = write!(sdp, "a=fmtp:{pt} {fmtp}\r\n");
+            }
+        }
+        if kind == MediaKind::Video {
+            sdp.push_str("a=rtcp-fb:* nack pli\r\na=rtcp-fb:* ccm fir\r\n");
+        }
+        let _ = write!(sdp, "a={}\r\n", direction.attribute());
+    }
+    sdp
+}
+
+fn rtpmap_value(name: &str, rate: u32, channels: u8) -> String {
+    if channels > 1 {
+        format!("{name}/{rate}/{channels}")
+    } else {
+        format!("{name}/{rate}")
+    }
+}
+
+/// A media section as read from the wire.
+#[derive(Debug, Default)]
+struct Section {
+    kind: Option<MediaKind>,
+    port: u16,
+    formats: Vec<u8>,
+    connection: Option<IpAddr>,
+    rtpmap: BTreeMap<u8, (String, u32, u8)>,
+    fmtp: BTreeMap<u8, String>,
+    rtcp_fb: Vec<(String, String)>,
+    rtcp_port: Option<u16>,
+    rtcp_mux: bool,
+    direction: Option<Direction>,
+}
+
+/// Reads the peer's SDP (an answer to our offer, or an offer in a re-INVITE) and picks, per
+/// stream, the first format we support. A stream with port 0 or no supported format is `None`.
+pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
+    if sdp.len() > MAX_SDP_LEN {
+        return Err(SdpError::TooLarge);
+    }
+    let text = std::str::from_utf8(sdp).map_err(|_| SdpError::Invalid("not UTF-8"))?;
+    let mut session_connection = None;
+    let mut session_direction = None;
+    let mut sections: Vec<Section> = Vec::new();
+    let mut saw_version = false;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        let Some((key, value)) = line.split_once('=') else {
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Err(SdpError::Invalid("line without '='"));
+        };
+        match (key, sections.last_mut()) {
+            ("v", _) => saw_version = true,
+            ("m", _) => {
+                if sections.len() >= MAX_MEDIA_SECTIONS {
+                    return Err(SdpError::Invalid("too many media sections"));
+                }
+                sections.push(parse_media_line(value)?);
+            }
+            ("c", None) => session_connection = parse_connection(value),
+            ("c", Some(section)) => section.connection = parse_connection(value),
+            ("a", None) => {
+                if let Some(d) = Direction::parse(value.trim()) {
+                    session_direction = Some(d);
+                }
+            }
+            ("a", Some(section)) => parse_attribute(section, value),
+            _ => {}
+        }
+    }
+    if !saw_version {
+        return Err(SdpError::Invalid("missing v= line"));
+    }
+    let mut media = NegotiatedMedia::default();
+    for section in &sections {
+        let Some(kind) = section.kind else { continue };
+        let slot = match kind {
+            MediaKind::Audio => &mut media.audio,
+            MediaKind::Video => &mut media.video,
+        };
+        if slot.is_some() || section.port == 0 {
+            continue;
+        }
+        let Some(address) = section.connection.or(session_connection) else {
+            return Err(SdpError::Invalid("no connection address"));
+        };
+        *slot = choose(section, kind, address, session_direction);
+    }
+    Ok(media)
+}
+
+fn parse_media_line(value: &str) -> Result<Section, SdpError> {
+    let mut parts = value.split_whitespace();
+    let kind = match parts.next() {
+        Some("audio") => Some(MediaKind::Audio),
+        Some("video") => Some(MediaKind::Video),
+        Some(_) => None,
+        None => return Err(SdpError::Invalid("empty m= line")),
+    };
+    let port_text = parts.next().ok_or(SdpError::Invalid("m= without port"))?;
+    let port_text = port_text.split('/').next().unwrap_or(port_text);
+    let port = port_text
+        .parse()
+        .map_err(|_| SdpError::Invalid("bad m= port"))?;
+    let _proto = parts
+        .next()
+        .ok_or(SdpError::Invalid("m= without protocol"))?;
+    let formats = parts
+        .filter_map(|f| f.parse::<u8>().ok())
+        .filter(|pt| *pt < 128)
+        .collect();
+    Ok(Section {
+        kind,
+        port,
+        formats,
+        ..Section::default()
+    })
+}
+
+fn parse_connection(value: &str) -> Option<IpAddr> {
+    let mut parts = value.split_whitespace();
+    let (_net, _type, addr) = (parts.next()?, parts.next()?, parts.next()?);
+    // Multicast TTL suffixes (`/127`) do not apply to the unicast peers we talk to.
+    addr.split('/').next()?.parse().ok()
+}
+
+fn parse_attribute(section: &mut Section, value: &str) {
+    let (name, rest) = value.split_once(':').unwrap_or((value, ""));
+    let rest = rest.trim();
+    let pt_and = |rest: &str| -> Option<(u8, String)> {
+        let (pt, tail) = rest.split_once(char::is_whitespace)?;
+        Some((pt.parse().ok()?, tail.trim().to_string()))
+    };
+    match name.trim() {
+        "rtpmap" => {
+            if let Some((pt, map)) = pt_and(rest) {
+                let mut parts = map.split('/');
+                let name = parts.next().unwrap_or("").to_string();
+                let rate = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+                let channels = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+                section.rtpmap.insert(pt, (name, rate, channels));
+            }
+        }
+        "fmtp" => {
+            if let Some((pt, params)) = pt_and(rest) {
+                section.fmtp.insert(pt, params);
+            }
+        }
+        "rtcp-fb" => {
+            if let Some((pt, fb)) = rest.split_once(char::is_whitespace) {
+                if section.rtcp_fb.len() < 32 {
+                    section
+                        .rtcp_fb
+                        .push((pt.to_string(), fb.trim().to_string()));
+                }
+            }
+        }
+        "rtcp" => section.rtcp_port = rest.split_whitespace().next().and_then(|p| p.parse().ok()),
+        "rtcp-mux" => section.rtcp_mux = true,
+        other => {
+            if let Some(d) = Direction::parse(other) {
+                section.direction = Some(d);
+            }
+        }
+    }
+}
+
+/// RFC 3551 static payload types we accept without rtpmap.
+fn static_format(pt: u8) -> Option<(String, u32, u8)> {
+    match pt {
+        0 => Some(("PCMU".into(), 8000, 1)),
+        8 => Some(("PCMA".into(), 8000, 1)),
+        9 => Some(("G722".into(), 8000, 1)),
+        _ => None,
+    }
+}
+
+fn choose(
+    section: &Section,
+    kind: MediaKind,
+    address: IpAddr,
+    session_direction: Option<Direction>,
+) -> Option<NegotiatedStream> {
+    let offer = match kind {
+        MediaKind::Audio => AUDIO_OFFER,
+        MediaKind::Video => VIDEO_OFFER,
+    };
+    let format_of = |pt: u8| {
+        section
+            .rtpmap
+            .get(&pt)
+            .cloned()
+            .or_else(|| static_format(pt))
+    };
+    let supported = |name: &str, rate: u32| {
+        offer.iter().any(|o| {
+            o.name != "telephone-event" && o.name.eq_ignore_ascii_case(name) && o.rate == rate
+        })
+    };
+    let telephone_event_pt = section.formats.iter().copied().find(|pt| {
+        format_of(*pt).is_some_and(|(name, rate, _)| {
+            name.eq_ignore_ascii_case("telephone-event") && rate == 8000
+        })
+    });
+    let (pt, (name, rate, channels)) = section
+        .formats
+        .iter()
+        .filter_map(|pt| Some((*pt, format_of(*pt)?)))
+        .find(|(_, (name, rate, _))| supported(name, *rate))?;
+    let canonical = offer
+        .iter()
+        .find(|o| o.name.eq_ignore_ascii_case(&name))
+        .map(|o| o.name.to_string())
+        .unwrap_or(name);
+    let fmtp = section
+        .fmtp
+        .get(&pt)
+        .map(|params| {
+            params
+                .split(';')
+                .filter_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    Some((k.trim().to_string(), v.trim().to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pt_text = pt.to_string();
+    let rtcp_fb = section
+        .rtcp_fb
+        .iter()
+        .filter(|(p, _)| p == "*" || *p == pt_text)
+        .map(|(_, fb)| fb.clone())
+        .collect();
+    let remote_rtcp_port = if section.rtcp_mux {
+        section.port
+    } else {
+        section.rtcp_port.unwrap_or(section.port.saturating_add(1))
+    };
+    Some(NegotiatedStream {
+        kind,
+        remote_rtp: SocketAddr::new(address, section.port),
+        remote_rtcp_port,
+        rtcp_mux: section.rtcp_mux,
+        payload_type: pt,
+        codec: canonical,
+        clock_rate: rate,
+        channels,
+        fmtp,
+        rtcp_fb,
+        telephone_event_pt,
+        direction: section.direction.or(session_direction).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> LocalMedia {
+        LocalMedia {
+            address: "192.0.2.10".parse().unwrap(),
+            audio_rtp_port: Some(40000),
+            video_rtp_port: Some(40002),
+            direction: Direction::SendRecv,
+        }
+    }
+
+    #[test]
+    fn our_offer_is_read_back_as_the_first_formats() {
+        let offer = render(&local(), 7, 1, None);
+        assert!(
+            offer.contains("m=audio 40000 RTP/AVP 0 8 9 111 97 98 101\r\n"),
+            "{offer}"
+        );
+        assert!(offer.contains("a=rtpmap:111 opus/48000/2\r\n"));
+        assert!(offer.contains("a=rtcp-fb:* ccm fir\r\n"));
+        let media = negotiate(offer.as_bytes()).unwrap();
+        let audio = media.audio.unwrap();
+        assert_eq!(
+            (
+                audio.codec.as_str(),
+                audio.payload_type,
+                audio.telephone_event_pt
+            ),
+            ("PCMU", 0, Some(101))
+        );
+        assert_eq!(audio.remote_rtcp_port, 40001);
+        let video = media.video.unwrap();
+        assert_eq!(
+            video.fmtp.get("packetization-mode").map(String::as_str),
+            Some("1")
+        );
+        assert_eq!(video.rtcp_fb, vec!["nack pli", "ccm fir"]);
+    }
+
+    #[test]
+    fn answer_with_renumbered_h264_and_pcmu() {
+        let answer = include_str!("../../../testdata/sip/gateway_answer_h264_pcmu.sdp");
+        let media = negotiate(answer.as_bytes()).unwrap();
+        let audio = media.audio.unwrap();
+        assert_eq!(audio.codec, "PCMU");
+        assert_eq!(audio.remote_rtp, "198.51.100.7:20000".parse().unwrap());
+        assert_eq!(audio.telephone_event_pt, Some(100));
+        let video = media.video.unwrap();
+        assert_eq!(
+            (video.codec.as_str(), video.payload_type, video.clock_rate),
+            ("H264", 126, 90000)
+        );
+        assert_eq!(video.remote_rtp, "198.51.100.8:20002".parse().unwrap());
+        assert!(video.rtcp_mux);
+        assert_eq!(video.remote_rtcp_port, 20002);
+        assert_eq!(
+            video.fmtp.get("sprop-parameter-sets").map(String::as_str),
+            Some("Z0LAHtkDxWhAAAADAEAAAAwDxYuS,aMuMsg==")
+        );
+        assert_eq!(video.rtcp_fb, vec!["nack pli", "ccm fir"]);
+        assert_eq!(video.direction, Direction::SendOnly);
+    }
+
+    #[test]
+    fn rejected_and_unsupported_streams_are_none() {
+        let sdp = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 0 RTP/AVP 0\r\nm=video 5000 RTP/AVP 34\r\n";
+        assert_eq!(
+            negotiate(sdp.as_bytes()).unwrap(),
+            NegotiatedMedia::default()
+        );
+    }
+
+    #[test]
+    fn answering_a_reoffer_keeps_the_peers_numbers_and_mirrors_hold() {
+        let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 5000 RTP/AVP 18 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n";
+        let media = negotiate(offer.as_bytes()).unwrap();
+        let answer = render(&local(), 7, 2, Some(&media));
+        assert!(
+            answer.contains("m=audio 40000 RTP/AVP 8 101\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("a=recvonly\r\n"));
+        assert!(answer.contains("m=video 0 "));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [
+            "",
+            "x",
+            "v=0\r\nm=audio\r\n",
+            "v=0\r\nm=audio 99999 RTP/AVP 0\r\n",
+            "v=0\r\nm=audio 5 RTP/AVP 0\r\n",
+        ] {
+            assert!(negotiate(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            negotiate(&vec![b'v'; MAX_SDP_LEN + 1]),
+            Err(SdpError::TooLarge)
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! The tokio driver: one task owns the SIP sockets and every call and registration core, and
+//! does only I/O — receive, route by Call-ID, send what the cores ask, sleep until their next
+//! timeout. [`UserAgent`] is the handle the rest of sipcast holds.
+
+mod engine;
+mod transport;
+
+use crate::secret::SecretSource;
+use crate::sip::core::CallEvent;
+use crate::sip::core::DtmfMethod;
+use crate::sip::core::dialog::Transport;
+use crate::sip::core::sdp::Direction;
+use crate::sip::core::transaction::TimerConfig;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// How the daemon's SIP side is set up (one per daemon).
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// Where we listen (UDP; TCP connections are outgoing). Tests use port 0.
+    pub listen: SocketAddr,
+    /// Address written in Via, Contact and SDP instead of the socket's own (NAT).
+    pub public_addr: Option<IpAddr>,
+    pub timers: TimerConfig,
+    pub user_agent: String,
+    /// Registration lifetime we ask for.
+    pub register_expires: u32,
+}
+
+impl UaConfig {
+    pub fn new(listen: SocketAddr) -> Self {
+        UaConfig {
+            listen,
+            public_addr: None,
+            timers: TimerConfig::default(),
+            user_agent: format!("sipcast/{}", env!("CARGO_PKG_VERSION")),
+            register_expires: 3600,
+        }
+    }
+}
+
+/// Our SIP identity for one broadcast.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Account {
+    pub user: String,
+    /// host[:port] of our address of record.
+    pub domain: String,
+    pub auth_user: Option<String>,
+    pub password: Option<SecretSource>,
+    pub register: bool,
+    /// Registrar URI; default `sip:{domain}`.
+    pub registrar: Option<String>,
+    /// Outbound proxy URI; every request outside a dialog goes there.
+    pub proxy: Option<String>,
+    pub transport: Transport,
+    pub display_name: Option<String>,
+}
+
+/// Media we receive, offered in SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocalMedia {
+    pub audio_rtp_port: Option<u16>,
+    pub video_rtp_port: Option<u16>,
+    pub direction: Direction,
+}
+
+/// DTMF to send after answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DtmfPlan {
+    /// 0-9 * # A-D; `,` pauses 500 ms.
+    pub digits: String,
+    pub method: DtmfMethod,
+    /// Wait after answer before the first digit.
+    pub delay: Duration,
+}
+
+/// One call attempt.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    pub account: Account,
+    /// A `sip:`/`sips:` URI, or a bare user dialed at `account.domain`.
+    pub to: String,
+    pub answer_timeout: Duration,
+    pub local_media: LocalMedia,
+    pub dtmf: DtmfPlan,
+    /// The audio RTP socket (symmetric RTP): RFC 4733 events are sent from it.
+    pub dtmf_rtp: Option<Arc<UdpSocket>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UaError {
+    #[error("cannot bind SIP socket {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Counters the status page may show.
+#[derive(Debug, Default)]
+pub struct UaStats {
+    /// Malformed, oversized or unroutable messages dropped.
+    pub dropped: AtomicU64,
+}
+
+pub(crate) enum Command {
+    Dial {
+        call_id: String,
+        config: Box<CallConfig>,
+        events: mpsc::UnboundedSender<CallEvent>,
+    },
+    Hangup {
+        call_id: String,
+        done: oneshot::Sender<()>,
+    },
+    Keyframe {
+        call_id: String,
+    },
+}
+
+/// The SIP user agent handle. Cheap to clone; the driver task stops when every handle and call
+/// is gone.
+#[derive(Clone)]
+pub struct UserAgent {
+    commands: mpsc::UnboundedSender<Command>,
+    local_addr: SocketAddr,
+    stats: Arc<UaStats>,
+}
+
+impl UserAgent {
+    /// Binds the SIP socket and starts the driver task.
+    pub async fn bind(config: UaConfig) -> Result<UserAgent, UaError> {
+        let socket = UdpSocket::bind(config.listen)
+            .await
+            .map_err(|source| UaError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = socket.local_addr().map_err(|source| UaError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let stats = Arc::new(UaStats::default());
+        engine::spawn(config, socket, local_addr, receiver, stats.clone());
+        Ok(UserAgent {
+            commands,
+            local_addr,
+            stats,
+        })
+    }
+
+    /// The bound SIP address (UDP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Messages dropped so far (malformed, oversized, unroutable).
+    pub fn dropped_messages(&self) -> u64 {
+        self.stats.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Starts a call attempt. Events arrive until [`CallEvent::Ended`], the last one.
+    pub fn dial(&self, config: CallConfig) -> (CallHandle, mpsc::UnboundedReceiver<CallEvent>) {
+        let call_id = format!("{}@sipcast", random_call_id());
+        let (events, receiver) = mpsc::unbounded_channel();
+        let sent = self.commands.send(Command::Dial {
+            call_id: call_id.clone(),
+            config: Box::new(config),
+            events: events.clone(),
+        });
+        if sent.is_err() {
+            let _ = events.send(CallEvent::Ended(crate::sip::core::CallEnd::local(
+                "SIP user agent has stopped",
+            )));
+        }
+        let handle = CallHandle {
+            call_id,
+            commands: self.commands.clone(),
+        };
+        (handle, receiver)
+    }
+}
+
+fn random_call_id() -> String {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    crate::sip::core::random_token(&mut rng, 24)
+}
+
+/// Controls one call.
+#[derive(Debug, Clone)]
+pub struct CallHandle {
+    call_id: String,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl CallHandle {
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Asks the peer for a keyframe (SIP INFO picture_fast_update, RFC 5168).
+    pub fn request_keyframe(&self) {
+        let _ = self.commands.send(Command::Keyframe {
+            call_id: self.call_id.clone(),
+        });
+    }
+
+    /// BYE (or CANCEL before answer); returns once the call is over.
+    pub async fn hangup(&self) {
+        let (done, wait) = oneshot::channel();
+        let sent = self.commands.send(Command::Hangup {
+            call_id: self.call_id.clone(),
+            done,
+        });
+        if sent.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}

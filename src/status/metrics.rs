@@ -1,0 +1,168 @@
+//! Prometheus text exposition (format 0.0.4) of a [`Snapshot`].
+//!
+//! Labels are only broadcast names (validated to `[A-Za-z0-9._-]`) and fixed enums, so no label
+//! value ever needs escaping and no secret can reach a label.
+
+use std::fmt::Write;
+
+use super::{Desired, Phase, RtmpState, Snapshot};
+
+/// Renders every `sipcast_*` metric.
+pub fn render_metrics(s: &Snapshot) -> String {
+    let mut out = String::with_capacity(4096);
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP sipcast_{name} {help}");
+        let _ = writeln!(out, "# TYPE sipcast_{name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "sipcast_{name}{labels} {value}");
+        }
+    };
+    let per = |f: &dyn Fn(&super::BroadcastStatus) -> f64| -> Vec<(String, f64)> {
+        s.broadcasts
+            .values()
+            .map(|b| (format!("{{broadcast=\"{}\"}}", b.name), f(b)))
+            .collect()
+    };
+
+    family(
+        "build_info",
+        "gauge",
+        "Build information; the value is always 1.",
+        vec![(
+            format!(
+                "{{version=\"{}\",commit=\"{}\"}}",
+                env!("CARGO_PKG_VERSION"),
+                crate::cli::GIT_COMMIT
+            ),
+            1.0,
+        )],
+    );
+    family(
+        "ready",
+        "gauge",
+        "1 once the first directory scan has been applied.",
+        vec![(String::new(), f64::from(u8::from(s.ready)))],
+    );
+    let accepted = s.broadcasts.values().filter(|b| b.accepted).count();
+    family(
+        "specs",
+        "gauge",
+        "Spec files by validation result of their current content.",
+        vec![
+            ("{result=\"accepted\"}".into(), accepted as f64),
+            (
+                "{result=\"rejected\"}".into(),
+                (s.broadcasts.len() - accepted) as f64,
+            ),
+        ],
+    );
+    family(
+        "config_reloads_total",
+        "counter",
+        "Directory rescans by result.",
+        ["applied", "unchanged", "failed"]
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{result=\"{r}\"}}"),
+                    s.reloads.get(r).copied().unwrap_or(0) as f64,
+                )
+            })
+            .collect(),
+    );
+    family(
+        "broadcast_desired_live",
+        "gauge",
+        "1 when the broadcast should be live now.",
+        per(&|b| f64::from(u8::from(b.desired == Desired::Live))),
+    );
+    family(
+        "broadcast_live",
+        "gauge",
+        "1 when the broadcast's call is up and streaming.",
+        per(&|b| {
+            f64::from(u8::from(matches!(
+                b.phase,
+                Phase::Streaming | Phase::Connected
+            )))
+        }),
+    );
+    let mut phases = Vec::new();
+    for b in s.broadcasts.values() {
+        for p in Phase::ALL {
+            phases.push((
+                format!("{{broadcast=\"{}\",phase=\"{}\"}}", b.name, p.as_str()),
+                f64::from(u8::from(b.phase == p)),
+            ));
+        }
+    }
+    family(
+        "broadcast_phase",
+        "gauge",
+        "1 for the phase the broadcast is in.",
+        phases,
+    );
+    let mut attempts = Vec::new();
+    for b in s.broadcasts.values() {
+        for (result, n) in &b.counters.attempts_by_result {
+            attempts.push((
+                format!("{{broadcast=\"{}\",result=\"{result}\"}}", b.name),
+                *n as f64,
+            ));
+        }
+    }
+    family(
+        "call_attempts_total",
+        "counter",
+        "Call attempts by result class.",
+        attempts,
+    );
+    family(
+        "call_connected_seconds_total",
+        "counter",
+        "Seconds the call has been established.",
+        per(&|b| b.counters.connected_seconds),
+    );
+    family(
+        "rtp_packets_total",
+        "counter",
+        "RTP packets received.",
+        per(&|b| b.counters.rtp_packets as f64),
+    );
+    family(
+        "rtp_lost_packets_total",
+        "counter",
+        "RTP packets lost (sequence gaps).",
+        per(&|b| b.counters.rtp_lost as f64),
+    );
+    family(
+        "rtmp_bytes_sent_total",
+        "counter",
+        "Bytes sent to all RTMP targets.",
+        per(&|b| b.rtmp.iter().map(|r| r.bytes_sent as f64).sum()),
+    );
+    family(
+        "rtmp_reconnects_total",
+        "counter",
+        "RTMP reconnects over all targets.",
+        per(&|b| b.rtmp.iter().map(|r| r.reconnects as f64).sum()),
+    );
+    family(
+        "rtmp_dropped_frames_total",
+        "counter",
+        "Frames dropped because an RTMP target was slow.",
+        per(&|b| b.rtmp.iter().map(|r| r.dropped_frames as f64).sum()),
+    );
+    family(
+        "rtmp_targets_publishing",
+        "gauge",
+        "RTMP targets currently publishing.",
+        per(&|b| {
+            b.rtmp
+                .iter()
+                .filter(|r| r.state == RtmpState::Publishing)
+                .count() as f64
+        }),
+    );
+    out
+}

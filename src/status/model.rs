@@ -1,0 +1,230 @@
+//! What the daemon reports: the JSON shapes of DESIGN.md's status API.
+
+use serde::Serialize;
+
+/// Desired state of a broadcast.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Desired {
+    Live,
+    #[default]
+    Idle,
+}
+
+/// Where a broadcast's supervisor is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Idle,
+    Waiting,
+    Registering,
+    Dialing,
+    Ringing,
+    Connected,
+    Streaming,
+    Backoff,
+    HangingUp,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 9] = [
+        Phase::Idle,
+        Phase::Waiting,
+        Phase::Registering,
+        Phase::Dialing,
+        Phase::Ringing,
+        Phase::Connected,
+        Phase::Streaming,
+        Phase::Backoff,
+        Phase::HangingUp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Waiting => "waiting",
+            Phase::Registering => "registering",
+            Phase::Dialing => "dialing",
+            Phase::Ringing => "ringing",
+            Phase::Connected => "connected",
+            Phase::Streaming => "streaming",
+            Phase::Backoff => "backoff",
+            Phase::HangingUp => "hanging_up",
+        }
+    }
+}
+
+/// The SIP call's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    #[default]
+    Idle,
+    Registering,
+    Dialing,
+    Ringing,
+    Established,
+    Finished,
+    Failed,
+}
+
+/// One RTMP target's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RtmpState {
+    #[default]
+    Idle,
+    Connecting,
+    Publishing,
+    Reconnecting,
+    Failed,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ScheduleStatus {
+    pub in_window: bool,
+    pub next_start: Option<jiff::Timestamp>,
+    pub next_end: Option<jiff::Timestamp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CallStatus {
+    pub state: CallState,
+    pub call_id: Option<String>,
+    pub sip_status: Option<u16>,
+    pub reason: Option<String>,
+    pub since: Option<jiff::Timestamp>,
+    pub audio_codec: Option<String>,
+    pub video_codec: Option<String>,
+    pub dtmf_sent: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RtmpStatus {
+    /// The target URL with its stream key replaced by `****`.
+    pub url: String,
+    pub state: RtmpState,
+    pub bytes_sent: u64,
+    pub reconnects: u64,
+    pub dropped_frames: u64,
+    pub error: Option<String>,
+}
+
+/// A Kubernetes-style condition: a fact about the broadcast, with when it last changed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: ConditionStatus,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: jiff::Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+/// One broadcast as reported by `GET /v1/broadcasts/{name}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BroadcastStatus {
+    pub name: String,
+    pub file: String,
+    pub description: Option<String>,
+    /// Counts accepted versions of the file; the running version is this one.
+    pub generation: u64,
+    /// Whether the file's current content is valid (false: the last valid version still runs).
+    pub accepted: bool,
+    /// Why the current content was rejected, `FILE:LINE:COL: message` per problem.
+    pub error: Option<String>,
+    pub desired: Desired,
+    pub phase: Phase,
+    pub schedule: Option<ScheduleStatus>,
+    pub call: CallStatus,
+    pub rtmp: Vec<RtmpStatus>,
+    /// Call attempts since the broadcast last became desired live.
+    pub attempts: u64,
+    pub next_attempt_at: Option<jiff::Timestamp>,
+    pub conditions: Vec<Condition>,
+    /// Lifetime counters for metrics; not part of the JSON contract.
+    #[serde(skip)]
+    pub counters: BroadcastCounters,
+}
+
+/// Monotonic counters behind `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BroadcastCounters {
+    /// Call attempts by how they ended: established, failed, timeout, busy, rejected.
+    pub attempts_by_result: std::collections::BTreeMap<&'static str, u64>,
+    /// Seconds spent with the call established (summed at each state change).
+    pub connected_seconds: f64,
+    pub rtp_packets: u64,
+    pub rtp_lost: u64,
+}
+
+impl BroadcastStatus {
+    pub fn new(name: &str, file: &str) -> Self {
+        BroadcastStatus {
+            name: name.to_string(),
+            file: file.to_string(),
+            description: None,
+            generation: 0,
+            accepted: false,
+            error: None,
+            desired: Desired::Idle,
+            phase: Phase::Idle,
+            schedule: None,
+            call: CallStatus::default(),
+            rtmp: Vec::new(),
+            attempts: 0,
+            next_attempt_at: None,
+            conditions: Vec::new(),
+            counters: BroadcastCounters::default(),
+        }
+    }
+
+    /// Sets a condition, keeping its transition time unless its status changes.
+    pub fn set_condition(
+        &mut self,
+        kind: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: impl Into<String>,
+        now: jiff::Timestamp,
+    ) {
+        set_condition(&mut self.conditions, kind, status, reason, message, now);
+    }
+}
+
+/// Sets a condition in a list, keeping its transition time unless its status changes.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    kind: &str,
+    status: ConditionStatus,
+    reason: &str,
+    message: impl Into<String>,
+    now: jiff::Timestamp,
+) {
+    let message = message.into();
+    match conditions.iter_mut().find(|c| c.kind == kind) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = now;
+            }
+            c.status = status;
+            c.reason = reason.to_string();
+            c.message = message;
+        }
+        None => conditions.push(Condition {
+            kind: kind.to_string(),
+            status,
+            reason: reason.to_string(),
+            message,
+            last_transition_time: now,
+        }),
+    }
+}

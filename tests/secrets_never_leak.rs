@@ -1,0 +1,104 @@
+//! Canary secrets never reach the API, the metrics or the logs, whatever happens to the spec.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use sipcast::clock::WallClock;
+use support::{start, wait_for, write_atomic};
+use tower::ServiceExt;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const CANARY_PASSWORD: &str = "canary-pw-7f3a";
+const CANARY_KEY: &str = "canary-key-91bc";
+const CANARY_URL_KEY: &str = "canary-urlkey-55de";
+const CANARY_NUMBER: &str = "80417365";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_password_and_stream_keys_appear_nowhere() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, dialer) = start(dir.path(), WallClock::System).await;
+    let spec = format!(
+        "[sip]\nuser = \"u\"\ndomain = \"d\"\npassword = \"{CANARY_PASSWORD}\"\n[call]\nto = \"1\"\n\
+         [[rtmp]]\nurl = \"rtmps://a.rtmps.youtube.com/live2\"\nstream_key = \"{CANARY_KEY}\"\n\
+         [[rtmp]]\nurl = \"rtmp://127.0.0.1/live/{CANARY_URL_KEY}?token={CANARY_URL_KEY}\"\n"
+    );
+    write_atomic(&dir.path().join("canary.toml"), &spec);
+    wait_for(Duration::from_secs(2), || dialer.dials().len() == 1).await;
+    // A broken edit that puts a secret where the type is wrong.
+    write_atomic(
+        &dir.path().join("canary.toml"),
+        &spec.replace(&format!("\"{CANARY_PASSWORD}\""), CANARY_NUMBER),
+    );
+    wait_for(Duration::from_secs(2), || {
+        engine
+            .status
+            .with(|s| s.broadcasts.get("canary").is_some_and(|b| !b.accepted))
+    })
+    .await;
+
+    let app = sipcast::api::router(engine.status.clone());
+    let mut seen = String::new();
+    for path in [
+        "/v1/broadcasts",
+        "/v1/broadcasts/canary",
+        "/metrics",
+        "/livez",
+        "/readyz",
+    ] {
+        let response = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        seen.push_str(&String::from_utf8_lossy(&body));
+    }
+    assert!(
+        seen.contains("rtmps://a.rtmps.youtube.com/live2/****"),
+        "{seen}"
+    );
+    assert!(seen.contains("rtmp://127.0.0.1/live/****"), "{seen}");
+    assert!(
+        seen.contains("invalid type"),
+        "the rejected edit is reported: {seen}"
+    );
+    engine.shutdown().await;
+
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert!(
+        logged.contains("spec rejected"),
+        "logs were captured: {logged}"
+    );
+    for canary in [CANARY_PASSWORD, CANARY_KEY, CANARY_URL_KEY, CANARY_NUMBER] {
+        assert!(
+            !seen.contains(canary),
+            "{canary} leaked into the API: {seen}"
+        );
+        assert!(!logged.contains(canary), "{canary} leaked into the logs");
+    }
+}
