@@ -17,8 +17,14 @@ pub mod reorder;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
+pub mod session;
 pub mod source;
 pub mod sps;
 pub mod stats;
 pub mod timeline;
 pub mod video;
+
+pub use receiver::{MediaError, MediaEvent};
+pub use remote::{AudioOutputs, MediaConfig, RemoteMedia, RemoteStream};
+pub use session::{LocalMedia, MediaOutputs, MediaSession, MediaStatus, SessionError};
+pub use stats::{MediaStats, TrackStats};

@@ -17,7 +17,7 @@ use thiserror::Error;
 use super::aac::AacError;
 use super::audio::AudioPath;
 use super::keyframe::KeyframeAction;
-use super::remote::{MediaConfig, RemoteMedia};
+use super::remote::{MediaConfig, RemoteMedia, RemoteStream};
 use super::reorder::ReorderBuffer;
 use super::rtcp::{self, ReportBlock, RtcpPacket};
 use super::rtp::{RtpError, RtpPacket};
@@ -66,6 +66,20 @@ pub struct MediaReceiver {
     last_sr: [Option<(u32, Instant)>; 2],
     rtcp_errors: u64,
     audio_frames: u64,
+    remote: RemoteMedia,
+}
+
+fn video_path(
+    remote: &RemoteMedia,
+    config: &MediaConfig,
+    now: Instant,
+) -> Result<Option<VideoPath>, MediaError> {
+    let Some(stream) = &remote.video else {
+        return Ok(None);
+    };
+    VideoPath::new(stream, config.reorder, config.keyframes, now)
+        .map(Some)
+        .ok_or_else(|| MediaError::VideoCodec(stream.codec.clone()))
 }
 
 fn index(track: Track) -> usize {
@@ -92,13 +106,7 @@ impl MediaReceiver {
                 )
             })
             .transpose()?;
-        let video = match &remote.video {
-            Some(stream) => Some(
-                VideoPath::new(stream, config.reorder, config.keyframes, now)
-                    .ok_or_else(|| MediaError::VideoCodec(stream.codec.clone()))?,
-            ),
-            None => None,
-        };
+        let video = video_path(remote, &config, now)?;
         let dimensions = video.as_ref().and_then(VideoPath::dimensions);
         let metadata = StreamMetadata {
             width: dimensions.map(|d| d.0),
@@ -135,6 +143,7 @@ impl MediaReceiver {
             last_sr: [None; 2],
             rtcp_errors: 0,
             audio_frames: 0,
+            remote: remote.clone(),
         };
         receiver.request_keyframe(now);
         Ok(receiver)
@@ -189,6 +198,30 @@ impl MediaReceiver {
                 Err(_) => self.rtcp_errors += 1,
             }
         }
+    }
+
+    /// A re-INVITE changed the remote media: paths whose codec, payload type or fmtp changed
+    /// start afresh (video waits for a new IDR); the timeline and the AAC config carry on.
+    pub fn update_remote(&mut self, remote: &RemoteMedia, now: Instant) -> Result<(), MediaError> {
+        let same = |a: Option<&RemoteStream>, b: Option<&RemoteStream>| match (a, b) {
+            (Some(a), Some(b)) => {
+                (&a.codec, a.payload_type, &a.fmtp) == (&b.codec, b.payload_type, &b.fmtp)
+            }
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same(self.remote.audio.as_ref(), remote.audio.as_ref()) {
+            let outputs = self.config.audio_outputs;
+            let wanted = remote.audio.is_some() || outputs.aac.is_some();
+            self.audio = wanted
+                .then(|| AudioPath::new(remote.audio.as_ref(), outputs, self.config.reorder, now))
+                .transpose()?;
+        }
+        if !same(self.remote.video.as_ref(), remote.video.as_ref()) {
+            self.video = video_path(remote, &self.config, now)?;
+            self.request_keyframe(now);
+        }
+        self.remote = remote.clone();
+        Ok(())
     }
 
     /// Asks the sender for a keyframe (e.g. an RTMP target (re)connected).

@@ -8,15 +8,13 @@ const NON_IDR: &[u8] = &[0x41, 0x9a, 0x02, 0x04];
 
 fn stream(codec: &str, payload_type: u8, clock_rate: u32, fmtp: &str) -> RemoteStream {
     RemoteStream {
-        rtp: "127.0.0.1:9".parse().unwrap(),
-        rtcp: None,
-        rtcp_mux: false,
-        payload_type,
-        codec: codec.into(),
-        clock_rate,
-        channels: 1,
         fmtp: fmtp.into(),
-        rtcp_fb: vec![],
+        ..RemoteStream::new(
+            "127.0.0.1:9".parse().unwrap(),
+            payload_type,
+            codec,
+            clock_rate,
+        )
     }
 }
 

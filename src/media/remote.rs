@@ -32,6 +32,21 @@ pub struct RemoteStream {
 }
 
 impl RemoteStream {
+    /// A mono stream without fmtp, rtcp-fb or rtcp-mux; set those fields as negotiated.
+    pub fn new(rtp: SocketAddr, payload_type: u8, codec: &str, clock_rate: u32) -> Self {
+        RemoteStream {
+            rtp,
+            rtcp: None,
+            rtcp_mux: false,
+            payload_type,
+            codec: codec.to_string(),
+            clock_rate,
+            channels: 1,
+            fmtp: String::new(),
+            rtcp_fb: Vec::new(),
+        }
+    }
+
     /// The address RTCP goes to before the peer's own RTCP source is latched.
     pub fn rtcp_destination(&self) -> SocketAddr {
         if self.rtcp_mux {

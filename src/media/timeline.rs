@@ -4,7 +4,9 @@
 //! 32-bit wrap handled) RTP timestamp and the timeline millisecond it plays at. The first packet
 //! of the call is 0 ms; a track's anchor comes from arrival time until the sender reports
 //! NTP ↔ RTP pairs (RTCP SR, RFC 3550 §6.4.1); then tracks of the same sender are aligned on its
-//! NTP clock, which corrects the audio/video offset that network paths add. A new SSRC or a
+//! NTP clock, which corrects the audio/video offset that network paths and encoders add. Once a
+//! track has published frames the correction is slewed in (at most 10 % of media time) rather
+//! than jumped, so DTS stay evenly spaced. A new SSRC or a
 //! timestamp jump that arrival time contradicts (re-INVITE, sender restart) re-anchors the track
 //! so the timeline continues without a jump. Output is monotonic per track and wraps at 2^32 ms
 //! like FLV's timestamps.
@@ -19,6 +21,9 @@ const DISCONTINUITY_MS: i64 = 3_000;
 /// SR corrections beyond this are refused as nonsense (a sender's clocks are consistent).
 const MAX_SR_CORRECTION_MS: i64 = 10_000;
 const LAG_WINDOW: Duration = Duration::from_secs(2);
+/// Sender-report corrections are slewed in: the timeline moves at most 1/SLEW of the media time
+/// that passes, so a published track never jumps or compresses frames to a pile.
+const SLEW: i64 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Track {
@@ -49,6 +54,8 @@ struct TrackClock {
     synced: bool,
     /// The next packet starts a new anchor: no "same access unit" shortcut for it.
     reanchored: bool,
+    /// Sender-report correction not yet applied (ms), slewed in as media time passes.
+    pending_correction: i64,
     discontinuities: u64,
 }
 
@@ -67,6 +74,7 @@ impl TrackClock {
             measured_lag: None,
             synced: false,
             reanchored: false,
+            pending_correction: 0,
             discontinuities: 0,
         }
     }
@@ -159,7 +167,16 @@ impl Timeline {
             clock.reanchored = true;
         }
         clock.last_ts = timestamp;
-        let same_unit = !std::mem::take(&mut clock.reanchored) && ext_ts == clock.last_ext_ts;
+        let fresh = std::mem::take(&mut clock.reanchored);
+        let same_unit = !fresh && ext_ts == clock.last_ext_ts;
+        if clock.pending_correction != 0 && !fresh && ext_ts > clock.last_ext_ts {
+            let advanced = (ext_ts - clock.last_ext_ts) * 1000 / clock.clock_rate;
+            let limit = (advanced / SLEW).max(1);
+            let step = clock.pending_correction.clamp(-limit, limit);
+            clock.pending_correction -= step;
+            anchor.ms += step;
+            clock.anchor = Some(anchor);
+        }
         clock.last_ext_ts = ext_ts;
         let position = clock.position(anchor, ext_ts);
         let ms = match clock.last_ms {
@@ -193,11 +210,17 @@ impl Timeline {
             return;
         };
         let correction = ntp_ms + offset - position;
-        if correction != 0 && correction.abs() <= MAX_SR_CORRECTION_MS {
+        if correction.abs() > MAX_SR_CORRECTION_MS {
+            return;
+        }
+        if clock.last_ms.is_none() {
+            // Nothing published yet: align at once.
             clock.anchor = Some(Anchor {
                 ms: anchor.ms + correction,
                 ..anchor
             });
+        } else {
+            clock.pending_correction = correction;
         }
     }
 

@@ -92,7 +92,10 @@ fn sender_reports_align_tracks_and_the_offset_is_measured() {
     let ntp = |ms: u64| ((1000 + ms / 1000) << 32) | (((ms % 1000) << 32) / 1000);
     timeline.on_sender_report(Track::Audio, 1, ntp(3000), audio_base + 8 * 3000);
     timeline.on_sender_report(Track::Video, 2, ntp(3000), video_base + 90 * 3000);
-    let (audio, video) = feed(&mut timeline, 3000, 6000);
+    // Slewed at 10 %: 200 ms take 2 s of media.
+    let (audio, video) = feed(&mut timeline, 3000, 4000);
+    assert_eq!(video - audio, 100, "half way after 1 s");
+    let (audio, video) = feed(&mut timeline, 4000, 8000);
     assert_eq!(video, audio, "aligned on capture time");
     assert_eq!(timeline.av_offset_ms(), Some(200));
 }
@@ -145,9 +148,12 @@ proptest! {
         let ntp = (ntp_seconds << 32) | (1 << 31);
         timeline.on_sender_report(Track::Video, 2, ntp, video_ts(1000));
         timeline.on_sender_report(Track::Audio, 1, ntp, audio_ts(1000));
-        let t = 1000 + video_delay + 40;
-        let audio = timeline.map(Track::Audio, at(origin, t), 1, audio_ts(t));
-        let video = timeline.map(Track::Video, at(origin, t + video_delay), 2, video_ts(t));
+        // Slewed in at 10 % of media time: 800 ms need 8 s.
+        let (mut audio, mut video) = (0, 0);
+        for t in (1000..10_000).step_by(20) {
+            audio = timeline.map(Track::Audio, at(origin, t), 1, audio_ts(t));
+            video = timeline.map(Track::Video, at(origin, t + video_delay), 2, video_ts(t));
+        }
         prop_assert!((audio - video).abs() <= 2, "audio {} video {}", audio, video);
     }
 }

@@ -1,0 +1,399 @@
+//! The tokio driver of a call's media: sockets, clock and channels around [`MediaReceiver`].
+//!
+//! Ports come in pairs from the configured range, RTP even and RTCP odd (RFC 3550 §11); with
+//! rtcp-mux (RFC 5761) RTCP shares the RTP socket and is told apart by packet type. RTP is
+//! symmetric (RFC 4961): each socket latches onto the first source that sends to it, our RTCP
+//! goes back to the latched address, and packets from other addresses are dropped until the
+//! latched one has been silent for [`RELATCH_AFTER`]. The driver does only I/O; every decision is
+//! the receiver's.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::receiver::{MediaError, MediaEvent, MediaReceiver, RtcpTransmit};
+use super::remote::{MediaConfig, RemoteMedia};
+use super::rtcp;
+use super::rtp::is_rtcp;
+use super::stats::MediaStats;
+use super::timeline::Track;
+use crate::clock::monotonic;
+use crate::frame::MediaFrame;
+
+/// A latched source silent this long may be replaced by another.
+pub const RELATCH_AFTER: Duration = Duration::from_secs(2);
+/// Frames buffered towards the consumer; beyond this they are dropped and counted.
+const FRAME_QUEUE: usize = 1024;
+const STATUS_EVERY: Duration = Duration::from_millis(250);
+const MAX_DATAGRAM: usize = 2048;
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("no free even/odd port pair in {start}-{end} on {ip}")]
+    NoPorts { ip: IpAddr, start: u16, end: u16 },
+    #[error("cannot bind media socket: {0}")]
+    Bind(#[source] io::Error),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+}
+
+/// An RTP socket and its RTCP sibling (port + 1).
+#[derive(Clone, Debug)]
+pub struct SocketPair {
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
+}
+
+impl SocketPair {
+    pub fn rtp_port(&self) -> u16 {
+        self.rtp.local_addr().map_or(0, |a| a.port())
+    }
+}
+
+/// Local sockets, bound before the SDP offer so it can name their ports.
+#[derive(Clone, Debug)]
+pub struct LocalMedia {
+    pub audio: SocketPair,
+    pub video: Option<SocketPair>,
+}
+
+impl LocalMedia {
+    /// Binds an audio pair (and a video pair if `video`) on `ip` within `ports`.
+    pub async fn bind(
+        ip: IpAddr,
+        ports: RangeInclusive<u16>,
+        video: bool,
+    ) -> Result<Self, SessionError> {
+        let audio = bind_pair(ip, &ports, None).await?;
+        let video = match video {
+            true => Some(bind_pair(ip, &ports, Some(audio.rtp_port())).await?),
+            false => None,
+        };
+        Ok(LocalMedia { audio, video })
+    }
+}
+
+async fn bind_pair(
+    ip: IpAddr,
+    ports: &RangeInclusive<u16>,
+    taken: Option<u16>,
+) -> Result<SocketPair, SessionError> {
+    let first = ports.start().saturating_add(1) & !1;
+    let last = *ports.end();
+    let pairs = (last.saturating_sub(first) / 2 + 1).max(1);
+    // Start somewhere random so concurrent calls do not race for the same pair.
+    let offset = rand::random_range(0..pairs);
+    for i in 0..pairs {
+        let port = first + 2 * ((offset + i) % pairs);
+        if Some(port) == taken || port.checked_add(1).is_none_or(|p| p > last) {
+            continue;
+        }
+        let Ok(rtp) = UdpSocket::bind((ip, port)).await else {
+            continue;
+        };
+        let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await else {
+            continue;
+        };
+        return Ok(SocketPair {
+            rtp: Arc::new(rtp),
+            rtcp: Arc::new(rtcp),
+        });
+    }
+    Err(SessionError::NoPorts {
+        ip,
+        start: *ports.start(),
+        end: last,
+    })
+}
+
+/// What the session reports for status and the media watchdog.
+#[derive(Clone, Debug, Default)]
+pub struct MediaStatus {
+    pub stats: MediaStats,
+    pub last_rtp_at: Option<Instant>,
+    pub last_rtcp_at: Option<Instant>,
+    /// Where the peer's audio comes from (latched) or, before any, where the SDP said.
+    pub audio_destination: Option<SocketAddr>,
+}
+
+/// The receiving ends handed to the caller.
+#[derive(Debug)]
+pub struct MediaOutputs {
+    pub frames: mpsc::Receiver<MediaFrame>,
+    pub events: mpsc::UnboundedReceiver<MediaEvent>,
+}
+
+#[derive(Debug)]
+enum Command {
+    RequestKeyframe,
+    UpdateRemote(Box<RemoteMedia>),
+}
+
+/// A running media session; dropping it stops the task.
+#[derive(Debug)]
+pub struct MediaSession {
+    commands: mpsc::UnboundedSender<Command>,
+    status: watch::Receiver<MediaStatus>,
+    audio_rtp: Arc<UdpSocket>,
+    task: Option<JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl MediaSession {
+    /// Starts receiving on `local` for the negotiated `remote` media.
+    pub fn start(
+        local: LocalMedia,
+        remote: RemoteMedia,
+        config: MediaConfig,
+    ) -> Result<(Self, MediaOutputs), SessionError> {
+        let receiver = MediaReceiver::new(&remote, config.clone(), monotonic().into_std())?;
+        let (frames_tx, frames) = mpsc::channel(FRAME_QUEUE);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(MediaStatus::default());
+        let (stop, stop_rx) = tokio::sync::oneshot::channel();
+        let audio_rtp = local.audio.rtp.clone();
+        let driver = Driver {
+            receiver,
+            config,
+            remote,
+            local,
+            frames_tx,
+            events_tx,
+            status_tx,
+            latched: [None; 4],
+            frames_dropped: 0,
+            last_rtp_at: None,
+            last_rtcp_at: None,
+        };
+        let task = tokio::spawn(driver.run(commands_rx, stop_rx));
+        let session = MediaSession {
+            commands,
+            status,
+            audio_rtp,
+            task: Some(task),
+            stop: Some(stop),
+        };
+        Ok((session, MediaOutputs { frames, events }))
+    }
+
+    /// Asks the sender for a keyframe (call after an RTMP target (re)connects).
+    pub fn request_keyframe(&self) {
+        let _ = self.commands.send(Command::RequestKeyframe);
+    }
+
+    /// A re-INVITE changed the remote media; the timeline continues.
+    pub fn update_remote(&self, remote: RemoteMedia) {
+        let _ = self.commands.send(Command::UpdateRemote(Box::new(remote)));
+    }
+
+    pub fn status(&self) -> MediaStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn watch_status(&self) -> watch::Receiver<MediaStatus> {
+        self.status.clone()
+    }
+
+    /// The audio RTP socket, for sending RFC 4733 DTMF from the port the peer latched onto.
+    pub fn audio_rtp_socket(&self) -> Arc<UdpSocket> {
+        self.audio_rtp.clone()
+    }
+
+    /// Sends RTCP BYE and stops the task.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Index into `Driver::latched`.
+fn slot(track: Track, rtcp: bool) -> usize {
+    match track {
+        Track::Audio => usize::from(rtcp),
+        Track::Video => 2 + usize::from(rtcp),
+    }
+}
+
+struct Driver {
+    receiver: MediaReceiver,
+    config: MediaConfig,
+    remote: RemoteMedia,
+    local: LocalMedia,
+    frames_tx: mpsc::Sender<MediaFrame>,
+    events_tx: mpsc::UnboundedSender<MediaEvent>,
+    status_tx: watch::Sender<MediaStatus>,
+    /// Latched source and when it last sent, per (track, RTP/RTCP) socket.
+    latched: [Option<(SocketAddr, Instant)>; 4],
+    frames_dropped: u64,
+    last_rtp_at: Option<Instant>,
+    last_rtcp_at: Option<Instant>,
+}
+
+async fn recv_on(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let audio = self.local.audio.clone();
+        let video = self.local.video.clone();
+        let (mut a_rtp, mut a_rtcp) = ([0u8; MAX_DATAGRAM], [0u8; MAX_DATAGRAM]);
+        let (mut v_rtp, mut v_rtcp) = ([0u8; MAX_DATAGRAM], [0u8; MAX_DATAGRAM]);
+        let mut status_tick = tokio::time::interval(STATUS_EVERY);
+        loop {
+            let deadline = self
+                .receiver
+                .poll_timeout()
+                .map(Instant::from_std)
+                .unwrap_or_else(|| monotonic() + Duration::from_secs(1));
+            tokio::select! {
+                _ = &mut stop => break,
+                command = commands.recv() => match command {
+                    None => break,
+                    Some(Command::RequestKeyframe) => {
+                        self.receiver.request_keyframe(monotonic().into_std());
+                    }
+                    Some(Command::UpdateRemote(remote)) => {
+                        // A codec we cannot handle keeps the old paths; the call leg decides.
+                        let _ = self.receiver.update_remote(&remote, monotonic().into_std());
+                        self.remote = *remote;
+                        self.latched = [None; 4];
+                    }
+                },
+                Ok((len, from)) = audio.rtp.recv_from(&mut a_rtp) => {
+                    self.on_datagram(Track::Audio, false, &a_rtp[..len], from);
+                }
+                Ok((len, from)) = audio.rtcp.recv_from(&mut a_rtcp) => {
+                    self.on_datagram(Track::Audio, true, &a_rtcp[..len], from);
+                }
+                Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtp), &mut v_rtp) => {
+                    self.on_datagram(Track::Video, false, &v_rtp[..len], from);
+                }
+                Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtcp), &mut v_rtcp) => {
+                    self.on_datagram(Track::Video, true, &v_rtcp[..len], from);
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.receiver.handle_timeout(monotonic().into_std());
+                }
+                _ = status_tick.tick() => self.publish_status(),
+            }
+            self.flush().await;
+        }
+        self.send_bye().await;
+        self.publish_status();
+    }
+
+    fn on_datagram(&mut self, track: Track, on_rtcp_port: bool, datagram: &[u8], from: SocketAddr) {
+        let now = monotonic();
+        let slot = slot(track, on_rtcp_port);
+        match self.latched[slot] {
+            Some((addr, _)) if addr == from => {}
+            Some((_, seen)) if now.saturating_duration_since(seen) < RELATCH_AFTER => return,
+            _ => {}
+        }
+        self.latched[slot] = Some((from, now));
+        if on_rtcp_port || is_rtcp(datagram) {
+            self.last_rtcp_at = Some(now);
+            self.receiver.handle_rtcp(now.into_std(), track, datagram);
+        } else {
+            self.last_rtp_at = Some(now);
+            // Malformed RTP is counted by nobody but harmless; the peer's next packet counts.
+            let _ = self.receiver.handle_rtp(now.into_std(), track, datagram);
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(frame) = self.receiver.poll_frame() {
+            if self.frames_tx.try_send(frame).is_err() {
+                self.frames_dropped += 1;
+            }
+        }
+        while let Some(event) = self.receiver.poll_event() {
+            let _ = self.events_tx.send(event);
+        }
+        while let Some(transmit) = self.receiver.poll_transmit() {
+            self.send_rtcp(&transmit).await;
+        }
+    }
+
+    /// Where RTCP for `track` goes: the latched RTCP source, else the SDP's address.
+    fn rtcp_destination(&self, track: Track) -> Option<(SocketAddr, bool)> {
+        let stream = match track {
+            Track::Audio => self.remote.audio.as_ref(),
+            Track::Video => self.remote.video.as_ref(),
+        }?;
+        let latched = self.latched[slot(track, !stream.rtcp_mux)].map(|(addr, _)| addr);
+        Some((
+            latched.unwrap_or_else(|| stream.rtcp_destination()),
+            stream.rtcp_mux,
+        ))
+    }
+
+    async fn send_rtcp(&self, transmit: &RtcpTransmit) {
+        let Some((destination, mux)) = self.rtcp_destination(transmit.track) else {
+            return;
+        };
+        let pair = match transmit.track {
+            Track::Audio => Some(&self.local.audio),
+            Track::Video => self.local.video.as_ref(),
+        };
+        if let Some(pair) = pair {
+            let socket = if mux { &pair.rtp } else { &pair.rtcp };
+            // A lost report is harmless; the next one follows.
+            let _ = socket.send_to(&transmit.data, destination).await;
+        }
+    }
+
+    async fn send_bye(&self) {
+        for track in [Track::Audio, Track::Video] {
+            let mut data = Vec::with_capacity(64);
+            rtcp::write_receiver_report(&mut data, self.config.local_ssrc, &[]);
+            rtcp::write_sdes_cname(&mut data, self.config.local_ssrc, &self.config.cname);
+            rtcp::write_bye(&mut data, self.config.local_ssrc);
+            self.send_rtcp(&RtcpTransmit { track, data }).await;
+        }
+    }
+
+    fn publish_status(&self) {
+        let mut stats = self.receiver.stats();
+        stats.frames_dropped = self.frames_dropped;
+        let audio_destination =
+            self.latched[0]
+                .map(|(addr, _)| addr)
+                .or(self.remote.audio.as_ref().map(|a| a.rtp));
+        self.status_tx.send_replace(MediaStatus {
+            stats,
+            last_rtp_at: self.last_rtp_at,
+            last_rtcp_at: self.last_rtcp_at,
+            audio_destination,
+        });
+    }
+}
