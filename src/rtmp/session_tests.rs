@@ -285,3 +285,34 @@ fn full_chunks_golden_bytes_with_extended_timestamp_and_continuation() {
     write_full_chunks(&mut out, 8, 20, 0, 5, &[9], 128);
     assert_eq!(out, [0x08, 0, 0, 5, 0, 0, 1, 20, 0, 0, 0, 0, 9]);
 }
+
+mod arbitrary_server_bytes {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever a server sends, the session returns an error or carries on; it never panics.
+        #[test]
+        fn while_publishing(data in vec(any::<u8>(), 0..3000), split in 0usize..3000) {
+            let now = t0();
+            let (mut client, _server) = published(now);
+            let (a, b) = data.split_at(split.min(data.len()));
+            for piece in [a, b] {
+                if client.handle_input(now, piece).is_err() {
+                    break;
+                }
+                while client.poll_transmit().is_some() {}
+            }
+        }
+
+        #[test]
+        fn during_the_handshake(data in vec(any::<u8>(), 0..4000)) {
+            let now = t0();
+            let mut client = PublishSession::new(now, params()).unwrap();
+            let _ = client.handle_input(now, &data);
+        }
+    }
+}
