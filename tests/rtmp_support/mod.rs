@@ -193,6 +193,16 @@ impl Nginx {
         }
     }
 
+    /// SIGSTOP: the process stays, its sockets stop reading, as with a hung server.
+    pub fn freeze(&self) {
+        let pid = self.child.as_ref().expect("nginx running").id();
+        let status = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
