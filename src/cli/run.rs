@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::call::{Dialer, UnavailableDialer};
+use crate::call::Dialer;
+use crate::call::live::{LiveDialer, MediaPorts};
 use crate::clock::WallClock;
 use crate::config::{DaemonConfig, PortRange};
 use crate::daemon::Engine;
@@ -84,7 +85,10 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon(config)) {
+    let result = runtime.block_on(daemon(config));
+    // Blocking helpers (DNS lookups, file reads) must not hold the exit hostage.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -106,7 +110,7 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
         commit = super::GIT_COMMIT,
         "sipcast starting"
     );
-    let dialer: Arc<dyn Dialer> = Arc::new(UnavailableDialer);
+    let dialer = live_dialer(&config).await?;
     let mut source = SourceConfig::new(&config.dir);
     source.resync = config.resync;
     let notifier = Arc::new(Notifier::from_env());
@@ -193,4 +197,19 @@ fn tick_hook(notifier: Arc<Notifier>) -> impl FnMut(&Snapshot) + Send + 'static 
             last_summary = summary;
         }
     }
+}
+
+/// The SIP user agent on `sip_listen`, media on the same address within `rtp_ports`.
+async fn live_dialer(config: &DaemonConfig) -> Result<Arc<dyn Dialer>, String> {
+    let mut ua_config = crate::sip::UaConfig::new(config.sip_listen);
+    ua_config.public_addr = config.public_address;
+    let ua = crate::sip::UserAgent::bind(ua_config)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(sip = %ua.local_addr(), rtp_ports = ?config.rtp_ports, "SIP user agent listening");
+    let ports = MediaPorts {
+        ip: config.sip_listen.ip(),
+        range: config.rtp_ports.low..=config.rtp_ports.high,
+    };
+    Ok(Arc::new(LiveDialer::new(ua, ports)))
 }
