@@ -334,16 +334,20 @@ pub fn remote_media(negotiated: &NegotiatedMedia) -> RemoteMedia {
 
 /// Audio flavours and the keyframe limit from the targets.
 fn media_config(targets: &[RtmpTarget]) -> MediaConfig {
-    let mut config = MediaConfig::default();
-    config.audio_outputs = AudioOutputs {
-        aac: targets
-            .iter()
-            .any(|t| t.audio_codec == AudioCodec::Aac)
-            .then(Default::default),
-        copy: targets.iter().any(|t| t.audio_codec == AudioCodec::Copy),
-    };
+    let defaults = MediaConfig::default();
+    let mut keyframes = defaults.keyframes;
     if let Some(shortest) = targets.iter().map(|t| t.keyframe_interval).min() {
-        config.keyframes.max_interval = shortest;
+        keyframes.max_interval = shortest;
     }
-    config
+    MediaConfig {
+        audio_outputs: AudioOutputs {
+            aac: targets
+                .iter()
+                .any(|t| t.audio_codec == AudioCodec::Aac)
+                .then(Default::default),
+            copy: targets.iter().any(|t| t.audio_codec == AudioCodec::Copy),
+        },
+        keyframes,
+        ..defaults
+    }
 }
