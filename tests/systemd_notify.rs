@@ -20,7 +20,7 @@ impl Daemon {
     fn start(spec_dir: &Path, notify_socket: &Path) -> Daemon {
         let child = Command::new("sh")
             .arg("-c")
-            .arg(r#"WATCHDOG_PID=$$ exec "$0" run --dir "$1" --api 127.0.0.1:0"#)
+            .arg(r#"WATCHDOG_PID=$$ exec "$0" run --dir "$1" --api 127.0.0.1:0 --sip-listen 127.0.0.1:0"#)
             .arg(env!("CARGO_BIN_EXE_sipcast"))
             .arg(spec_dir)
             .env("NOTIFY_SOCKET", notify_socket)
@@ -113,7 +113,6 @@ fn monotonic_usec() -> u64 {
 }
 
 #[test]
-#[ignore = "needs the daemon (`sipcast run`)"]
 fn daemon_notifies_ready_watchdog_reload_and_stop() {
     let specs = tempfile::tempdir().expect("spec dir");
     let sockets = tempfile::tempdir().expect("socket dir");
