@@ -173,6 +173,9 @@ impl Schedule {
     }
 
     /// The schedule at `now`. Stateless and cheap: a few days of cron matching in the usual case.
+    ///
+    /// Drive it by calling again at `next_change` or within 30 s, whichever comes first: wall time
+    /// can step, and a fresh evaluation is all it takes to follow.
     pub fn state_at(&self, now: Timestamp) -> ScheduleState {
         let mut upcoming = self.merged_after(now).peekable();
         let Some(first) = upcoming.next() else {
