@@ -87,13 +87,20 @@ ok "built $(basename "$deb") and $(basename "$rpm_file")"
 
 # --- maintainer scripts ------------------------------------------------------------------
 step "maintainer scripts"
-for script in packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm packaging/rpm/*.sh; do
-    check "$script parses (sh -n)" sh -n "$script"
+control="$(mktemp -d)"
+dpkg-deb --control "$deb" "$control"
+for script in "$control"/postinst "$control"/prerm "$control"/postrm packaging/rpm/*.sh; do
+    check "${script#"$control"/} parses (sh -n)" sh -n "$script"
 done
+check "deb postinst restarts the service after an upgrade" grep -q "_dh_action=restart" "$control/postinst"
+check "deb prerm leaves the service running during an upgrade" \
+    grep -q '\[ "\$1" = remove \]' "$control/prerm"
+rm -rf "$control"
 
 # --- deb: install ------------------------------------------------------------------------
 step "deb: install"
-if dpkg-query -W -f '${Status}' sipcast 2>/dev/null | grep -q installed; then
+deb_state() { dpkg-query -W -f '${db:Status-Status}' sipcast 2>/dev/null || echo not-installed; }
+if [ "$(deb_state)" != not-installed ]; then
     dpkg --purge sipcast >/dev/null
 fi
 check "dpkg -i $(basename "$deb")" dpkg -i "$deb"
@@ -150,6 +157,15 @@ check "the example spec, uncommented, passes sipcast validate" \
     /usr/bin/sipcast validate "$example_dir/example.toml"
 rm -rf "$example_dir"
 
+# Reinstalling runs the upgrade path of every maintainer script (prerm upgrade, postinst
+# configure with the old version); operator data must survive it.
+echo "secret" >/etc/sipcast/secrets/upgrade-check
+echo "# operator edit" >>/etc/sipcast/sipcast.toml
+check "dpkg -i again (the upgrade path)" dpkg -i "$deb"
+check "an upgrade keeps files in /etc/sipcast/secrets" test -f /etc/sipcast/secrets/upgrade-check
+expect_mode /etc/sipcast/secrets "750 sipcast:sipcast"
+check "an upgrade keeps the operator's sipcast.toml" grep -q "# operator edit" /etc/sipcast/sipcast.toml
+
 # --- deb: the unit -----------------------------------------------------------------------
 step "deb: systemd unit"
 check "systemd-analyze verify accepts the installed unit" \
@@ -171,7 +187,7 @@ fi
 step "deb: sandbox fit (strace)"
 expand_syscall_set() { # @group... -> every syscall name, one per line
     for group in "$@"; do
-        systemd-analyze syscall-filter --no-pager "$group" | sed -n 's/^ \{4\}\([@a-z0-9_]\+\)$/\1/p' |
+        systemd-analyze syscall-filter --no-pager "$group" | sed -n 's/^ \{4\}\([@a-z0-9_-]\+\)$/\1/p' |
             while read -r entry; do
                 case "$entry" in
                     @*) expand_syscall_set "$entry" ;;
@@ -232,10 +248,10 @@ fi
 # --- deb: purge --------------------------------------------------------------------------
 step "deb: purge"
 check "dpkg --purge sipcast" dpkg --purge sipcast
-if dpkg-query -W -f '${Status}' sipcast 2>/dev/null | grep -q installed; then
-    fail "dpkg no longer lists sipcast"
-else
+if [ "$(deb_state)" = not-installed ]; then
     ok "dpkg no longer lists sipcast"
+else
+    fail "dpkg no longer lists sipcast (state: $(deb_state))"
 fi
 leftovers="$(find /usr/bin /usr/lib/systemd /usr/lib/sysusers.d /usr/share/man /usr/share/doc \
     /usr/share/bash-completion /usr/share/zsh /usr/share/fish /etc /var/lib /run \
