@@ -200,9 +200,10 @@ if command -v strace >/dev/null 2>&1; then
     trace_dir="$(mktemp -d)"
     chmod 0755 "$trace_dir"
     mkdir "$trace_dir/specs"
+    # The packaged configuration, with flags moving every listener to a free loopback port.
     strace -f -qq -o "$trace_dir/trace" -u sipcast /usr/bin/sipcast run \
-        --dir "$trace_dir/specs" --api 127.0.0.1:0 --sip-listen 127.0.0.1:0 \
-        --rtp-ports 40000-40099 >"$trace_dir/log" 2>&1 &
+        --config /etc/sipcast/sipcast.toml --dir "$trace_dir/specs" --api 127.0.0.1:0 \
+        --sip-listen 127.0.0.1:0 --rtp-ports 40000-40099 >"$trace_dir/log" 2>&1 &
     strace_pid=$!
     sleep 3
     daemon_pid="$(pgrep -P "$strace_pid" -x sipcast || true)"
@@ -211,7 +212,14 @@ if command -v strace >/dev/null 2>&1; then
         sleep 1
         kill -TERM "$daemon_pid" 2>/dev/null || true
     fi
-    wait "$strace_pid" || true
+    daemon_status=0
+    wait "$strace_pid" || daemon_status=$?
+    if [ -n "$daemon_pid" ] && [ "$daemon_status" -eq 0 ]; then
+        ok "sipcast run with the packaged sipcast.toml ran until SIGTERM and exited 0"
+    else
+        fail "sipcast run with the packaged sipcast.toml ran until SIGTERM and exited 0 (exit $daemon_status)"
+        sed 's/^/    /' "$trace_dir/log"
+    fi
     allowed="$trace_dir/allowed"
     expand_syscall_set @system-service | sort -u >"$trace_dir/service"
     expand_syscall_set @privileged @resources | sort -u >"$trace_dir/denied"
