@@ -145,7 +145,12 @@ check "sipcast.toml is a conffile" \
     sh -c "dpkg-query -W -f '\${Conffiles}' sipcast | grep -q ' /etc/sipcast/sipcast.toml '"
 check "copyright carries the Fraunhofer FDK AAC licence" \
     grep -q "Software License for The Fraunhofer FDK AAC Codec Library" /usr/share/doc/sipcast/copyright
-check "man page renders" sh -c 'MANWIDTH=80 man -l /usr/share/man/man1/sipcast.1.gz >/dev/null'
+# Rendered from a copy outside the manual path so that man-db caches no cat page.
+man_copy="$(mktemp -d)"
+zcat /usr/share/man/man1/sipcast.1.gz >"$man_copy/sipcast.1"
+check "man page renders without groff warnings" \
+    sh -c "MANWIDTH=80 man --warnings -l '$man_copy/sipcast.1' 2>&1 >/dev/null | grep . && exit 1 || exit 0"
+rm -rf "$man_copy"
 check "sipcast --version names the version and commit" \
     sh -c '/usr/bin/sipcast --version | grep -Eq "^sipcast [0-9]+\.[0-9]+\.[0-9]+ \(([0-9a-f]{7,}(-dirty)?|unknown)\)"'
 check "sipcast validate /etc/sipcast/broadcasts.d passes" \
@@ -168,8 +173,10 @@ check "an upgrade keeps the operator's sipcast.toml" grep -q "# operator edit" /
 
 # --- deb: the unit -----------------------------------------------------------------------
 step "deb: systemd unit"
+# --man=no: verify would otherwise render the page and leave a cat page in /var/cache/man.
 check "systemd-analyze verify accepts the installed unit" \
-    systemd-analyze verify /usr/lib/systemd/system/sipcast.service
+    sh -c '! systemd-analyze verify --man=no /usr/lib/systemd/system/sipcast.service 2>&1 | grep .'
+check "the unit's Documentation=man:sipcast(1) resolves" man -w sipcast
 security="$(systemd-analyze security --offline=true --no-pager \
     /usr/lib/systemd/system/sipcast.service 2>&1 || true)"
 printf '%s\n' "$security"
@@ -262,10 +269,10 @@ else
     fail "dpkg no longer lists sipcast (state: $(deb_state))"
 fi
 leftovers="$(find /usr/bin /usr/lib/systemd /usr/lib/sysusers.d /usr/share/man /usr/share/doc \
-    /usr/share/bash-completion /usr/share/zsh /usr/share/fish /etc /var/lib /run \
+    /usr/share/bash-completion /usr/share/zsh /usr/share/fish /etc /var/lib /var/cache /run \
     -name '*sipcast*' 2>/dev/null || true)"
 if [ -z "$leftovers" ]; then
-    ok "purge leaves no sipcast files behind (/usr, /etc, /var/lib, /run)"
+    ok "purge leaves no sipcast files behind (/usr, /etc, /var/lib, /var/cache, /run)"
 else
     fail "purge leaves no sipcast files behind; found:"
     printf '%s\n' "$leftovers" | sed 's/^/    /'
@@ -310,8 +317,36 @@ expect_script "preinstall creates the user" "systemd-sysusers --replace=/usr/lib
 expect_script "postinstall creates the secrets directory" "install -d -m 0750 -o sipcast -g sipcast /etc/sipcast/secrets"
 expect_script "postinstall reloads systemd" "systemctl daemon-reload"
 expect_script "postinstall presets on first install" "systemctl --no-reload preset sipcast.service"
-expect_script "preuninstall stops and disables on erase" "systemctl --no-reload disable --now sipcast.service"
+expect_script "preuninstall disables on erase" "systemctl --no-reload disable sipcast.service"
+expect_script "preuninstall stops on erase" "systemctl stop sipcast.service"
 expect_script "postuninstall try-restarts on upgrade" "systemctl try-restart sipcast.service"
+
+# Run the scriptlets for real: install and erase with a scratch rpm database (this host's
+# packages are dpkg's, so rpm's dependency check is skipped).
+step "rpm: install and erase (scratch rpm database)"
+rpm_db="$(mktemp -d)"
+check "rpm -i $(basename "$rpm_file")" rpm -i --nodeps --dbpath "$rpm_db" "$rpm_file"
+check "rpm %pre created user sipcast" getent passwd sipcast
+expect_mode /etc/sipcast/secrets "750 sipcast:sipcast"
+expect_mode /etc/sipcast/sipcast.toml "644 root:root"
+expect_mode /usr/bin/sipcast "755 root:root"
+check "rpm -U of the same package (the upgrade path)" \
+    rpm -U --replacepkgs --nodeps --dbpath "$rpm_db" "$rpm_file"
+check "rpm -e sipcast" rpm -e --nodeps --dbpath "$rpm_db" sipcast
+# By design (see postun.sh) erase keeps the secrets directory.
+check "rpm -e keeps /etc/sipcast/secrets" test -d /etc/sipcast/secrets
+rm -rf /etc/sipcast/secrets
+rmdir /etc/sipcast/broadcasts.d /etc/sipcast 2>/dev/null || true
+leftovers="$(find /usr/bin /usr/lib/systemd /usr/lib/sysusers.d /usr/share/man /usr/share/doc \
+    /usr/share/licenses /usr/share/bash-completion /usr/share/zsh /usr/share/fish /etc \
+    -name '*sipcast*' 2>/dev/null || true)"
+if [ -z "$leftovers" ]; then
+    ok "rpm -e leaves no packaged files behind"
+else
+    fail "rpm -e leaves no packaged files behind; found:"
+    printf '%s\n' "$leftovers" | sed 's/^/    /'
+fi
+rm -rf "$rpm_db"
 
 echo "== $failures failed check(s)"
 [ "$failures" -eq 0 ]
