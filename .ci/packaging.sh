@@ -87,13 +87,20 @@ ok "built $(basename "$deb") and $(basename "$rpm_file")"
 
 # --- maintainer scripts ------------------------------------------------------------------
 step "maintainer scripts"
-for script in packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm packaging/rpm/*.sh; do
-    check "$script parses (sh -n)" sh -n "$script"
+control="$(mktemp -d)"
+dpkg-deb --control "$deb" "$control"
+for script in "$control"/postinst "$control"/prerm "$control"/postrm packaging/rpm/*.sh; do
+    check "${script#"$control"/} parses (sh -n)" sh -n "$script"
 done
+check "deb postinst restarts the service after an upgrade" grep -q "_dh_action=restart" "$control/postinst"
+check "deb prerm leaves the service running during an upgrade" \
+    grep -q '\[ "\$1" = remove \]' "$control/prerm"
+rm -rf "$control"
 
 # --- deb: install ------------------------------------------------------------------------
 step "deb: install"
-if dpkg-query -W -f '${Status}' sipcast 2>/dev/null | grep -q installed; then
+deb_state() { dpkg-query -W -f '${db:Status-Status}' sipcast 2>/dev/null || echo not-installed; }
+if [ "$(deb_state)" != not-installed ]; then
     dpkg --purge sipcast >/dev/null
 fi
 check "dpkg -i $(basename "$deb")" dpkg -i "$deb"
@@ -138,7 +145,12 @@ check "sipcast.toml is a conffile" \
     sh -c "dpkg-query -W -f '\${Conffiles}' sipcast | grep -q ' /etc/sipcast/sipcast.toml '"
 check "copyright carries the Fraunhofer FDK AAC licence" \
     grep -q "Software License for The Fraunhofer FDK AAC Codec Library" /usr/share/doc/sipcast/copyright
-check "man page renders" sh -c 'MANWIDTH=80 man -l /usr/share/man/man1/sipcast.1.gz >/dev/null'
+# Rendered from a copy outside the manual path so that man-db caches no cat page.
+man_copy="$(mktemp -d)"
+zcat /usr/share/man/man1/sipcast.1.gz >"$man_copy/sipcast.1"
+check "man page renders without groff warnings" \
+    sh -c "MANWIDTH=80 man --warnings -l '$man_copy/sipcast.1' 2>&1 >/dev/null | grep . && exit 1 || exit 0"
+rm -rf "$man_copy"
 check "sipcast --version names the version and commit" \
     sh -c '/usr/bin/sipcast --version | grep -Eq "^sipcast [0-9]+\.[0-9]+\.[0-9]+ \(([0-9a-f]{7,}(-dirty)?|unknown)\)"'
 check "sipcast validate /etc/sipcast/broadcasts.d passes" \
@@ -150,10 +162,21 @@ check "the example spec, uncommented, passes sipcast validate" \
     /usr/bin/sipcast validate "$example_dir/example.toml"
 rm -rf "$example_dir"
 
+# Reinstalling runs the upgrade path of every maintainer script (prerm upgrade, postinst
+# configure with the old version); operator data must survive it.
+echo "secret" >/etc/sipcast/secrets/upgrade-check
+echo "# operator edit" >>/etc/sipcast/sipcast.toml
+check "dpkg -i again (the upgrade path)" dpkg -i "$deb"
+check "an upgrade keeps files in /etc/sipcast/secrets" test -f /etc/sipcast/secrets/upgrade-check
+expect_mode /etc/sipcast/secrets "750 sipcast:sipcast"
+check "an upgrade keeps the operator's sipcast.toml" grep -q "# operator edit" /etc/sipcast/sipcast.toml
+
 # --- deb: the unit -----------------------------------------------------------------------
 step "deb: systemd unit"
+# --man=no: verify would otherwise render the page and leave a cat page in /var/cache/man.
 check "systemd-analyze verify accepts the installed unit" \
-    systemd-analyze verify /usr/lib/systemd/system/sipcast.service
+    sh -c '! systemd-analyze verify --man=no /usr/lib/systemd/system/sipcast.service 2>&1 | grep .'
+check "the unit's Documentation=man:sipcast(1) resolves" man -w sipcast
 security="$(systemd-analyze security --offline=true --no-pager \
     /usr/lib/systemd/system/sipcast.service 2>&1 || true)"
 printf '%s\n' "$security"
@@ -171,7 +194,7 @@ fi
 step "deb: sandbox fit (strace)"
 expand_syscall_set() { # @group... -> every syscall name, one per line
     for group in "$@"; do
-        systemd-analyze syscall-filter --no-pager "$group" | sed -n 's/^ \{4\}\([@a-z0-9_]\+\)$/\1/p' |
+        systemd-analyze syscall-filter --no-pager "$group" | sed -n 's/^ \{4\}\([@a-z0-9_-]\+\)$/\1/p' |
             while read -r entry; do
                 case "$entry" in
                     @*) expand_syscall_set "$entry" ;;
@@ -184,9 +207,10 @@ if command -v strace >/dev/null 2>&1; then
     trace_dir="$(mktemp -d)"
     chmod 0755 "$trace_dir"
     mkdir "$trace_dir/specs"
+    # The packaged configuration, with flags moving every listener to a free loopback port.
     strace -f -qq -o "$trace_dir/trace" -u sipcast /usr/bin/sipcast run \
-        --dir "$trace_dir/specs" --api 127.0.0.1:0 --sip-listen 127.0.0.1:0 \
-        --rtp-ports 40000-40099 >"$trace_dir/log" 2>&1 &
+        --config /etc/sipcast/sipcast.toml --dir "$trace_dir/specs" --api 127.0.0.1:0 \
+        --sip-listen 127.0.0.1:0 --rtp-ports 40000-40099 >"$trace_dir/log" 2>&1 &
     strace_pid=$!
     sleep 3
     daemon_pid="$(pgrep -P "$strace_pid" -x sipcast || true)"
@@ -195,7 +219,14 @@ if command -v strace >/dev/null 2>&1; then
         sleep 1
         kill -TERM "$daemon_pid" 2>/dev/null || true
     fi
-    wait "$strace_pid" || true
+    daemon_status=0
+    wait "$strace_pid" || daemon_status=$?
+    if [ -n "$daemon_pid" ] && [ "$daemon_status" -eq 0 ]; then
+        ok "sipcast run with the packaged sipcast.toml ran until SIGTERM and exited 0"
+    else
+        fail "sipcast run with the packaged sipcast.toml ran until SIGTERM and exited 0 (exit $daemon_status)"
+        sed 's/^/    /' "$trace_dir/log"
+    fi
     allowed="$trace_dir/allowed"
     expand_syscall_set @system-service | sort -u >"$trace_dir/service"
     expand_syscall_set @privileged @resources | sort -u >"$trace_dir/denied"
@@ -232,16 +263,16 @@ fi
 # --- deb: purge --------------------------------------------------------------------------
 step "deb: purge"
 check "dpkg --purge sipcast" dpkg --purge sipcast
-if dpkg-query -W -f '${Status}' sipcast 2>/dev/null | grep -q installed; then
-    fail "dpkg no longer lists sipcast"
-else
+if [ "$(deb_state)" = not-installed ]; then
     ok "dpkg no longer lists sipcast"
+else
+    fail "dpkg no longer lists sipcast (state: $(deb_state))"
 fi
 leftovers="$(find /usr/bin /usr/lib/systemd /usr/lib/sysusers.d /usr/share/man /usr/share/doc \
-    /usr/share/bash-completion /usr/share/zsh /usr/share/fish /etc /var/lib /run \
+    /usr/share/bash-completion /usr/share/zsh /usr/share/fish /etc /var/lib /var/cache /run \
     -name '*sipcast*' 2>/dev/null || true)"
 if [ -z "$leftovers" ]; then
-    ok "purge leaves no sipcast files behind (/usr, /etc, /var/lib, /run)"
+    ok "purge leaves no sipcast files behind (/usr, /etc, /var/lib, /var/cache, /run)"
 else
     fail "purge leaves no sipcast files behind; found:"
     printf '%s\n' "$leftovers" | sed 's/^/    /'
@@ -286,8 +317,36 @@ expect_script "preinstall creates the user" "systemd-sysusers --replace=/usr/lib
 expect_script "postinstall creates the secrets directory" "install -d -m 0750 -o sipcast -g sipcast /etc/sipcast/secrets"
 expect_script "postinstall reloads systemd" "systemctl daemon-reload"
 expect_script "postinstall presets on first install" "systemctl --no-reload preset sipcast.service"
-expect_script "preuninstall stops and disables on erase" "systemctl --no-reload disable --now sipcast.service"
+expect_script "preuninstall disables on erase" "systemctl --no-reload disable sipcast.service"
+expect_script "preuninstall stops on erase" "systemctl stop sipcast.service"
 expect_script "postuninstall try-restarts on upgrade" "systemctl try-restart sipcast.service"
+
+# Run the scriptlets for real: install and erase with a scratch rpm database (this host's
+# packages are dpkg's, so rpm's dependency check is skipped).
+step "rpm: install and erase (scratch rpm database)"
+rpm_db="$(mktemp -d)"
+check "rpm -i $(basename "$rpm_file")" rpm -i --nodeps --dbpath "$rpm_db" "$rpm_file"
+check "rpm %pre created user sipcast" getent passwd sipcast
+expect_mode /etc/sipcast/secrets "750 sipcast:sipcast"
+expect_mode /etc/sipcast/sipcast.toml "644 root:root"
+expect_mode /usr/bin/sipcast "755 root:root"
+check "rpm -U of the same package (the upgrade path)" \
+    rpm -U --replacepkgs --nodeps --dbpath "$rpm_db" "$rpm_file"
+check "rpm -e sipcast" rpm -e --nodeps --dbpath "$rpm_db" sipcast
+# By design (see postun.sh) erase keeps the secrets directory.
+check "rpm -e keeps /etc/sipcast/secrets" test -d /etc/sipcast/secrets
+rm -rf /etc/sipcast/secrets
+rmdir /etc/sipcast/broadcasts.d /etc/sipcast 2>/dev/null || true
+leftovers="$(find /usr/bin /usr/lib/systemd /usr/lib/sysusers.d /usr/share/man /usr/share/doc \
+    /usr/share/licenses /usr/share/bash-completion /usr/share/zsh /usr/share/fish /etc \
+    -name '*sipcast*' 2>/dev/null || true)"
+if [ -z "$leftovers" ]; then
+    ok "rpm -e leaves no packaged files behind"
+else
+    fail "rpm -e leaves no packaged files behind; found:"
+    printf '%s\n' "$leftovers" | sed 's/^/    /'
+fi
+rm -rf "$rpm_db"
 
 echo "== $failures failed check(s)"
 [ "$failures" -eq 0 ]

@@ -12,5 +12,9 @@ if [ -d /run/systemd/system ]; then
 fi
 if [ "$1" -ge 1 ]; then
     systemctl try-restart sipcast.service >/dev/null 2>&1 || :
+else
+    # cargo-generate-rpm cannot own directories: drop ours if nothing else is in them.
+    rmdir /usr/share/doc/sipcast /usr/share/licenses/sipcast \
+        /etc/sipcast/broadcasts.d /etc/sipcast 2>/dev/null || :
 fi
 exit 0
