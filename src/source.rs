@@ -174,7 +174,7 @@ pub async fn run(config: SourceConfig, tx: mpsc::Sender<DirectoryScan>, rescan_n
                 loop {
                     let wait = if settle == Settle::Quiet { config.debounce } else { SETTLE };
                     match tokio::time::timeout(wait, dirty_rx.recv()).await {
-                        Ok(Some(next)) if next == Settle::Quiet => settle = Settle::Quiet,
+                        Ok(Some(Settle::Quiet)) => settle = Settle::Quiet,
                         Ok(Some(_)) => {}
                         _ => break,
                     }
