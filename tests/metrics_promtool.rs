@@ -19,8 +19,8 @@ fn promtool_accepts_the_metrics() {
             b.counters.attempts_by_result.insert("established", 2);
             b.counters.attempts_by_result.insert("busy", 1);
             b.counters.connected_seconds = 12.5;
-            b.counters.rtp_packets = 1000;
-            b.counters.rtp_lost = 3;
+            b.counters.current.rtp_packets = 1000;
+            b.counters.current.rtp_lost = 3;
             b.rtmp.push(RtmpStatus {
                 url: "rtmp://127.0.0.1/live/****".into(),
                 state: RtmpState::Publishing,
@@ -39,8 +39,20 @@ fn promtool_accepts_the_metrics() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool is needed (apt-get install --no-install-recommends prometheus)");
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = promtool.wait_with_output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "promtool: {said}\n{text}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
 }

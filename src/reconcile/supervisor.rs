@@ -371,6 +371,7 @@ impl Supervisor {
                             Phase::Connected
                         };
                     }
+                    b.counters.observe_targets(&targets);
                     b.rtmp = targets;
                 });
             }
@@ -378,8 +379,8 @@ impl Supervisor {
                 rtp_packets,
                 rtp_lost,
             } => self.write(|b| {
-                b.counters.rtp_packets = rtp_packets;
-                b.counters.rtp_lost = rtp_lost;
+                b.counters.current.rtp_packets = rtp_packets;
+                b.counters.current.rtp_lost = rtp_lost;
             }),
             CallEvent::Ended(_) => {}
         }
@@ -415,6 +416,7 @@ impl Supervisor {
             b.call.since = Some(now);
             *b.counters.attempts_by_result.entry(class).or_default() += 1;
             b.counters.connected_seconds += connected_for.as_secs_f64();
+            b.counters.close_attempt();
             b.set_condition(
                 "CallEstablished",
                 ConditionStatus::False,
