@@ -47,6 +47,8 @@ impl Dialer for LiveDialer {
     fn dial(&self, request: CallRequest) -> CallSession {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, event_rx) = mpsc::unbounded_channel();
+        let span =
+            tracing::info_span!("call", broadcast = %request.broadcast, attempt = request.attempt);
         let attempt = Attempt {
             ua: self.ua.clone(),
             ports: self.ports.clone(),
@@ -54,7 +56,7 @@ impl Dialer for LiveDialer {
             commands: command_rx,
             events,
         };
-        tokio::spawn(attempt.run());
+        tokio::spawn(tracing::Instrument::instrument(attempt.run(), span));
         CallSession {
             commands,
             events: event_rx,

@@ -45,6 +45,7 @@ impl SupervisorHandle {
     pub fn spawn(spec: Arc<BroadcastSpec>, ctx: SupervisorContext) -> Self {
         let (spec_tx, spec_rx) = watch::channel(Some(spec.clone()));
         let retry_now = Arc::new(Notify::new());
+        let span = tracing::info_span!("broadcast", broadcast = %spec.name);
         let supervisor = Supervisor {
             name: spec.name.clone(),
             backoff: Backoff::new(spec.redial),
@@ -59,7 +60,7 @@ impl SupervisorHandle {
         SupervisorHandle {
             spec_tx,
             retry_now,
-            join: tokio::spawn(supervisor.run()),
+            join: tokio::spawn(tracing::Instrument::instrument(supervisor.run(), span)),
         }
     }
 
