@@ -33,7 +33,17 @@ async fn publish_and_probe(audio: SourceAudio) -> Probe {
         1,
         "a keyframe is asked for at connect"
     );
+    // nginx leaves metadata out of recordings; a player joining mid-stream shows it arrived.
+    let player_url = format!("rtmp://127.0.0.1:{}/live/test-key", nginx.rtmp_port);
+    let player = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        live_metadata(&player_url).await
+    });
     feed_in_real_time(&handle.sender(), &frames).await;
+    let meta = player.await.unwrap();
+    assert_eq!(meta["displayWidth"], "320", "{meta}");
+    assert_eq!(meta["displayHeight"], "240", "{meta}");
+    assert_eq!(meta["fps"], "25", "{meta}");
     // Let the last frames leave the queue before unpublishing.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let final_status = status.borrow().clone();

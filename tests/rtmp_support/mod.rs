@@ -448,3 +448,25 @@ pub async fn wait_status(
         )
     })
 }
+
+/// The onMetaData a player of `url` receives (ffprobe as the player). nginx-rtmp rebuilds it
+/// from the publisher's `@setDataFrame` (`width` → `displayWidth`, `framerate` → `fps`).
+pub async fn live_metadata(url: &str) -> serde_json::Value {
+    require("ffprobe");
+    let run = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json", "-show_entries", "format_tags"])
+        .arg(url)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(4), run)
+        .await
+        .expect("ffprobe on the live stream finishes")
+        .expect("run ffprobe");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        json["format"]["tags"].is_object(),
+        "ffprobe {url}: {json}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json["format"]["tags"].clone()
+}
