@@ -104,3 +104,31 @@ async fn pcmu_is_passed_through_as_flv_g711() {
     assert_matches_source(&probe);
     assert_eq!(probe.audio_codec.as_deref(), Some("pcm_mulaw"));
 }
+
+#[tokio::test]
+async fn an_idle_publisher_answers_pings_and_stays_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let nginx = Nginx::start(dir.path(), None);
+    let handle = spawn(
+        PublishTarget {
+            url: format!("rtmp://127.0.0.1:{}/live/idle-key", nginx.rtmp_port),
+            stream_key: None,
+            ca_file: None,
+        },
+        PublisherConfig::default(),
+    );
+    let mut status = handle.status();
+    let at_start = wait_status(&mut status, Duration::from_secs(10), "publishing", |s| {
+        s.state == TargetState::Publishing
+    })
+    .await;
+    // Several of nginx's 1 s ping intervals without any media from us.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let now = status.borrow().clone();
+    assert_eq!(now.state, TargetState::Publishing, "{now:?}");
+    assert_eq!(now.reconnects, 0, "{now:?}");
+    assert!(now.last_error.is_none(), "{now:?}");
+    // Nothing but ping responses went out meanwhile.
+    assert!(now.bytes_sent > at_start.bytes_sent, "{at_start:?} {now:?}");
+    handle.stop().await;
+}

@@ -114,7 +114,8 @@ pub fn make_pki(dir: &Path) -> TestPki {
 }
 
 /// nginx with an RTMP server on `rtmp_port`: application `live` records every publish into
-/// `recordings` (one file per publish), application `closed` denies publishing. With `tls`, a
+/// `recordings` (one file per publish), application `closed` denies publishing. nginx pings
+/// idle clients every second and drops those that do not answer within a second. With `tls`, a
 /// stream server on `tls_port` terminates TLS and proxies to the RTMP port.
 pub struct Nginx {
     pub dir: PathBuf,
@@ -136,7 +137,7 @@ impl Nginx {
         let mut conf = format!(
             "load_module {RTMP_MODULE};\n{}daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\n\
              error_log {dir}/error.log info;\nevents {{ worker_connections 64; }}\n\
-             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096; ping 1s; ping_timeout 1s;\n\
                application live {{ live on; record all; record_unique on; record_path {rec}; }}\n\
                application closed {{ live on; deny publish all; }}\n}} }}\n",
             if pki.is_some() {
