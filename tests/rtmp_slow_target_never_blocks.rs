@@ -81,6 +81,11 @@ async fn a_hung_target_drops_and_reconnects_while_the_other_keeps_publishing() {
     );
     assert!(a_now.drops > 0, "the hung target dropped media: {a_now:?}");
     assert!(
+        *a.keyframe_requests().borrow() >= 2,
+        "dropped video asks for a keyframe"
+    );
+    assert_eq!(*b.keyframe_requests().borrow(), 1, "only at connect");
+    assert!(
         matches!(a_now.state, TargetState::Reconnecting) || a_now.reconnects > 0,
         "the hung connection was declared dead: {a_now:?}"
     );
