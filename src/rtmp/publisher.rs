@@ -284,10 +284,10 @@ impl Driver {
         let drops = self.shared.queue().drops().total();
         self.status.send_modify(|s| {
             s.state = state;
-            s.drops = drops;
+            s.dropped_frames = drops;
             s.bytes_sent = self.bytes_sent;
             if error.is_some() {
-                s.last_error = error;
+                s.error = error;
             }
         });
     }
@@ -458,9 +458,9 @@ impl Driver {
             let drops = self.shared.queue().drops().total();
             let bytes_sent = self.bytes_sent;
             self.status.send_if_modified(|s| {
-                let changed = s.bytes_sent != bytes_sent || s.drops != drops;
+                let changed = s.bytes_sent != bytes_sent || s.dropped_frames != drops;
                 s.bytes_sent = bytes_sent;
-                s.drops = drops;
+                s.dropped_frames = drops;
                 changed
             });
         }
