@@ -246,6 +246,8 @@ fn wait_for_port(port: u16, dir: &Path) {
 pub enum SourceAudio {
     Aac,
     Pcmu,
+    /// A-law and no video stream at all.
+    PcmaWithoutVideo,
 }
 
 /// An H.264 (baseline, 320x240, 25 fps, a keyframe every second) FLV made by ffmpeg, read back
@@ -256,7 +258,9 @@ pub fn source_frames(dir: &Path, seconds: u32, audio: SourceAudio) -> Vec<MediaF
     let audio_args: &[&str] = match audio {
         SourceAudio::Aac => &["-c:a", "aac", "-ar", "44100", "-ac", "1"],
         SourceAudio::Pcmu => &["-c:a", "pcm_mulaw", "-ar", "8000", "-ac", "1"],
+        SourceAudio::PcmaWithoutVideo => &["-vn", "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"],
     };
+    let video = audio != SourceAudio::PcmaWithoutVideo;
     let out = Command::new("ffmpeg")
         .args([
             "-loglevel",
@@ -291,17 +295,18 @@ pub fn source_frames(dir: &Path, seconds: u32, audio: SourceAudio) -> Vec<MediaF
     );
     let data = Bytes::from(std::fs::read(&path).unwrap());
     let mut frames = vec![MediaFrame::Metadata(StreamMetadata {
-        width: Some(320),
-        height: Some(240),
-        frame_rate: Some(25.0),
-        video: true,
+        width: video.then_some(320),
+        height: video.then_some(240),
+        frame_rate: video.then_some(25.0),
+        video,
         audio: Some(match audio {
             SourceAudio::Aac => AudioFormat::Aac,
             SourceAudio::Pcmu => AudioFormat::Pcmu,
+            SourceAudio::PcmaWithoutVideo => AudioFormat::Pcma,
         }),
         audio_sample_rate: Some(match audio {
             SourceAudio::Aac => 44_100,
-            SourceAudio::Pcmu => 8_000,
+            SourceAudio::Pcmu | SourceAudio::PcmaWithoutVideo => 8_000,
         }),
         audio_channels: Some(1),
         audio_bitrate_kbps: None,
