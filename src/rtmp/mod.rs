@@ -19,7 +19,7 @@
 //! );
 //! let mut keyframes = handle.keyframe_requests(); // ask the caller for an IDR on each change
 //! handle.send(frame);                             // never blocks
-//! let status = handle.status().borrow().clone();  // state, bytes_sent, reconnects, drops …
+//! let status = handle.status().borrow().clone();  // state, bytes_sent, reconnects, dropped_frames, error
 //! handle.stop().await;                            // FCUnpublish, deleteStream, close
 //! # }
 //! ```

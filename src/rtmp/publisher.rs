@@ -284,10 +284,10 @@ impl Driver {
         let drops = self.shared.queue().drops().total();
         self.status.send_modify(|s| {
             s.state = state;
-            s.drops = drops;
+            s.dropped_frames = drops;
             s.bytes_sent = self.bytes_sent;
             if error.is_some() {
-                s.last_error = error;
+                s.error = error;
             }
         });
     }
@@ -421,8 +421,12 @@ impl Driver {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), PublishError> {
         tracing::info!(url = %self.status.borrow().url, "rtmp target publishing");
-        self.timeline.on_connect();
-        self.shared.queue().resume();
+        let headers = {
+            let mut queue = self.shared.queue();
+            queue.resume();
+            queue.headers().clone()
+        };
+        self.timeline.on_connect(headers);
         self.shared.request_keyframe();
         self.set_state(TargetState::Publishing, None);
         let mut tags = Vec::new();
@@ -441,12 +445,9 @@ impl Driver {
                 }
                 _ = self.shared.wake.notified() => {
                     loop {
-                        let popped = {
-                            let mut queue = self.shared.queue();
-                            queue.pop().map(|frame| (frame, queue.headers().clone()))
-                        };
-                        let Some((frame, headers)) = popped else { break };
-                        self.timeline.tags_for(&frame, &headers, &mut tags);
+                        let popped = self.shared.queue().pop();
+                        let Some(frame) = popped else { break };
+                        self.timeline.tags_for(&frame, &mut tags);
                         for tag in tags.drain(..) {
                             session.send_tag(&tag)?;
                         }
@@ -458,9 +459,9 @@ impl Driver {
             let drops = self.shared.queue().drops().total();
             let bytes_sent = self.bytes_sent;
             self.status.send_if_modified(|s| {
-                let changed = s.bytes_sent != bytes_sent || s.drops != drops;
+                let changed = s.bytes_sent != bytes_sent || s.dropped_frames != drops;
                 s.bytes_sent = bytes_sent;
-                s.drops = drops;
+                s.dropped_frames = drops;
                 changed
             });
         }
@@ -516,3 +517,7 @@ impl Io {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "publisher_tests.rs"]
+mod tests;

@@ -371,3 +371,38 @@ fn nginx_refusing_a_busy_key_replayed() {
         }
     );
 }
+
+/// Fuzzer find (`rtmp_server_bytes`): a command message with fewer than three AMF values made
+/// `rml_rtmp` panic (`drain(..3)`). Now it is a protocol error.
+#[test]
+fn short_command_from_the_server_is_an_error_not_a_panic() {
+    let now = t0();
+    let crasher: &[u8] = &[
+        16, 0, 0, 0, 0, 0, 0, 20, 255, 251, 255, 200, 177, 164, 232, 0, 16, 0, 0, 0, 0, 49, 0, 0,
+        0, 0, 0, 4,
+    ];
+    let mut client = handshaken(now);
+    let (a, b) = crasher.split_at(crasher.len() / 2);
+    let result = client
+        .handle_input(now, a)
+        .and_then(|()| client.handle_input(now, b));
+    assert!(
+        matches!(result, Err(SessionError::Protocol(_))),
+        "{result:?}"
+    );
+
+    // The plain form: `_result` with only a name and a transaction id, on csid 3.
+    let mut body = Vec::new();
+    amf0::write_string(&mut body, "_result");
+    amf0::write_number(&mut body, 1.0);
+    let mut chunk = Vec::new();
+    write_full_chunks(&mut chunk, 3, 20, 0, 0, &body, 128);
+    let mut client = handshaken(now);
+    let result = client.handle_input(now, &chunk);
+    assert_eq!(
+        result,
+        Err(SessionError::Protocol(
+            "command message with 2 AMF values, need at least 3".into()
+        ))
+    );
+}

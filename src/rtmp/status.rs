@@ -1,4 +1,5 @@
-//! What one target reports: the shape of the `rtmp` entries in DESIGN.md's `Broadcast` status.
+//! What one target reports: the shape of the `rtmp` entries in DESIGN.md's `Broadcast` status
+//! (field names as in `status::model::RtmpStatus`, so the conversion is a field-by-field copy).
 
 use serde::Serialize;
 
@@ -30,8 +31,9 @@ pub struct TargetStatus {
     /// Connection attempts after the first.
     pub reconnects: u64,
     /// Frames dropped because the target could not keep up.
-    pub drops: u64,
-    pub last_error: Option<String>,
+    pub dropped_frames: u64,
+    /// The last error, kept after recovery (redacted).
+    pub error: Option<String>,
 }
 
 impl TargetStatus {
@@ -41,8 +43,8 @@ impl TargetStatus {
             state: TargetState::Idle,
             bytes_sent: 0,
             reconnects: 0,
-            drops: 0,
-            last_error: None,
+            dropped_frames: 0,
+            error: None,
         }
     }
 }
@@ -64,8 +66,8 @@ mod tests {
                 "state": "publishing",
                 "bytes_sent": 734003200u64,
                 "reconnects": 0,
-                "drops": 0,
-                "last_error": null,
+                "dropped_frames": 0,
+                "error": null,
             })
         );
     }
