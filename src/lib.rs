@@ -1,6 +1,6 @@
 //! sipcast: a declarative SIP-to-RTMP gateway.
 //!
-//! `broadcasts.d/*.toml` ──► [`source`] ──► [`reconcile`] ──► one [`reconcile::Supervisor`] per
+//! `broadcasts.d/*.toml` ──► [`source`] ──► [`reconcile`] ──► one [`reconcile::SupervisorHandle`] per
 //! broadcast, which drives a call through the [`call`] seam; every supervisor reports into
 //! [`status`], which the read-only [`api`] serves.
 //!

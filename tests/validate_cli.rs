@@ -51,11 +51,14 @@ const BROKEN: &[(&str, &str)] = &[
     ("end_before_start", "14:39: `end` must be after `start`"),
     (
         "http_target",
-        "9:7: url must start with rtmp:// or rtmps://",
+        "9:7: url: URL scheme must be rtmp:// or rtmps://",
     ),
     ("missing_sip", "1:1: missing table [sip]"),
     ("no_rtmp", "1:1: missing [[rtmp]]"),
-    ("no_stream_key", "9:7: no stream key"),
+    (
+        "no_stream_key",
+        "9:7: url: URL has no stream key and none is configured separately: add it",
+    ),
     (
         "redial_max_below_initial",
         "13:7: redial.max must not be shorter than redial.initial",

@@ -4,9 +4,9 @@
 //! target did not change, stops the removed ones and starts the new ones.
 
 use crate::frame::{AudioFormat, MediaFrame};
-use crate::rtmp::{self, PublishTarget, PublisherConfig, PublisherHandle, TargetState};
+use crate::rtmp::{self, PublishTarget, PublisherConfig, PublisherHandle};
 use crate::spec::{AudioCodec, RtmpTarget};
-use crate::status::{RtmpState, RtmpStatus};
+use crate::status::RtmpStatus;
 
 struct Leg {
     target: RtmpTarget,
@@ -72,23 +72,7 @@ impl TargetLegs {
     pub fn statuses(&self) -> Vec<RtmpStatus> {
         self.legs
             .iter()
-            .map(|leg| {
-                let s = leg.handle.status().borrow().clone();
-                RtmpStatus {
-                    url: s.url,
-                    state: match s.state {
-                        TargetState::Idle => RtmpState::Idle,
-                        TargetState::Connecting => RtmpState::Connecting,
-                        TargetState::Publishing => RtmpState::Publishing,
-                        TargetState::Reconnecting => RtmpState::Reconnecting,
-                        TargetState::Failed => RtmpState::Failed,
-                    },
-                    bytes_sent: s.bytes_sent,
-                    reconnects: s.reconnects,
-                    dropped_frames: s.drops,
-                    error: s.last_error,
-                }
-            })
+            .map(|leg| leg.handle.status().borrow().clone())
             .collect()
     }
 

@@ -1,13 +1,14 @@
-//! What one target reports: the shape of the `rtmp` entries in DESIGN.md's `Broadcast` status
-//! (field names as in `status::model::RtmpStatus`, so the conversion is a field-by-field copy).
+//! What one target reports: exactly the `rtmp` entries of DESIGN.md's `Broadcast` status (the
+//! status model re-exports these types as `RtmpStatus` / `RtmpState`).
 
 use serde::Serialize;
 
 /// Where a target is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetState {
     /// Not started, or stopped.
+    #[default]
     Idle,
     /// First connection attempt under way.
     Connecting,
@@ -22,7 +23,7 @@ pub enum TargetState {
 
 /// One target's status. The URL is redacted (`rtmps://host/app/****`) and errors never carry
 /// the stream key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TargetStatus {
     pub url: String,
     pub state: TargetState,

@@ -2,6 +2,9 @@
 
 use serde::Serialize;
 
+/// One RTMP target's state and counters: the publisher reports them in this very shape.
+pub use crate::rtmp::status::{TargetState as RtmpState, TargetStatus as RtmpStatus};
+
 /// Desired state of a broadcast.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,18 +72,6 @@ pub enum CallState {
     Failed,
 }
 
-/// One RTMP target's state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RtmpState {
-    #[default]
-    Idle,
-    Connecting,
-    Publishing,
-    Reconnecting,
-    Failed,
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ScheduleStatus {
     pub in_window: bool,
@@ -98,17 +89,6 @@ pub struct CallStatus {
     pub audio_codec: Option<String>,
     pub video_codec: Option<String>,
     pub dtmf_sent: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RtmpStatus {
-    /// The target URL with its stream key replaced by `****`.
-    pub url: String,
-    pub state: RtmpState,
-    pub bytes_sent: u64,
-    pub reconnects: u64,
-    pub dropped_frames: u64,
-    pub error: Option<String>,
 }
 
 /// A Kubernetes-style condition: a fact about the broadcast, with when it last changed.
