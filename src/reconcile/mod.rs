@@ -6,7 +6,6 @@
 //! error. A supervisor told to stop stays registered here until its task has hung up and
 //! exited, so a name that comes back meanwhile reuses it: never two calls for one name.
 
-pub mod backoff;
 pub mod plan;
 mod supervisor;
 

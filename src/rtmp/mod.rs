@@ -7,7 +7,7 @@
 //! - [`session`] is the sans-IO publish session for one connection (on `rml_rtmp`).
 //! - [`queue`] is the bounded per-target queue and its drop policy; [`timeline`] decides what
 //!   each connection sends first and the timestamps on the wire.
-//! - [`publisher`] is the tokio driver per target (TCP or [`tls`], reconnect with [`backoff`]),
+//! - [`publisher`] is the tokio driver per target (TCP or [`tls`], reconnect with [`crate::backoff`]),
 //!   reporting a [`status::TargetStatus`].
 //!
 //! ```no_run
@@ -25,7 +25,6 @@
 //! ```
 
 pub mod amf0;
-pub mod backoff;
 pub mod flv;
 pub mod flv_file;
 pub mod publisher;

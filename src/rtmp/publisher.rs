@@ -17,13 +17,13 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::backoff::Backoff;
 use super::queue::{FrameQueue, QueueLimits};
 use super::session::{PublishSession, SessionError, SessionEvent, SessionParams, Step};
 use super::status::{TargetState, TargetStatus};
 use super::timeline::PublishTimeline;
 use super::tls::{self, TlsError};
 use super::url::{RtmpUrl, UrlError, redacted_url};
+use crate::backoff::{Backoff, Jitter};
 use crate::clock::monotonic;
 use crate::frame::MediaFrame;
 use crate::secret::{SecretError, SecretSource};
@@ -248,7 +248,11 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 
 impl Driver {
     async fn run(mut self) {
-        let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
+        let mut backoff = Backoff::new(
+            self.config.backoff_initial,
+            self.config.backoff_max,
+            Jitter::HALF_TO_FULL,
+        );
         self.set_state(TargetState::Connecting, None);
         loop {
             let ended = self.connection().await;
