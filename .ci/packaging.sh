@@ -131,6 +131,7 @@ expect_mode /etc/sipcast/secrets "750 sipcast:sipcast"
 expect_mode /usr/share/man/man1/sipcast.1.gz "644 root:root"
 expect_mode /usr/share/doc/sipcast/copyright "644 root:root"
 expect_mode /usr/share/doc/sipcast/OPERATIONS.md "644 root:root"
+expect_mode /usr/share/doc/sipcast/README.md "644 root:root"
 expect_mode /usr/share/bash-completion/completions/sipcast "644 root:root"
 expect_mode /usr/share/zsh/vendor-completions/_sipcast "644 root:root"
 expect_mode /usr/share/fish/vendor_completions.d/sipcast.fish "644 root:root"
@@ -302,11 +303,12 @@ expect_rpm_file "-rw-r--r--" "cn" /etc/sipcast/broadcasts.d/example.toml.example
 expect_rpm_file "-rw-r--r--" "d" /usr/share/man/man1/sipcast.1
 expect_rpm_file "-rw-r--r--" "d" /usr/share/licenses/sipcast/copyright
 expect_rpm_file "-rw-r--r--" "d" /usr/share/doc/sipcast/OPERATIONS.md
+expect_rpm_file "-rw-r--r--" "d" /usr/share/doc/sipcast/README.md
 expect_rpm_file "-rw-r--r--" "" /usr/share/bash-completion/completions/sipcast
 expect_rpm_file "-rw-r--r--" "" /usr/share/zsh/site-functions/_sipcast
 expect_rpm_file "-rw-r--r--" "" /usr/share/fish/vendor_completions.d/sipcast.fish
 check "rpm -qpl lists exactly the packaged files" \
-    test "$(rpm -qpl "$rpm_file" | wc -l)" -eq 12
+    test "$(rpm -qpl "$rpm_file" | wc -l)" -eq 13
 
 scripts="$(rpm -qp --scripts "$rpm_file")"
 printf '%s\n' "$scripts" | sed 's/^/    /'
