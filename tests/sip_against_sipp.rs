@@ -4,7 +4,7 @@ mod sip_support;
 use sip_support::*;
 use sipcast::secret::{Secret, SecretSource};
 use sipcast::sip::core::dtmf::parse_event_packet;
-use sipcast::sip::{CallEvent, Direction, DtmfMethod, DtmfPlan};
+use sipcast::sip::{CallEvent, Direction, DtmfMethod, DtmfPlan, Transport};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,21 @@ async fn answered_call_reports_h264_and_pcmu_and_hangs_up_with_bye() {
     call.hangup().await;
     let ended = wait_for(&mut events, 10, |e| matches!(e, CallEvent::Ended(_))).await;
     assert!(matches!(ended, CallEvent::Ended(end) if end.reason == "hung up"));
+    sipp.finish().await;
+}
+
+#[tokio::test]
+async fn call_over_tcp_uses_one_connection_for_invite_ack_and_bye() {
+    let sipp = Sipp::uas_tcp("uas_answer_h264_pcmu.xml");
+    let ua = user_agent().await;
+    let mut config = call_config(&sipp);
+    config.account.transport = Transport::Tcp;
+    let (call, mut events) = ua.dial(config);
+    wait_for(&mut events, 20, |e| {
+        matches!(e, CallEvent::Established { .. })
+    })
+    .await;
+    call.hangup().await;
     sipp.finish().await;
 }
 

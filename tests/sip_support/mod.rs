@@ -31,9 +31,21 @@ pub fn free_port() -> u16 {
 }
 
 impl Sipp {
-    /// Starts sipp as a UAS running `name` once.
+    /// Starts sipp as a UAS running `name` once, over UDP.
     pub fn uas(name: &str, extra: &[&str]) -> Sipp {
-        let port = free_port();
+        Sipp::start(name, free_port(), extra)
+    }
+
+    /// The same over TCP (`-t t1`: one connection, the one we open).
+    pub fn uas_tcp(name: &str) -> Sipp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free TCP port");
+        Sipp::start(name, port, &["-t", "t1"])
+    }
+
+    fn start(name: &str, port: u16, extra: &[&str]) -> Sipp {
         let dir = tempfile::tempdir().expect("tempdir");
         if let Err(err) = Command::new("sipp")
             .arg("-v")
