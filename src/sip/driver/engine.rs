@@ -238,6 +238,15 @@ impl Engine {
         events: mpsc::UnboundedSender<CallEvent>,
     ) {
         let account = &config.account;
+        if account.transport == Transport::Tls {
+            // Never fall back to plaintext for an account that asked for TLS.
+            let dial = PendingDial {
+                config,
+                events,
+                waiters: Vec::new(),
+            };
+            return finish(dial, CallEnd::local("SIP over TLS is not supported yet"));
+        }
         let target = request_uri(&config.to, &account.domain);
         let call_host = account.proxy.clone().unwrap_or_else(|| target.clone());
         let registrar_host = account.register.then(|| {
@@ -581,12 +590,15 @@ impl Engine {
 
     async fn send(&mut self, hop: Hop, data: Bytes) {
         match hop.transport {
+            Transport::Tls => {
+                tracing::warn!(to = %hop.addr, "SIP over TLS is not supported; not sent")
+            }
             Transport::Udp => {
                 if let Err(err) = self.udp.send_to(&data, hop.addr).await {
                     tracing::warn!(to = %hop.addr, %err, "SIP send failed");
                 }
             }
-            Transport::Tcp | Transport::Tls => {
+            Transport::Tcp => {
                 let inbound = self.inbound_tx.clone();
                 let writer = self
                     .tcp
