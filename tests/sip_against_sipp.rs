@@ -60,13 +60,52 @@ async fn call_over_tcp_uses_one_connection_for_invite_ack_and_bye() {
     let ua = user_agent().await;
     let mut config = call_config(&sipp);
     config.account.transport = Transport::Tcp;
+    answer_then_hang_up(&ua, config).await;
+    sipp.finish().await;
+}
+
+#[tokio::test]
+async fn call_over_tls_checks_the_certificate_and_name() {
+    let sipp = Sipp::uas_tcp("uas_answer_h264_pcmu.xml");
+    let front = TlsFront::new(sipp.port);
+    let proxy = format!("sip:127.0.0.1:{};transport=tls", front.port);
+
+    // Without our CA the certificate is not trusted: the call fails fast with 503.
+    let ua = user_agent().await;
+    let mut config = call_config(&sipp);
+    config.account.transport = Transport::Tls;
+    config.account.proxy = Some(proxy.clone());
+    let (_call, mut events) = ua.dial(config.clone());
+    let CallEvent::Ended(end) = wait_for_end(&mut events).await else {
+        unreachable!()
+    };
+    assert_eq!(end.sip_status, Some(503));
+    assert!(end.reason.contains("TLS handshake"), "{end:?}");
+
+    let mut ua_config = sipcast::sip::UaConfig::new("127.0.0.1:0".parse().unwrap());
+    ua_config.tls_ca_file = Some(front.ca_file());
+    let ua = sipcast::sip::UserAgent::bind(ua_config).await.unwrap();
+    answer_then_hang_up(&ua, config).await;
+    sipp.finish().await;
+}
+
+/// Dials, waits for the answer, hangs up.
+async fn answer_then_hang_up(ua: &sipcast::sip::UserAgent, config: sipcast::sip::CallConfig) {
     let (call, mut events) = ua.dial(config);
     wait_for(&mut events, 20, |e| {
         matches!(e, CallEvent::Established { .. })
     })
     .await;
     call.hangup().await;
-    sipp.finish().await;
+}
+
+async fn wait_for_end(events: &mut tokio::sync::mpsc::UnboundedReceiver<CallEvent>) -> CallEvent {
+    loop {
+        let event = next_event(events, 10).await;
+        if matches!(event, CallEvent::Ended(_)) {
+            return event;
+        }
+    }
 }
 
 #[tokio::test]
@@ -76,12 +115,7 @@ async fn invite_challenged_with_401_is_retried_with_digest_and_answered() {
     let mut config = call_config(&sipp);
     config.account.auth_user = Some("alice".into());
     config.account.password = password();
-    let (call, mut events) = ua.dial(config);
-    wait_for(&mut events, 20, |e| {
-        matches!(e, CallEvent::Established { .. })
-    })
-    .await;
-    call.hangup().await;
+    answer_then_hang_up(&ua, config).await;
     sipp.finish().await;
 }
 

@@ -223,6 +223,15 @@ impl CallCore {
         }
     }
 
+    /// The connection carrying the call failed (§8.1.3.1: as if a 503 had arrived). An answered
+    /// call is left alone: its next request re-opens the connection.
+    pub fn transport_failed(&mut self, _now: Instant, reason: &str) {
+        if matches!(self.phase, Phase::AwaitingAnswer | Phase::AwaitingCancel) {
+            self.pending.clear();
+            self.end(CallEnd::status(503, reason.to_string()));
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut timed_out = Vec::new();
         for (i, p) in self.pending.iter_mut().enumerate() {

@@ -1,7 +1,7 @@
 //! The driver task: sockets in, cores in the middle, sockets out.
 
 use super::resolve::{local_ip_toward, request_uri, resolve};
-use super::transport::connect_tcp;
+use super::transport::{TlsTarget, connect, tls_config};
 use super::{Account, CallConfig, Command, UaConfig, UaStats};
 use crate::sip::core::call::{CallCore, CallSetup};
 use crate::sip::core::dialog::{LocalParty, Transport, stateless_response};
@@ -23,12 +23,12 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(super) enum Inbound {
     Message(Box<SipMessage>, SocketAddr),
-    Closed(SocketAddr),
+    Closed(SocketAddr, String),
     Dropped,
     Resolved {
         call_id: String,
-        call_hop: Result<SocketAddr, String>,
-        registrar_hop: Option<Result<SocketAddr, String>>,
+        call_hop: Result<(SocketAddr, String), String>,
+        registrar_hop: Option<Result<(SocketAddr, String), String>>,
     },
 }
 
@@ -86,6 +86,9 @@ struct Engine {
     calls: HashMap<String, CallSlot>,
     registrations: HashMap<RegKey, RegSlot>,
     tcp: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
+    /// The name a TLS peer's certificate must carry, by address (from the URI we resolved).
+    tls_names: HashMap<SocketAddr, String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     rng: StdRng,
 }
 
@@ -109,6 +112,8 @@ pub(super) fn spawn(
         calls: HashMap::new(),
         registrations: HashMap::new(),
         tcp: HashMap::new(),
+        tls_names: HashMap::new(),
+        tls: None,
         rng: StdRng::from_os_rng(),
     };
     tokio::spawn(engine.run());
@@ -238,15 +243,6 @@ impl Engine {
         events: mpsc::UnboundedSender<CallEvent>,
     ) {
         let account = &config.account;
-        if account.transport == Transport::Tls {
-            // Never fall back to plaintext for an account that asked for TLS.
-            let dial = PendingDial {
-                config,
-                events,
-                waiters: Vec::new(),
-            };
-            return finish(dial, CallEnd::local("SIP over TLS is not supported yet"));
-        }
         let target = request_uri(&config.to, &account.domain);
         let call_host = account.proxy.clone().unwrap_or_else(|| target.clone());
         let registrar_host = account.register.then(|| {
@@ -284,8 +280,16 @@ impl Engine {
     fn on_inbound(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Message(msg, source) => self.route(*msg, source, Transport::Tcp),
-            Inbound::Closed(peer) => {
+            Inbound::Closed(peer, reason) => {
                 self.tcp.remove(&peer);
+                let now = now();
+                for slot in self
+                    .calls
+                    .values_mut()
+                    .filter(|c| c.hop.addr == peer && c.hop.transport != Transport::Udp)
+                {
+                    slot.core.transport_failed(now, &reason);
+                }
             }
             Inbound::Dropped => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -300,13 +304,17 @@ impl Engine {
                 };
                 let transport = dial.config.account.transport;
                 let call_hop = match call_hop {
-                    Ok(addr) => Hop { addr, transport },
+                    Ok((addr, name)) => {
+                        self.tls_names.insert(addr, name);
+                        Hop { addr, transport }
+                    }
                     Err(err) => return finish(dial, CallEnd::local(err)),
                 };
                 match registrar_hop {
                     None => self.start_call(call_id, dial, call_hop, None),
                     Some(Err(err)) => finish(dial, CallEnd::local(err)),
-                    Some(Ok(addr)) => {
+                    Some(Ok((addr, name))) => {
+                        self.tls_names.insert(addr, name);
                         self.register_then_call(call_id, dial, call_hop, Hop { addr, transport })
                     }
                 }
@@ -589,28 +597,50 @@ impl Engine {
     }
 
     async fn send(&mut self, hop: Hop, data: Bytes) {
-        match hop.transport {
-            Transport::Tls => {
-                tracing::warn!(to = %hop.addr, "SIP over TLS is not supported; not sent")
+        if hop.transport == Transport::Udp {
+            if let Err(err) = self.udp.send_to(&data, hop.addr).await {
+                tracing::warn!(to = %hop.addr, %err, "SIP send failed");
             }
-            Transport::Udp => {
-                if let Err(err) = self.udp.send_to(&data, hop.addr).await {
-                    tracing::warn!(to = %hop.addr, %err, "SIP send failed");
-                }
-            }
-            Transport::Tcp => {
-                let inbound = self.inbound_tx.clone();
-                let writer = self
-                    .tcp
-                    .entry(hop.addr)
-                    .or_insert_with(|| connect_tcp(hop.addr, inbound));
-                if writer.send(data.clone()).is_err() {
-                    let writer = connect_tcp(hop.addr, self.inbound_tx.clone());
-                    let _ = writer.send(data);
-                    self.tcp.insert(hop.addr, writer);
-                }
+            return;
+        }
+        if let Some(writer) = self.tcp.get(&hop.addr) {
+            if writer.send(data.clone()).is_ok() {
+                return;
             }
         }
+        let tls = match hop.transport {
+            Transport::Tls => match self.tls_target(hop.addr) {
+                Ok(target) => Some(target),
+                Err(reason) => {
+                    let _ = self.inbound_tx.send(Inbound::Closed(hop.addr, reason));
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let writer = connect(hop.addr, tls, self.inbound_tx.clone());
+        let _ = writer.send(data);
+        self.tcp.insert(hop.addr, writer);
+    }
+
+    /// The TLS client config (built once) and the name `addr` must prove.
+    fn tls_target(&mut self, addr: SocketAddr) -> Result<TlsTarget, String> {
+        let config = match &self.tls {
+            Some(config) => config.clone(),
+            None => {
+                let config = tls_config(self.config.tls_ca_file.as_deref())?;
+                self.tls = Some(config.clone());
+                config
+            }
+        };
+        let name = self
+            .tls_names
+            .get(&addr)
+            .cloned()
+            .unwrap_or_else(|| addr.ip().to_string());
+        let name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|_| format!("{name} is not a valid TLS server name"))?;
+        Ok((config, name))
     }
 }
 

@@ -30,6 +30,8 @@ pub struct UaConfig {
     pub user_agent: String,
     /// Registration lifetime we ask for.
     pub register_expires: u32,
+    /// CA certificates (PEM) that SIP TLS peers must chain to; the system's when unset.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl UaConfig {
@@ -40,6 +42,7 @@ impl UaConfig {
             timers: TimerConfig::default(),
             user_agent: format!("sipcast/{}", env!("CARGO_PKG_VERSION")),
             register_expires: 3600,
+            tls_ca_file: None,
         }
     }
 }

@@ -46,15 +46,22 @@ fn host_port(uri: &str, transport: Transport) -> (String, u16) {
 }
 
 /// A/AAAA resolution of a URI's host. (RFC 3263 NAPTR/SRV is not done yet.)
-pub(super) async fn resolve(uri: &str, transport: Transport) -> Result<SocketAddr, String> {
+/// Returns the address and the host name (for TLS name checks).
+pub(super) async fn resolve(
+    uri: &str,
+    transport: Transport,
+) -> Result<(SocketAddr, String), String> {
     let (host, port) = host_port(uri, transport);
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+        return Ok((SocketAddr::new(ip, port), host));
     }
     let mut addrs = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|err| format!("cannot resolve {host}: {err}"))?;
-    addrs.next().ok_or_else(|| format!("{host} has no address"))
+    let addr = addrs.next();
+    drop(addrs);
+    let addr = addr.ok_or_else(|| format!("{host} has no address"))?;
+    Ok((addr, host))
 }
 
 /// The local address the OS would use toward `peer` (for Via, Contact and SDP).
