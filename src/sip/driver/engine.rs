@@ -1,10 +1,10 @@
 //! The driver task: sockets in, cores in the middle, sockets out.
 
 use super::resolve::{local_ip_toward, request_uri, resolve};
-use super::transport::{TlsTarget, connect, tls_config};
-use super::{Account, CallConfig, Command, UaConfig, UaStats};
+
+use super::{CallConfig, Command, UaConfig, UaStats};
 use crate::sip::core::call::{CallCore, CallSetup};
-use crate::sip::core::dialog::{LocalParty, Transport, stateless_response};
+use crate::sip::core::dialog::{Transport, stateless_response};
 use crate::sip::core::dtmf::DtmfTiming;
 use crate::sip::core::message::{Framed, SipMessage, parse_datagram};
 use crate::sip::core::registration::{RegistrationCore, RegistrationSetup};
@@ -14,12 +14,14 @@ use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
+
+mod outbound;
 
 pub(super) enum Inbound {
     Message(Box<SipMessage>, SocketAddr),
@@ -434,37 +436,6 @@ impl Engine {
         );
     }
 
-    fn local_party(&self, account: &Account, hop: Hop) -> LocalParty {
-        let ip = self
-            .config
-            .public_addr
-            .unwrap_or_else(|| local_ip_toward(self.local_addr, hop.addr));
-        let host = match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("[{v6}]"),
-        };
-        let sent_by = format!("{host}:{}", self.local_addr.port());
-        LocalParty {
-            aor: format!("sip:{}@{}", account.user, account.domain),
-            display_name: account.display_name.clone(),
-            contact: format!(
-                "sip:{}@{sent_by}{}",
-                account.user,
-                account.transport.uri_param()
-            ),
-            sent_by,
-            transport: account.transport,
-            outbound_proxy: account.proxy.as_ref().map(|p| {
-                if p.contains(";lr") {
-                    p.clone()
-                } else {
-                    format!("{p};lr")
-                }
-            }),
-            user_agent: self.config.user_agent.clone(),
-        }
-    }
-
     /// Hands a message to its call or registration, or answers it statelessly.
     fn route(&mut self, msg: SipMessage, source: SocketAddr, transport: Transport) {
         let now = now();
@@ -594,53 +565,6 @@ impl Engine {
         for (hop, data) in sends {
             self.send(hop, data).await;
         }
-    }
-
-    async fn send(&mut self, hop: Hop, data: Bytes) {
-        if hop.transport == Transport::Udp {
-            if let Err(err) = self.udp.send_to(&data, hop.addr).await {
-                tracing::warn!(to = %hop.addr, %err, "SIP send failed");
-            }
-            return;
-        }
-        if let Some(writer) = self.tcp.get(&hop.addr) {
-            if writer.send(data.clone()).is_ok() {
-                return;
-            }
-        }
-        let tls = match hop.transport {
-            Transport::Tls => match self.tls_target(hop.addr) {
-                Ok(target) => Some(target),
-                Err(reason) => {
-                    let _ = self.inbound_tx.send(Inbound::Closed(hop.addr, reason));
-                    return;
-                }
-            },
-            _ => None,
-        };
-        let writer = connect(hop.addr, tls, self.inbound_tx.clone());
-        let _ = writer.send(data);
-        self.tcp.insert(hop.addr, writer);
-    }
-
-    /// The TLS client config (built once) and the name `addr` must prove.
-    fn tls_target(&mut self, addr: SocketAddr) -> Result<TlsTarget, String> {
-        let config = match &self.tls {
-            Some(config) => config.clone(),
-            None => {
-                let config = tls_config(self.config.tls_ca_file.as_deref())?;
-                self.tls = Some(config.clone());
-                config
-            }
-        };
-        let name = self
-            .tls_names
-            .get(&addr)
-            .cloned()
-            .unwrap_or_else(|| addr.ip().to_string());
-        let name = rustls::pki_types::ServerName::try_from(name.clone())
-            .map_err(|_| format!("{name} is not a valid TLS server name"))?;
-        Ok((config, name))
     }
 }
 
