@@ -308,7 +308,7 @@ async fn registrar_with_digest_then_call_then_unregister() {
 }
 
 #[tokio::test]
-async fn two_calls_on_one_account_share_one_registration() {
+async fn two_calls_on_one_account_share_one_registration_until_shutdown() {
     let registrar = Sipp::uas("registrar_digest.xml", &[]);
     let callee = Sipp::uas("uas_answer_h264_pcmu.xml", &["-m", "2"]);
     let ua = user_agent().await;
@@ -317,13 +317,13 @@ async fn two_calls_on_one_account_share_one_registration() {
     config.account.auth_user = Some("alice".into());
     config.account.password = password();
     config.to = format!("sip:service@{}", callee.addr());
-    let (first, mut first_events) = ua.dial(config.clone());
-    let (second, mut second_events) = ua.dial(config);
+    let (_first, mut first_events) = ua.dial(config.clone());
+    let (_second, mut second_events) = ua.dial(config);
     for events in [&mut first_events, &mut second_events] {
         wait_for(events, 20, |e| matches!(e, CallEvent::Established { .. })).await;
     }
-    first.hangup().await;
-    second.hangup().await;
+    // Shutdown hangs up both calls, then removes the one binding.
+    ua.shutdown().await;
     // The registrar scenario takes exactly one REGISTER exchange and one un-REGISTER.
     callee.finish().await;
     registrar.finish().await;

@@ -538,8 +538,8 @@ mod tests {
     }
 
     #[test]
-    fn kamailio_multi_binding_contact_and_wildcard() {
-        let ok = include_str!("../../../testdata/sip/kamailio_200_register_bindings.txt");
+    fn multi_binding_contact_and_wildcard() {
+        let ok = include_str!("../../../testdata/sip/register_200_two_bindings.txt");
         let m = message(&ok.replace('\n', "\r\n"));
         match m.contacts() {
             Contacts::List(list) => assert_eq!(list.len(), 2),

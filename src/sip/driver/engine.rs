@@ -91,6 +91,8 @@ struct Engine {
     /// The name a TLS peer's certificate must carry, by address (from the URI we resolved).
     tls_names: HashMap<SocketAddr, String>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Set once shutdown began: who waits for it to finish.
+    stopping: Option<Vec<oneshot::Sender<()>>>,
     rng: StdRng,
 }
 
@@ -116,6 +118,7 @@ pub(super) fn spawn(
         tcp: HashMap::new(),
         tls_names: HashMap::new(),
         tls: None,
+        stopping: None,
         rng: StdRng::from_os_rng(),
     };
     tokio::spawn(engine.run());
@@ -131,11 +134,12 @@ impl Engine {
         let mut accepting_commands = true;
         loop {
             self.flush().await;
-            if !accepting_commands
-                && self.calls.is_empty()
-                && self.dials.is_empty()
-                && self.registrations.is_empty()
-            {
+            let idle =
+                self.calls.is_empty() && self.dials.is_empty() && self.registrations.is_empty();
+            if idle && (!accepting_commands || self.stopping.is_some()) {
+                for done in self.stopping.take().unwrap_or_default() {
+                    let _ = done.send(());
+                }
                 return;
             }
             let deadline = self.next_timeout();
@@ -161,7 +165,10 @@ impl Engine {
                 Some(inbound) = self.inbound.recv() => self.on_inbound(inbound),
                 command = self.commands.recv(), if accepting_commands => match command {
                     Some(command) => self.on_command(command),
-                    None => accepting_commands = false,
+                    None => {
+                        accepting_commands = false;
+                        self.begin_shutdown(None);
+                    }
                 },
                 _ = sleep => {}
             }
@@ -195,8 +202,36 @@ impl Engine {
         }
     }
 
+    /// Hangs up every call and removes every registration; the task ends when all are done.
+    fn begin_shutdown(&mut self, done: Option<oneshot::Sender<()>>) {
+        let now = now();
+        self.stopping.get_or_insert_with(Vec::new).extend(done);
+        for slot in self.calls.values_mut() {
+            slot.core.hangup(now);
+        }
+        for (_, dial) in self.dials.drain() {
+            finish(dial, CallEnd::local("SIP user agent is shutting down"));
+        }
+        for slot in self.registrations.values_mut() {
+            for (_, dial, _) in slot.waiting.drain(..) {
+                finish(dial, CallEnd::local("SIP user agent is shutting down"));
+            }
+            if slot.users.is_empty() {
+                slot.core.unregister(now);
+            }
+        }
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
+            Command::Dial { config, events, .. } if self.stopping.is_some() => {
+                let dial = PendingDial {
+                    config,
+                    events,
+                    waiters: Vec::new(),
+                };
+                finish(dial, CallEnd::local("SIP user agent is shutting down"));
+            }
             Command::Dial {
                 call_id,
                 config,
@@ -229,6 +264,7 @@ impl Engine {
                     let _ = done.send(());
                 }
             }
+            Command::Shutdown { done } => self.begin_shutdown(Some(done)),
             Command::Keyframe { call_id } => {
                 if let Some(slot) = self.calls.get_mut(&call_id) {
                     slot.core.request_keyframe(now());
