@@ -7,7 +7,7 @@ use crate::sip::core::call::{CallCore, CallSetup};
 use crate::sip::core::dialog::{Transport, stateless_response};
 use crate::sip::core::dtmf::DtmfTiming;
 use crate::sip::core::message::{Framed, SipMessage, parse_datagram};
-use crate::sip::core::registration::{RegistrationCore, RegistrationSetup};
+use crate::sip::core::registration::{RegistrationCore, RegistrationSetup, RegistrationState};
 use crate::sip::core::sdp::LocalMedia as SdpMedia;
 use crate::sip::core::{Authenticator, CallEnd, CallEvent, Output};
 use bytes::Bytes;
@@ -374,14 +374,19 @@ impl Engine {
             account.registrar.clone().unwrap_or_default(),
             account.transport,
         );
+        // A binding that failed or ended (its calls may live on) is started afresh below.
+        let mut users = Vec::new();
         if let Some(slot) = self.registrations.get_mut(&key) {
             if slot.core.is_registered() {
                 slot.users.push(call_id.clone());
                 return self.start_call(call_id, dial, call_hop, Some(key));
             }
-            let _ = dial.events.send(CallEvent::Registering);
-            slot.waiting.push((call_id, dial, call_hop));
-            return;
+            if slot.core.state() == RegistrationState::Registering {
+                let _ = dial.events.send(CallEvent::Registering);
+                slot.waiting.push((call_id, dial, call_hop));
+                return;
+            }
+            users = std::mem::take(&mut slot.users);
         }
         let local = self.local_party(account, reg_hop);
         let registrar = account
@@ -408,7 +413,7 @@ impl Engine {
             RegSlot {
                 core,
                 hop: reg_hop,
-                users: Vec::new(),
+                users,
                 waiting: vec![(call_id, dial, call_hop)],
             },
         );
@@ -594,7 +599,7 @@ impl Engine {
             }
         }
         self.registrations.retain(|_, r| {
-            r.core.state() != crate::sip::core::registration::RegistrationState::Done
+            r.core.state() != RegistrationState::Done
                 || !r.users.is_empty()
                 || !r.waiting.is_empty()
         });
