@@ -124,6 +124,34 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
+    fn sipp_401_with_auth_and_auth_int_is_answered_with_qop_auth() {
+        let raw = include_bytes!("../../../testdata/sip/sipp_401_challenge.txt");
+        let Ok(Framed::Message(challenge, _)) = parse_datagram(raw) else {
+            panic!("capture parses")
+        };
+        let mut auth = Authenticator::new(
+            "alice",
+            Some(SecretSource::Inline(Secret::new("wonderland"))),
+        );
+        auth.challenge(&challenge).unwrap();
+        let mut request = crate::sip::core::message::SipMessage::request(
+            ezk_sip_types::Method::INVITE,
+            "sip:service@127.0.0.1",
+        );
+        auth.authorize(&mut request, &mut StdRng::seed_from_u64(1));
+        let header = request.header(&Name::AUTHORIZATION).unwrap();
+        for part in [
+            "realm=\"sipp.test\"",
+            "qop=auth,",
+            "opaque=\"op4que\"",
+            "algorithm=MD5",
+            "nc=00000001",
+        ] {
+            assert!(header.contains(part), "{part} missing in {header}");
+        }
+    }
+
+    #[test]
     fn the_password_never_shows_in_debug_or_errors() {
         let mut auth = Authenticator::new(
             "1001",
