@@ -362,11 +362,12 @@ impl CallCore {
 
     fn on_invite_response(&mut self, now: Instant, msg: &SipMessage, status: u16) {
         match status {
-            100 => self.outputs.push_back(Output::Event(CallEvent::Trying)),
-            101..=199 => {
+            100..=199 => {
                 self.got_provisional = true;
                 if self.phase == Phase::AwaitingCancel {
                     self.send_cancel(now);
+                } else if status == 100 {
+                    self.outputs.push_back(Output::Event(CallEvent::Trying));
                 } else {
                     self.outputs
                         .push_back(Output::Event(CallEvent::Ringing { status }));
@@ -531,6 +532,9 @@ impl CallCore {
     }
 
     fn send_cancel(&mut self, now: Instant) {
+        if self.pending.iter().any(|p| p.purpose == Purpose::Cancel) {
+            return; // one CANCEL per INVITE, however many provisionals follow
+        }
         let Some(invite) = &self.invite else { return };
         let mut msg = SipMessage::request(Method::CANCEL, self.setup.target.clone());
         for name in [

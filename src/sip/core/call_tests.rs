@@ -333,6 +333,12 @@ fn answer_timeout_cancels_after_a_provisional_and_reports_408() {
         "CANCEL reuses the INVITE branch"
     );
     assert_eq!(cancel.cseq().unwrap().cseq, 1);
+    h.answer(Method::INVITE, 183, "ring", &[], None);
+    assert_eq!(
+        h.distinct(Method::CANCEL),
+        1,
+        "a later provisional does not CANCEL again"
+    );
     h.answer(Method::CANCEL, 200, "ring", &[], None);
     h.answer(Method::INVITE, 487, "ring", &[], None);
     let end = h.ended().expect("ended");
@@ -340,6 +346,22 @@ fn answer_timeout_cancels_after_a_provisional_and_reports_408() {
         (end.sip_status, end.reason.as_str()),
         (Some(408), "no answer within 30s")
     );
+}
+
+#[test]
+fn hangup_before_any_provisional_cancels_once_100_trying_arrives() {
+    let mut h = Harness::new(setup(), None);
+    h.call.hangup(h.now);
+    h.drain();
+    assert_eq!(
+        h.count(Method::CANCEL),
+        0,
+        "RFC 3261 §9.1: not before a provisional"
+    );
+    h.answer(Method::INVITE, 100, "", &[], None);
+    assert_eq!(h.count(Method::CANCEL), 1);
+    h.answer(Method::INVITE, 487, "x", &[], None);
+    assert_eq!(h.ended().map(|e| e.reason.as_str()), Some("hung up"));
 }
 
 #[test]
