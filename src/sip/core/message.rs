@@ -311,8 +311,16 @@ pub fn parse_datagram(data: &[u8]) -> Result<Framed, ParseError> {
     if data.len() > MAX_MESSAGE_LEN {
         return Err(ParseError::TooLarge);
     }
-    match parse_stream(data) {
+    let skipped = data
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    if skipped == data.len() {
+        return Ok(Framed::KeepAlive(skipped));
+    }
+    match parse_stream(&data[skipped..]) {
         Err(ParseError::Incomplete) => Err(ParseError::Invalid("truncated")),
+        Ok(Framed::Message(msg, used)) => Ok(Framed::Message(msg, skipped + used)),
         other => other,
     }
 }
@@ -503,6 +511,16 @@ mod tests {
             parse_stream(&INVITE.as_bytes()[..60]).unwrap_err(),
             ParseError::Incomplete
         );
+    }
+
+    #[test]
+    fn a_datagram_may_start_with_crlf() {
+        let m = message(&format!("\r\n{INVITE}"));
+        assert_eq!(m.cseq().map(|c| c.cseq), Some(314159));
+        assert!(matches!(
+            parse_datagram(b"\r\n\r\n"),
+            Ok(Framed::KeepAlive(4))
+        ));
     }
 
     #[test]
