@@ -223,6 +223,15 @@ impl CallCore {
         }
     }
 
+    /// The connection carrying the call failed (§8.1.3.1: as if a 503 had arrived). An answered
+    /// call is left alone: its next request re-opens the connection.
+    pub fn transport_failed(&mut self, _now: Instant, reason: &str) {
+        if matches!(self.phase, Phase::AwaitingAnswer | Phase::AwaitingCancel) {
+            self.pending.clear();
+            self.end(CallEnd::status(503, reason.to_string()));
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut timed_out = Vec::new();
         for (i, p) in self.pending.iter_mut().enumerate() {
@@ -353,11 +362,12 @@ impl CallCore {
 
     fn on_invite_response(&mut self, now: Instant, msg: &SipMessage, status: u16) {
         match status {
-            100 => self.outputs.push_back(Output::Event(CallEvent::Trying)),
-            101..=199 => {
+            100..=199 => {
                 self.got_provisional = true;
                 if self.phase == Phase::AwaitingCancel {
                     self.send_cancel(now);
+                } else if status == 100 {
+                    self.outputs.push_back(Output::Event(CallEvent::Trying));
                 } else {
                     self.outputs
                         .push_back(Output::Event(CallEvent::Ringing { status }));
@@ -522,6 +532,9 @@ impl CallCore {
     }
 
     fn send_cancel(&mut self, now: Instant) {
+        if self.pending.iter().any(|p| p.purpose == Purpose::Cancel) {
+            return; // one CANCEL per INVITE, however many provisionals follow
+        }
         let Some(invite) = &self.invite else { return };
         let mut msg = SipMessage::request(Method::CANCEL, self.setup.target.clone());
         for name in [

@@ -71,6 +71,8 @@ struct Harness {
     call: CallCore,
     now: Instant,
     sent: Vec<SipMessage>,
+    /// Where each message in `sent` went (None: the call's next hop).
+    sent_to: Vec<Option<SocketAddr>>,
     events: Vec<CallEvent>,
 }
 
@@ -87,6 +89,7 @@ impl Harness {
             call,
             now,
             sent: Vec::new(),
+            sent_to: Vec::new(),
             events: Vec::new(),
         };
         h.drain();
@@ -96,7 +99,10 @@ impl Harness {
     fn drain(&mut self) {
         while let Some(output) = self.call.poll_output() {
             match output {
-                Output::Send { data, .. } => self.sent.push(parse(&data)),
+                Output::Send { data, to } => {
+                    self.sent.push(parse(&data));
+                    self.sent_to.push(to);
+                }
                 Output::Event(e) => self.events.push(e),
                 Output::Rtp { .. } => {}
             }
@@ -327,6 +333,12 @@ fn answer_timeout_cancels_after_a_provisional_and_reports_408() {
         "CANCEL reuses the INVITE branch"
     );
     assert_eq!(cancel.cseq().unwrap().cseq, 1);
+    h.answer(Method::INVITE, 183, "ring", &[], None);
+    assert_eq!(
+        h.distinct(Method::CANCEL),
+        1,
+        "a later provisional does not CANCEL again"
+    );
     h.answer(Method::CANCEL, 200, "ring", &[], None);
     h.answer(Method::INVITE, 487, "ring", &[], None);
     let end = h.ended().expect("ended");
@@ -334,6 +346,22 @@ fn answer_timeout_cancels_after_a_provisional_and_reports_408() {
         (end.sip_status, end.reason.as_str()),
         (Some(408), "no answer within 30s")
     );
+}
+
+#[test]
+fn hangup_before_any_provisional_cancels_once_100_trying_arrives() {
+    let mut h = Harness::new(setup(), None);
+    h.call.hangup(h.now);
+    h.drain();
+    assert_eq!(
+        h.count(Method::CANCEL),
+        0,
+        "RFC 3261 §9.1: not before a provisional"
+    );
+    h.answer(Method::INVITE, 100, "", &[], None);
+    assert_eq!(h.count(Method::CANCEL), 1);
+    h.answer(Method::INVITE, 487, "x", &[], None);
+    assert_eq!(h.ended().map(|e| e.reason.as_str()), Some("hung up"));
 }
 
 #[test]
@@ -388,6 +416,31 @@ fn forked_answers_first_2xx_wins_others_are_acked_and_byed() {
         .collect();
     assert_eq!(winner_acks.len(), 2);
     assert_eq!(winner_acks[0].branch(), winner_acks[1].branch());
+}
+
+#[test]
+fn in_dialog_requests_go_to_the_contact_unless_an_outbound_proxy_is_set() {
+    let mut h = Harness::new(setup(), None);
+    h.established();
+    h.call.hangup(h.now);
+    h.drain();
+    assert_eq!(
+        h.sent_to.last(),
+        Some(&Some("198.51.100.7:5060".parse().unwrap()))
+    );
+
+    let mut via_proxy = setup();
+    via_proxy.local.outbound_proxy = Some("sip:sbc.example.com;lr".into());
+    let mut h = Harness::new(via_proxy, None);
+    assert_eq!(
+        h.sent[0].header(&Name::ROUTE),
+        Some("<sip:sbc.example.com;lr>")
+    );
+    h.established();
+    h.call.hangup(h.now);
+    h.drain();
+    assert_eq!(h.last(Method::BYE).method(), Some(&Method::BYE));
+    assert_eq!(h.sent_to.last(), Some(&None));
 }
 
 #[test]

@@ -311,8 +311,16 @@ pub fn parse_datagram(data: &[u8]) -> Result<Framed, ParseError> {
     if data.len() > MAX_MESSAGE_LEN {
         return Err(ParseError::TooLarge);
     }
-    match parse_stream(data) {
+    let skipped = data
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    if skipped == data.len() {
+        return Ok(Framed::KeepAlive(skipped));
+    }
+    match parse_stream(&data[skipped..]) {
         Err(ParseError::Incomplete) => Err(ParseError::Invalid("truncated")),
+        Ok(Framed::Message(msg, used)) => Ok(Framed::Message(msg, skipped + used)),
         other => other,
     }
 }
@@ -506,6 +514,16 @@ mod tests {
     }
 
     #[test]
+    fn a_datagram_may_start_with_crlf() {
+        let m = message(&format!("\r\n{INVITE}"));
+        assert_eq!(m.cseq().map(|c| c.cseq), Some(314159));
+        assert!(matches!(
+            parse_datagram(b"\r\n\r\n"),
+            Ok(Framed::KeepAlive(4))
+        ));
+    }
+
+    #[test]
     fn stream_frames_back_to_back_messages_and_keepalives() {
         let two = format!("\r\n\r\n{INVITE}{INVITE}");
         let mut buf = two.as_bytes();
@@ -538,8 +556,8 @@ mod tests {
     }
 
     #[test]
-    fn kamailio_multi_binding_contact_and_wildcard() {
-        let ok = include_str!("../../../testdata/sip/kamailio_200_register_bindings.txt");
+    fn multi_binding_contact_and_wildcard() {
+        let ok = include_str!("../../../testdata/sip/register_200_two_bindings.txt");
         let m = message(&ok.replace('\n', "\r\n"));
         match m.contacts() {
             Contacts::List(list) => assert_eq!(list.len(), 2),

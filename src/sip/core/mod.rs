@@ -9,6 +9,7 @@ mod call_dtmf;
 mod call_peer;
 pub mod dialog;
 pub mod digest;
+pub mod dns;
 pub mod dtmf;
 pub mod message;
 pub mod registration;

@@ -89,8 +89,13 @@ impl RegistrationCore {
         self.state
     }
 
+    /// True while a binding is in place (also while it is being refreshed).
     pub fn is_registered(&self) -> bool {
-        self.registered_once && self.state != RegistrationState::Done
+        self.registered_once
+            && matches!(
+                self.state,
+                RegistrationState::Registered | RegistrationState::Registering
+            )
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
