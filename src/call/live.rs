@@ -19,7 +19,7 @@ use super::{CallCommand, CallEnd, CallEvent, CallRequest, CallSession, Dialer, E
 use crate::clock;
 use crate::media::{self, AudioOutputs, MediaConfig, MediaEvent, MediaSession, RemoteMedia};
 use crate::sip::{self, NegotiatedMedia, NegotiatedStream, UserAgent};
-use crate::spec::{AudioCodec, BroadcastSpec, DtmfMethod, RtmpTarget, Transport};
+use crate::spec::{AudioCodec, BroadcastSpec, RtmpTarget};
 
 /// How often target states, media counters and the watchdog are looked at.
 const REPORT_EVERY: Duration = Duration::from_millis(250);
@@ -273,11 +273,7 @@ fn call_config(spec: &BroadcastSpec, local: &media::LocalMedia) -> sip::CallConf
             register: s.register,
             registrar: s.registrar.clone(),
             proxy: s.proxy.clone(),
-            transport: match s.transport {
-                Transport::Udp => sip::Transport::Udp,
-                Transport::Tcp => sip::Transport::Tcp,
-                Transport::Tls => sip::Transport::Tls,
-            },
+            transport: s.transport,
             display_name: s.display_name.clone(),
         },
         to: spec.call.to.clone(),
@@ -291,10 +287,7 @@ fn call_config(spec: &BroadcastSpec, local: &media::LocalMedia) -> sip::CallConf
         },
         dtmf: sip::DtmfPlan {
             digits: spec.call.dtmf.clone(),
-            method: match spec.call.dtmf_method {
-                DtmfMethod::Rfc4733 => sip::DtmfMethod::Rfc4733,
-                DtmfMethod::Info => sip::DtmfMethod::Info,
-            },
+            method: spec.call.dtmf_method,
             delay: spec.call.dtmf_delay,
         },
         dtmf_rtp: Some(local.audio.rtp.clone()),

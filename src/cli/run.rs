@@ -110,7 +110,7 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
         commit = super::GIT_COMMIT,
         "sipcast starting"
     );
-    let dialer = live_dialer(&config).await?;
+    let (dialer, ua) = live_dialer(&config).await?;
     let mut source = SourceConfig::new(&config.dir);
     source.resync = config.resync;
     let notifier = Arc::new(Notifier::from_env());
@@ -167,6 +167,8 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
     if stopped.is_err() {
         tracing::error!("shutdown took too long; exiting anyway");
     }
+    // Every call is down; un-REGISTER the accounts (bounded, a registrar may not answer).
+    let _ = tokio::time::timeout(Duration::from_secs(3), ua.shutdown()).await;
     server.abort();
     tracing::info!("stopped");
     Ok(())
@@ -200,7 +202,9 @@ fn tick_hook(notifier: Arc<Notifier>) -> impl FnMut(&Snapshot) + Send + 'static 
 }
 
 /// The SIP user agent on `sip_listen`, media on the same address within `rtp_ports`.
-async fn live_dialer(config: &DaemonConfig) -> Result<Arc<dyn Dialer>, String> {
+async fn live_dialer(
+    config: &DaemonConfig,
+) -> Result<(Arc<dyn Dialer>, crate::sip::UserAgent), String> {
     let mut ua_config = crate::sip::UaConfig::new(config.sip_listen);
     ua_config.public_addr = config.public_address;
     let ua = crate::sip::UserAgent::bind(ua_config)
@@ -211,5 +215,5 @@ async fn live_dialer(config: &DaemonConfig) -> Result<Arc<dyn Dialer>, String> {
         ip: config.sip_listen.ip(),
         range: config.rtp_ports.low..=config.rtp_ports.high,
     };
-    Ok(Arc::new(LiveDialer::new(ua, ports)))
+    Ok((Arc::new(LiveDialer::new(ua.clone(), ports)), ua))
 }

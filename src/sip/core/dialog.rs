@@ -8,14 +8,8 @@
 use super::message::{SipMessage, StartLine, quote_display_name};
 use ezk_sip_types::{Method, Name};
 
-/// Transport names as written in Via (`SIP/2.0/UDP`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Transport {
-    #[default]
-    Udp,
-    Tcp,
-    Tls,
-}
+/// The spec's `sip.transport`, with its names as written in Via (`SIP/2.0/UDP`).
+pub use crate::spec::Transport;
 
 impl Transport {
     pub fn via_name(self) -> &'static str {
