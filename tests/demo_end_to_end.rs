@@ -43,16 +43,13 @@ fn ffprobe(args: &[&str], file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
-    require("ffprobe");
-    let dir = tempfile::tempdir().unwrap();
-    let flv = dir.path().join("demo.flv");
-    let stdout_path = dir.path().join("stdout.txt");
-    let stderr_path = dir.path().join("stderr.txt");
+/// Runs `sipcast demo ARGS`, waiting at most 60 s; returns its stdout after checking it exited 0.
+fn run_demo(dir: &Path, args: &[&str]) -> String {
+    let stdout_path = dir.join("stdout.txt");
+    let stderr_path = dir.join("stderr.txt");
     let child = Command::new(env!("CARGO_BIN_EXE_sipcast"))
-        .args(["demo", "--seconds", "8", "--out"])
-        .arg(&flv)
+        .arg("demo")
+        .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())
@@ -60,7 +57,7 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
         .spawn()
         .expect("start sipcast demo");
     let mut demo = Running(child);
-    // Polled every 100 ms for at most 60 s (the demo itself takes about 8).
+    // Polled every 100 ms for at most 60 s (the demo itself takes --seconds).
     let mut polls = 0;
     let status = loop {
         if let Some(status) = demo.0.try_wait().unwrap() {
@@ -69,7 +66,7 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
         polls += 1;
         assert!(
             polls < 600,
-            "sipcast demo --seconds 8 still running after 60 s"
+            "sipcast demo {args:?} still running after 60 s"
         );
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -79,15 +76,29 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
         status.success(),
         "demo failed ({status}):\n{stdout}\n{stderr}"
     );
+    stdout
+}
 
-    // Progress, in order, as it happened.
-    let position = |needle: &str| {
-        stdout
-            .find(needle)
-            .unwrap_or_else(|| panic!("no {needle:?} in:\n{stdout}"))
-    };
+/// Where `needle` is in `text`; fails the test, showing `text`, when absent.
+fn position(text: &str, needle: &str) -> usize {
+    text.find(needle)
+        .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"))
+}
+
+#[test]
+fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
+    require("ffprobe");
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("demo.flv");
+    let flv_arg = flv.to_str().unwrap();
+    let stdout = run_demo(dir.path(), &["--seconds", "8", "--out", flv_arg]);
+    let position = |needle: &str| position(&stdout, needle);
+
+    // Progress, as it happened.
     assert!(position("call: dialing") < position("call: established (audio PCMU, video H264)"));
-    assert!(position("rtmp: connecting") < position("rtmp: publishing"));
+    // The daemon samples target states every 250 ms: a fast connect may show only publishing.
+    position("rtmp: publishing");
+    position("receiver: publish accepted on app 'live'");
     position("callee: DTMF '#' received");
     position("call: DTMF sent so far: 1234#");
     position("callee: BYE received");
@@ -139,5 +150,25 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
         first_frame.lines().next(),
         Some("1"),
         "first video frame is not a keyframe"
+    );
+}
+
+#[test]
+fn demo_with_info_dtmf_delivers_every_digit_by_sip_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("demo.flv");
+    let args = ["--seconds", "4", "--dtmf-method", "info", "--out"];
+    let stdout = run_demo(dir.path(), &[&args[..], &[flv.to_str().unwrap()]].concat());
+    for digit in ['1', '2', '3', '4', '#'] {
+        position(
+            &stdout,
+            &format!("callee: DTMF '{digit}' received (SIP INFO)"),
+        );
+    }
+    assert!(!stdout.contains("(RFC 4733 event)"), "{stdout}");
+    position(&stdout, "callee received \"1234#\"");
+    assert!(
+        stdout.trim_end().ends_with("PASS: the whole chain works"),
+        "{stdout}"
     );
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::demo::{DemoOptions, run};
+use crate::spec::DtmfMethod;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -16,6 +17,17 @@ pub struct DemoArgs {
     /// Write the recording here instead of a new temporary directory.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How the daemon sends the DTMF digits to the callee.
+    #[arg(long, value_enum, default_value_t = DemoDtmf::Rfc4733)]
+    dtmf_method: DemoDtmf,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DemoDtmf {
+    /// RTP telephone-events (RFC 4733) on the audio stream.
+    Rfc4733,
+    /// SIP INFO requests with `application/dtmf-relay` bodies.
+    Info,
 }
 
 pub fn main(args: DemoArgs) -> ExitCode {
@@ -36,6 +48,10 @@ pub fn main(args: DemoArgs) -> ExitCode {
     let options = DemoOptions {
         run_for: Duration::from_secs(args.seconds),
         out: args.out,
+        dtmf_method: match args.dtmf_method {
+            DemoDtmf::Rfc4733 => DtmfMethod::Rfc4733,
+            DemoDtmf::Info => DtmfMethod::Info,
+        },
     };
     let started = crate::clock::monotonic();
     let print = move |line: &str| {
