@@ -75,6 +75,10 @@ pub struct Callee {
     state: CallState,
     /// The offer we answered, to start media on ACK.
     offer: Option<NegotiatedMedia>,
+    /// Where the clip is being played, so a re-INVITE that moves nothing keeps playback going.
+    playing: Option<NegotiatedMedia>,
+    /// Our last 2xx to INVITE, repeated if the INVITE is retransmitted.
+    last_ok: Option<SipMessage>,
     sdp_version: u64,
     /// Telephone-event payload type agreed for the call.
     telephone_event_pt: Option<u8>,
@@ -91,6 +95,8 @@ impl Callee {
             local_tag,
             state: CallState::Idle,
             offer: None,
+            playing: None,
+            last_ok: None,
             sdp_version: 1,
             telephone_event_pt: None,
             last_event: None,
@@ -129,6 +135,10 @@ impl Callee {
                 return Vec::new();
             }
             self.state = CallState::Confirmed { call_id };
+            if self.playing == self.offer {
+                return Vec::new();
+            }
+            self.playing = self.offer.clone();
             return self
                 .offer
                 .clone()
@@ -138,6 +148,7 @@ impl Callee {
         }
         if method == Method::BYE && ours {
             self.state = CallState::Ended;
+            self.playing = None;
             return vec![self.reply(request, 200, "OK"), CalleeAction::Stop];
         }
         if method == Method::INFO && ours {
@@ -157,8 +168,12 @@ impl Callee {
             ok.push(Name::ALLOW, ALLOW);
             return vec![CalleeAction::Reply(ok)];
         }
+        if method == Method::CANCEL && ours {
+            // The INVITE was answered already: the CANCEL is acknowledged and changes nothing
+            // (§9.2); the caller hangs up with BYE.
+            return vec![self.reply(request, 200, "OK")];
+        }
         if method == Method::CANCEL || request.to_tag().is_some() {
-            // Too late to cancel an answered call (§9.2); other in-dialog requests are unknown.
             return vec![self.reply(request, 481, "Call/Transaction Does Not Exist")];
         }
         vec![self.reply(request, 405, "Method Not Allowed")]
@@ -168,6 +183,15 @@ impl Callee {
         let in_dialog = request.to_tag().is_some();
         if in_dialog && !ours {
             return vec![self.reply(request, 481, "Call/Transaction Does Not Exist")];
+        }
+        if !in_dialog && ours {
+            // A retransmission (§17.2.1): repeat our answer.
+            return self
+                .last_ok
+                .clone()
+                .map(CalleeAction::ReplyUntilAck)
+                .into_iter()
+                .collect();
         }
         if !in_dialog && self.is_answered() {
             return vec![self.reply(request, 486, "Busy Here")];
@@ -179,12 +203,15 @@ impl Callee {
         let answer = self.answer_sdp(&offer);
         self.telephone_event_pt = offer.audio.as_ref().and_then(|a| a.telephone_event_pt);
         self.offer = Some(offer);
-        self.last_event = None;
+        if !in_dialog {
+            self.last_event = None;
+        }
         self.state = CallState::Answered { call_id };
         let mut ok = response_to(request, 200, "OK", Some(&self.local_tag));
         ok.push(Name::CONTACT, self.contact());
         ok.push(Name::ALLOW, ALLOW);
         let ok = ok.with_body("application/sdp", answer);
+        self.last_ok = Some(ok.clone());
         let mut actions = Vec::new();
         if !in_dialog {
             actions.push(CalleeAction::Invited);
@@ -388,6 +415,22 @@ mod tests {
             panic!("{play:?}")
         };
         assert_eq!(to.video.as_ref().unwrap().remote_rtp.port(), 40002);
+        // A retransmitted INVITE gets the same 200; a re-INVITE that moves nothing keeps the
+        // clip playing (no new Play after its ACK).
+        let again = callee.handle_request(&invite);
+        assert!(matches!(&again[..], [CalleeAction::ReplyUntilAck(m)] if m.body == ok.body));
+        let reinvite = request(
+            "INVITE",
+            true,
+            "Content-Type: application/sdp\r\n",
+            &offer(),
+        );
+        assert_eq!(replies(&callee.handle_request(&reinvite)), vec![200]);
+        assert!(
+            callee
+                .handle_request(&request("ACK", true, "", ""))
+                .is_empty()
+        );
         let bye = callee.handle_request(&request("BYE", true, "", ""));
         assert_eq!(replies(&bye), vec![200]);
         assert!(matches!(bye[1], CalleeAction::Stop));
