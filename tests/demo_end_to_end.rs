@@ -95,7 +95,11 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
     let position = |needle: &str| position(&stdout, needle);
 
     // Progress, as it happened.
-    assert!(position("call: dialing") < position("call: established (audio PCMU, video H264)"));
+    // The callee rings for 500 ms before answering, so every step of the call shows.
+    assert!(position("call: dialing") < position("call: ringing (180)"));
+    assert!(
+        position("call: ringing (180)") < position("call: established (audio PCMU, video H264)")
+    );
     // The daemon samples target states every 250 ms: a fast connect may show only publishing.
     position("rtmp: publishing");
     position("receiver: publish accepted on app 'live'");

@@ -64,7 +64,8 @@ pub fn main(args: DemoArgs) -> ExitCode {
     runtime.shutdown_timeout(Duration::from_millis(500));
     match result {
         Ok(summary) => {
-            println!("{summary}");
+            // A closed stdout (`| head`) must not turn a passing demo into a panic.
+            let _ = writeln!(std::io::stdout().lock(), "{summary}");
             if summary.passed() {
                 ExitCode::SUCCESS
             } else {

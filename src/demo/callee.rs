@@ -42,6 +42,10 @@ pub enum CalleeAction {
     Reply(SipMessage),
     /// Send this 2xx to INVITE and repeat it until ACK arrives (RFC 3261 §13.3.1.4).
     ReplyUntilAck(SipMessage),
+    /// Send this 180 a moment later, as a phone would start ringing.
+    Ring(SipMessage),
+    /// Like `ReplyUntilAck`, after letting the phone ring for a moment (a new call).
+    AnswerAfterRinging(SipMessage),
     /// An INVITE arrived (for progress output).
     Invited,
     /// Play the clip to these addresses (replacing any playback already running).
@@ -218,9 +222,12 @@ impl Callee {
             actions.push(self.reply(request, 100, "Trying"));
             let mut ringing = response_to(request, 180, "Ringing", Some(&self.local_tag));
             ringing.push(Name::CONTACT, self.contact());
-            actions.push(CalleeAction::Reply(ringing));
+            actions.push(CalleeAction::Ring(ringing));
         }
-        actions.push(CalleeAction::ReplyUntilAck(ok));
+        actions.push(match in_dialog {
+            true => CalleeAction::ReplyUntilAck(ok),
+            false => CalleeAction::AnswerAfterRinging(ok),
+        });
         actions
     }
 
@@ -380,7 +387,10 @@ mod tests {
         actions
             .iter()
             .filter_map(|a| match a {
-                CalleeAction::Reply(m) | CalleeAction::ReplyUntilAck(m) => m.status(),
+                CalleeAction::Reply(m)
+                | CalleeAction::Ring(m)
+                | CalleeAction::ReplyUntilAck(m)
+                | CalleeAction::AnswerAfterRinging(m) => m.status(),
                 _ => None,
             })
             .collect()
@@ -392,7 +402,7 @@ mod tests {
         let invite = invite_with_our_offer();
         let actions = callee.handle_request(&invite);
         assert_eq!(replies(&actions), vec![100, 180, 200]);
-        let Some(CalleeAction::ReplyUntilAck(ok)) = actions.last() else {
+        let Some(CalleeAction::AnswerAfterRinging(ok)) = actions.last() else {
             panic!("{actions:?}")
         };
         assert_eq!(ok.to_tag().as_deref(), Some("calleetag"));

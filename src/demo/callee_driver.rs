@@ -1,7 +1,9 @@
 //! The test callee's tokio driver: one UDP socket for SIP and one per media stream (RTP and
-//! RTCP share it: the answer says `a=rtcp-mux`, RFC 5761). It feeds [`Callee`], repeats the
-//! 200 OK every [`RETRANSMIT_EVERY`] until ACK (RFC 3261 §13.3.1.4, T1 = 500 ms, doubling
-//! capped at T2 = 4 s), and plays the clip in real time while the call is up.
+//! RTCP share it: the answer says `a=rtcp-mux`, RFC 5761). It feeds [`Callee`], answers a new
+//! call as a phone would (100 at once, 180 after [`RING_AFTER`], 200 after another
+//! [`RING_FOR`]: the caller's progress then shows each step), repeats the 200 OK until
+//! ACK (RFC 3261 §13.3.1.4: T1 = 500 ms, doubling, capped at T2 = 4 s), and plays the clip in
+//! real time while the call is up.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,8 @@ use crate::media::rtp::is_rtcp;
 use crate::sip::core::message::{Framed, parse_datagram};
 use crate::sip::core::sdp::NegotiatedMedia;
 
+const RING_AFTER: Duration = Duration::from_millis(250);
+const RING_FOR: Duration = Duration::from_millis(500);
 const RETRANSMIT_EVERY: Duration = Duration::from_millis(500);
 const RETRANSMIT_CAP: Duration = Duration::from_secs(4);
 /// Timer H (64·T1): give up repeating the 200 after this long without ACK.
@@ -91,6 +95,7 @@ pub async fn start(
         events,
         report: report.clone(),
         unacked: None,
+        ringing: None,
         player: None,
     };
     Ok(CalleeHandle {
@@ -118,6 +123,8 @@ struct Driver {
     events: mpsc::UnboundedSender<DemoEvent>,
     report: Arc<Mutex<CalleeReport>>,
     unacked: Option<Unacked>,
+    /// The 180 waiting for its moment.
+    ringing: Option<(Instant, Bytes, SocketAddr)>,
     player: Option<JoinHandle<()>>,
 }
 
@@ -128,6 +135,7 @@ impl Driver {
         let mut video_buf = vec![0u8; 2048];
         loop {
             let retransmit_at = self.unacked.as_ref().map(|u| u.next_at);
+            let ring_at = self.ringing.as_ref().map(|r| r.0);
             tokio::select! {
                 received = self.sip.recv_from(&mut sip_buf) => {
                     let Ok((len, from)) = received else { continue };
@@ -154,6 +162,11 @@ impl Driver {
                 // RTCP (receiver reports, PLI/FIR) arrives here; the clip has an IDR every second.
                 _ = self.video.recv_from(&mut video_buf) => {}
                 _ = sleep_until_some(retransmit_at) => self.retransmit().await,
+                _ = sleep_until_some(ring_at) => {
+                    if let Some((_, data, to)) = self.ringing.take() {
+                        let _ = self.sip.send_to(&data, to).await;
+                    }
+                }
             }
         }
     }
@@ -166,14 +179,15 @@ impl Driver {
             CalleeAction::ReplyUntilAck(message) => {
                 let data = message.to_bytes();
                 let _ = self.sip.send_to(&data, from).await;
-                let now = clock::monotonic();
-                self.unacked = Some(Unacked {
-                    data,
-                    to: from,
-                    next_at: now + RETRANSMIT_EVERY,
-                    interval: RETRANSMIT_EVERY,
-                    give_up_at: now + ACK_WAIT,
-                });
+                self.await_ack(data, from, RETRANSMIT_EVERY, RETRANSMIT_EVERY);
+            }
+            CalleeAction::Ring(message) => {
+                self.ringing = Some((clock::monotonic() + RING_AFTER, message.to_bytes(), from));
+            }
+            CalleeAction::AnswerAfterRinging(message) => {
+                // The first "retransmission" is the answer itself, once the ringing is over.
+                let answer_in = RING_AFTER + RING_FOR;
+                self.await_ack(message.to_bytes(), from, answer_in, RETRANSMIT_EVERY / 2);
                 lock(&self.report).answered = true;
             }
             CalleeAction::Invited => {
@@ -185,6 +199,7 @@ impl Driver {
                     player.abort();
                 }
                 self.unacked = None;
+                self.ringing = None;
                 lock(&self.report).hung_up = true;
                 let _ = self.events.send(DemoEvent::CalleeHungUp);
             }
@@ -193,6 +208,18 @@ impl Driver {
                 let _ = self.events.send(DemoEvent::CalleeDigit(digit, via));
             }
         }
+    }
+
+    /// Sends `data` to `to` after `first`, then again at doubling intervals until ACK.
+    fn await_ack(&mut self, data: Bytes, to: SocketAddr, first: Duration, interval: Duration) {
+        let now = clock::monotonic();
+        self.unacked = Some(Unacked {
+            data,
+            to,
+            next_at: now + first,
+            interval,
+            give_up_at: now + ACK_WAIT,
+        });
     }
 
     async fn retransmit(&mut self) {
