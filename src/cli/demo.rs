@@ -11,7 +11,8 @@ use crate::spec::DtmfMethod;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Stream this many seconds, then hang up and print the summary.
+    /// Stream this many seconds, then hang up and print the summary (the call and its DTMF
+    /// take about 3 s; 8 or more shows the whole chain).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     seconds: u64,
     /// Write the recording here instead of a new temporary directory.

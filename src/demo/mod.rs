@@ -201,6 +201,10 @@ pub async fn run(
         .map_err(io(format!("cannot finish {}", flv.display())))?;
     callee.stop();
     let _ = std::fs::remove_dir_all(&spec_dir);
+    if options.out.is_some() {
+        // Nothing else was written there.
+        let _ = std::fs::remove_dir(&work_dir);
+    }
     Ok(DemoSummary {
         call_state,
         established: tracker.established || call_state == CallState::Established,
