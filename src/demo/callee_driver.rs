@@ -247,11 +247,8 @@ impl Driver {
             audio: audio_to.remote_rtp,
             video: video_to.remote_rtp,
         });
-        let stream = |payload_type| RtpStream {
-            payload_type,
-            ssrc: rand::random(),
-            next_sequence: rand::random(),
-            timestamp_base: rand::random(),
+        let stream = |payload_type| {
+            RtpStream::new(payload_type, rand::random(), rand::random(), rand::random())
         };
         let player = Player {
             video: VideoLoop::new(self.clip.clone(), stream(video_to.payload_type)),
@@ -281,7 +278,13 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
-/// Sends the clip in real time: each packet group at its due time from the start.
+/// How often each stream sends an RTCP sender report (RFC 3550 §6.2 suggests 5 s minimum for
+/// big sessions; a two-party call reports more often, and the caller then lines up audio and
+/// video sooner).
+const SENDER_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Sends the clip in real time: each packet group at its due time from the start, and a
+/// sender report per stream every [`SENDER_REPORT_EVERY`] (rtcp-mux: on the RTP port).
 struct Player {
     video: VideoLoop,
     audio: AudioLoop,
@@ -295,6 +298,7 @@ struct Player {
 impl Player {
     async fn run(mut self) {
         let start = clock::monotonic();
+        let mut next_report = Duration::ZERO;
         loop {
             let video_next = self.video.due() <= self.audio.due();
             let due = self.video.due().min(self.audio.due());
@@ -310,6 +314,14 @@ impl Player {
                 let packet = self.audio.next_packet();
                 let _ = self.audio_socket.send_to(&packet, self.audio_to).await;
                 lock(&self.report).audio_packets_sent += 1;
+            }
+            let elapsed = clock::monotonic().saturating_duration_since(start);
+            if elapsed >= next_report {
+                let video = self.video.sender_report(elapsed);
+                let _ = self.video_socket.send_to(&video, self.video_to).await;
+                let audio = self.audio.sender_report(elapsed);
+                let _ = self.audio_socket.send_to(&audio, self.audio_to).await;
+                next_report = elapsed + SENDER_REPORT_EVERY;
             }
         }
     }

@@ -5,7 +5,9 @@
 //! Sans-IO: each loop says when its next packet group is due (an offset from the start of
 //! playback) and builds it on demand; the driver sleeps and sends. RTP timestamps and sequence
 //! numbers keep counting across loops of the clip, as a real sender's would; the marker bit
-//! ends every picture (RFC 6184 §5.1) and starts the audio talkspurt (RFC 3551 §4.1).
+//! ends every picture (RFC 6184 §5.1) and starts the audio talkspurt (RFC 3551 §4.1). Each
+//! stream also writes RTCP sender reports (RFC 3550 §6.4.1) on one NTP clock that counts from
+//! the start of playback (§4 allows a relative clock), which is all lip sync needs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::clip::Clip;
+use crate::media::rtcp::{SenderReport, write_sdes_cname, write_sender_report};
 use crate::media::rtp::{RtpPacket, write_packet};
 
 /// Largest RTP payload we send: well under any loopback or Ethernet MTU.
@@ -24,17 +27,57 @@ const AUDIO_PACKET_TIME: Duration = Duration::from_millis(20);
 /// µ-law silence, to pad a clip whose audio is not a whole number of packets.
 const ULAW_SILENCE: u8 = 0xff;
 const FU_A: u8 = 28;
+const AUDIO_CLOCK: u64 = 8_000;
+/// The NTP clock of our sender reports reads this at the start of playback (never zero, which
+/// some receivers take for "no wall clock").
+const NTP_AT_START: Duration = Duration::from_secs(1);
+const CNAME: &str = "callee@sipcast-demo";
 
-/// One outgoing RTP stream: payload type, SSRC and the running sequence number.
+/// One outgoing RTP stream: payload type, SSRC, the running sequence number and the counts
+/// sender reports carry.
 #[derive(Debug, Clone)]
 pub struct RtpStream {
-    pub payload_type: u8,
-    pub ssrc: u32,
-    pub next_sequence: u16,
-    pub timestamp_base: u32,
+    payload_type: u8,
+    ssrc: u32,
+    next_sequence: u16,
+    timestamp_base: u32,
+    packets: u32,
+    octets: u32,
 }
 
 impl RtpStream {
+    pub fn new(payload_type: u8, ssrc: u32, first_sequence: u16, timestamp_base: u32) -> Self {
+        RtpStream {
+            payload_type,
+            ssrc,
+            next_sequence: first_sequence,
+            timestamp_base,
+            packets: 0,
+            octets: 0,
+        }
+    }
+
+    /// SR + SDES CNAME for the moment `elapsed` after the start of playback (whose RTP
+    /// timestamp is the base): one compound RTCP packet.
+    fn sender_report(&self, elapsed: Duration, clock_rate: u64) -> Bytes {
+        let ntp_time = NTP_AT_START + elapsed;
+        let fraction = (u64::from(ntp_time.subsec_nanos()) << 32) / 1_000_000_000;
+        let ticks = elapsed.as_nanos() * u128::from(clock_rate) / 1_000_000_000;
+        let mut out = Vec::with_capacity(64);
+        write_sender_report(
+            &mut out,
+            &SenderReport {
+                ssrc: self.ssrc,
+                ntp: (ntp_time.as_secs() << 32) | fraction,
+                rtp_timestamp: self.timestamp_base.wrapping_add(ticks as u32),
+                packet_count: self.packets,
+                octet_count: self.octets,
+            },
+        );
+        write_sdes_cname(&mut out, self.ssrc, CNAME);
+        Bytes::from(out)
+    }
+
     fn packet(&mut self, marker: bool, ticks: u64, payload: &[u8]) -> Bytes {
         let mut out = Vec::with_capacity(12 + payload.len());
         write_packet(
@@ -50,6 +93,8 @@ impl RtpStream {
             },
         );
         self.next_sequence = self.next_sequence.wrapping_add(1);
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload.len() as u32);
         Bytes::from(out)
     }
 }
@@ -75,6 +120,11 @@ impl VideoLoop {
     /// When the next picture is due, from the start of playback.
     pub fn due(&self) -> Duration {
         Duration::from_nanos(self.next.saturating_mul(1_000_000_000) / u64::from(self.clip.fps))
+    }
+
+    /// The stream's RTCP sender report for `elapsed` into playback.
+    pub fn sender_report(&self, elapsed: Duration) -> Bytes {
+        self.stream.sender_report(elapsed, VIDEO_CLOCK)
     }
 
     /// The next picture's packets (the last one has the marker bit); advances by one picture.
@@ -144,6 +194,11 @@ impl AudioLoop {
         AUDIO_PACKET_TIME.saturating_mul(u32::try_from(self.next).unwrap_or(u32::MAX))
     }
 
+    /// The stream's RTCP sender report for `elapsed` into playback.
+    pub fn sender_report(&self, elapsed: Duration) -> Bytes {
+        self.stream.sender_report(elapsed, AUDIO_CLOCK)
+    }
+
     /// The next packet (marker on the very first: the start of the talkspurt).
     pub fn next_packet(&mut self) -> Bytes {
         let per_loop = self.ulaw.len().div_ceil(AUDIO_SAMPLES).max(1) as u64;
@@ -165,12 +220,7 @@ mod tests {
     use crate::media::h264::{H264Depacketizer, H264Output};
 
     fn stream(payload_type: u8) -> RtpStream {
-        RtpStream {
-            payload_type,
-            ssrc: 0x5eed,
-            next_sequence: 65_530,
-            timestamp_base: u32::MAX - 10_000,
-        }
+        RtpStream::new(payload_type, 0x5eed, 65_530, u32::MAX - 10_000)
     }
 
     #[test]
@@ -259,5 +309,32 @@ mod tests {
         assert_eq!(parsed[2].payload[79..81], [7, ULAW_SILENCE]);
         assert_eq!(parsed[3].payload, parsed[0].payload);
         assert_eq!(parsed[5].timestamp.wrapping_sub(parsed[0].timestamp), 800);
+    }
+
+    #[test]
+    fn sender_reports_put_both_streams_on_one_clock() {
+        use crate::media::rtcp::{RtcpPacket, parse_compound};
+        let clip = Arc::new(Clip::bundled().unwrap());
+        let mut video = VideoLoop::new(clip, stream(99));
+        let mut audio = AudioLoop::new(Bytes::from_static(&[7; 320]), stream(0));
+        video.next_packets();
+        audio.next_packet();
+        let at = Duration::from_millis(2500);
+        let report = |compound: Bytes| {
+            let packets: Vec<_> = parse_compound(&compound).collect::<Result<_, _>>().unwrap();
+            match packets[0] {
+                RtcpPacket::SenderReport(report) => report,
+                ref other => panic!("{other:?}"),
+            }
+        };
+        let v = report(video.sender_report(at));
+        let a = report(audio.sender_report(at));
+        assert_eq!(v.ntp, a.ntp);
+        assert_eq!(v.ntp >> 32, 3);
+        assert_eq!(v.ntp & 0xffff_ffff, 1 << 31);
+        assert_eq!(v.rtp_timestamp, (u32::MAX - 10_000).wrapping_add(225_000));
+        assert_eq!(a.rtp_timestamp, (u32::MAX - 10_000).wrapping_add(20_000));
+        assert_eq!((a.packet_count, a.octet_count), (1, 160));
+        assert!(v.packet_count >= 1);
     }
 }
