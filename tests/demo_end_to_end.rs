@@ -43,8 +43,9 @@ fn ffprobe(args: &[&str], file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs `sipcast demo ARGS`, waiting at most 60 s; returns its stdout after checking it exited 0.
-fn run_demo(dir: &Path, args: &[&str]) -> String {
+/// Runs `sipcast demo ARGS`, waiting at most 60 s; returns its stdout after checking it exited
+/// 0, or with a failure when `expect_success` is false.
+fn run_demo(dir: &Path, args: &[&str], expect_success: bool) -> String {
     let stdout_path = dir.join("stdout.txt");
     let stderr_path = dir.join("stderr.txt");
     let child = Command::new(env!("CARGO_BIN_EXE_sipcast"))
@@ -72,9 +73,10 @@ fn run_demo(dir: &Path, args: &[&str]) -> String {
     };
     let stdout = std::fs::read_to_string(&stdout_path).unwrap();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert!(
+    assert_eq!(
         status.success(),
-        "demo failed ({status}):\n{stdout}\n{stderr}"
+        expect_success,
+        "demo exited with {status}:\n{stdout}\n{stderr}"
     );
     stdout
 }
@@ -91,7 +93,7 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("demo.flv");
     let flv_arg = flv.to_str().unwrap();
-    let stdout = run_demo(dir.path(), &["--seconds", "8", "--out", flv_arg]);
+    let stdout = run_demo(dir.path(), &["--seconds", "8", "--out", flv_arg], true);
     let position = |needle: &str| position(&stdout, needle);
 
     // Progress, as it happened.
@@ -164,7 +166,8 @@ fn demo_with_info_dtmf_delivers_every_digit_by_sip_info() {
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("demo.flv");
     let args = ["--seconds", "4", "--dtmf-method", "info", "--out"];
-    let stdout = run_demo(dir.path(), &[&args[..], &[flv.to_str().unwrap()]].concat());
+    let args = [&args[..], &[flv.to_str().unwrap()]].concat();
+    let stdout = run_demo(dir.path(), &args, true);
     for digit in ['1', '2', '3', '4', '#'] {
         position(
             &stdout,
@@ -177,4 +180,14 @@ fn demo_with_info_dtmf_delivers_every_digit_by_sip_info() {
         stdout.trim_end().ends_with("PASS: the whole chain works"),
         "{stdout}"
     );
+}
+
+#[test]
+fn demo_stopped_before_the_dtmf_is_through_fails_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("demo.flv");
+    let args = ["--seconds", "1", "--out", flv.to_str().unwrap()];
+    let stdout = run_demo(dir.path(), &args, false);
+    position(&stdout, "FAIL: ");
+    position(&stdout, "the callee received DTMF");
 }
