@@ -65,6 +65,8 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub api: SocketAddr,
     pub sip: SocketAddr,
+    /// `--rtp-ports`, inclusive.
+    pub rtp_ports: (u16, u16),
 }
 
 impl Daemon {
@@ -93,6 +95,7 @@ impl Daemon {
             dir,
             api,
             sip,
+            rtp_ports: (low, high),
         };
         daemon.wait_ready();
         daemon
