@@ -253,6 +253,12 @@ impl Sipp {
     /// Starts sipp on a given SIP port (a callee coming back where the last one was).
     pub fn start_on(name: &str, port: u16, extra: &[&str]) -> Sipp {
         require("sipp");
+        let plays_pcap = std::fs::read_to_string(scenario(name))
+            .unwrap_or_default()
+            .contains("play_pcap");
+        if plays_pcap {
+            require_raw_sockets();
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let (media_port, _) = free_udp_range(4);
         let child = Command::new("sipp")
@@ -351,6 +357,29 @@ impl Sipp {
         }
         out
     }
+}
+
+/// sipp plays pcaps through a raw socket: it needs CAP_NET_RAW (root has it), from us or as a
+/// file capability on the sipp binary. Without it sipp plays nothing and says so only in its
+/// error log, so fail here, clearly.
+fn require_raw_sockets() {
+    const CAP_NET_RAW: u64 = 1 << 13;
+    let ours = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & CAP_NET_RAW != 0);
+    let sipps = Command::new("sh")
+        .args(["-c", "getcap \"$(command -v sipp)\" 2>/dev/null"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("cap_net_raw"))
+        .unwrap_or(false);
+    assert!(
+        ours || sipps,
+        "sipp's play_pcap_* needs CAP_NET_RAW: run the tests as root, or \
+         `setcap cap_net_raw+ep \"$(command -v sipp)\"`"
+    );
 }
 
 impl Drop for Sipp {
