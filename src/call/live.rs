@@ -166,7 +166,8 @@ impl Attempt {
                         && silent >= media_timeout
                     {
                         tracing::warn!(broadcast = %self.spec.name, "no RTP or RTCP for {silent:?}; hanging up");
-                        call.hangup().await;
+                        // The peer is likely gone: send the BYE but don't wait out Timer F (32 s).
+                        let _ = tokio::time::timeout(Duration::from_secs(1), call.hangup()).await;
                         break CallEnd::failed(None, format!("no RTP or RTCP for {}", humantime::format_duration(media_timeout)));
                     }
                 }

@@ -133,7 +133,9 @@ impl Engine {
         let mut buf = vec![0u8; 65_536];
         let mut accepting_commands = true;
         loop {
-            self.flush().await;
+            // A flush can start calls (a registration just succeeded) or un-REGISTER (a call
+            // just ended) whose first message is only queued: flush until nothing new starts.
+            while self.flush().await {}
             let idle =
                 self.calls.is_empty() && self.dials.is_empty() && self.registrations.is_empty();
             if idle && (!accepting_commands || self.stopping.is_some()) {
@@ -519,7 +521,10 @@ impl Engine {
         });
     }
 
-    async fn flush(&mut self) {
+    /// Sends what every core has queued; true if it started or stopped something whose own
+    /// output has not been polled yet.
+    async fn flush(&mut self) -> bool {
+        let mut again = false;
         let mut sends: Vec<(Hop, Bytes)> = Vec::new();
         let mut started_registrations: Vec<RegKey> = Vec::new();
         let mut ended: Vec<String> = Vec::new();
@@ -569,6 +574,7 @@ impl Engine {
                 }
             }
         }
+        again |= !started_registrations.is_empty();
         for key in started_registrations {
             let Some(slot) = self.registrations.get_mut(&key) else {
                 continue;
@@ -594,6 +600,7 @@ impl Engine {
                     reg.users.retain(|u| *u != id);
                     if reg.users.is_empty() && reg.waiting.is_empty() {
                         reg.core.unregister(now());
+                        again = true;
                     }
                 }
             }
@@ -606,6 +613,7 @@ impl Engine {
         for (hop, data) in sends {
             self.send(hop, data).await;
         }
+        again
     }
 }
 
