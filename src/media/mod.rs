@@ -8,6 +8,7 @@
 pub mod aac;
 pub mod audio;
 pub mod avcc;
+pub mod decode;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;
