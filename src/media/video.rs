@@ -89,6 +89,10 @@ impl VideoPath {
         out: &mut VecDeque<MediaFrame>,
         metadata: &mut StreamMetadata,
     ) {
+        if self.source.follow(now, packet.ssrc) {
+            // A new sender: what the old one left half-done is dropped; wait for an IDR.
+            self.state.h264.source_changed();
+        }
         let state = &mut self.state;
         self.source.push(now, packet, datagram, &mut |bytes, lost| {
             state.on_released(now, bytes, lost, timeline, out, metadata);

@@ -87,9 +87,13 @@ pub struct RtpSource {
 
 impl RtpSource {
     pub async fn start(local: &LocalMedia, seconds: f64, dir: &Path) -> RtpSource {
-        require("ffmpeg");
         let video_port = local.video.as_ref().unwrap().rtp_port();
-        let audio_port = local.audio.rtp_port();
+        Self::start_to(video_port, local.audio.rtp_port(), seconds, dir).await
+    }
+
+    /// Sends to these ports; the SDP goes to `dir/ffmpeg.sdp`, which must not exist yet.
+    pub async fn start_to(video_port: u16, audio_port: u16, seconds: f64, dir: &Path) -> RtpSource {
+        require("ffmpeg");
         let sdp_path = dir.join("ffmpeg.sdp");
         let ffmpeg = Command::new("ffmpeg")
             .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
