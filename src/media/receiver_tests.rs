@@ -1,6 +1,7 @@
 use super::*;
 use crate::media::remote::{AudioOutputs, RemoteStream};
 use crate::media::rtp::write_packet;
+use crate::media::sps::tests::{PPS, SPS_320X240};
 
 const SPROP: &str = "Z0LADdkBQfsBEAAAAwAQAAADAyDxQqSA,aMuDyyA=";
 const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00, 0x33, 0xff];
@@ -182,6 +183,14 @@ fn sends_receiver_reports_and_aac_silence_without_audio() {
         rtcp::parse_compound(&reports[0].data).next(),
         Some(Ok(RtcpPacket::ReceiverReport { ssrc: 0x5143_4153 }))
     ));
+    let rates: Vec<_> = out
+        .iter()
+        .filter_map(|f| match f {
+            MediaFrame::Metadata(meta) => meta.frame_rate,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rates, vec![25.0], "the frame rate is measured once");
     let stats = receiver.stats();
     assert_eq!(stats.keyframe_interval_ms, Some(2000));
     assert_eq!(stats.video.unwrap().packets, 150);
@@ -276,5 +285,74 @@ fn wideband_speex_is_copied_and_gets_aac_silence() {
         count(AudioFormat::Aac) > 30,
         "silence keeps AAC going: {}",
         count(AudioFormat::Aac)
+    );
+}
+
+#[test]
+fn a_reinvite_rebuilds_only_what_changed_and_keeps_the_timeline() {
+    let t0 = crate::clock::monotonic().into_std();
+    let mut receiver = MediaReceiver::new(&remote(), MediaConfig::default(), t0).unwrap();
+    receiver
+        .handle_rtp(t0, Track::Video, &rtp(96, 1, 0, 7, true, IDR))
+        .unwrap();
+    frames(&mut receiver);
+    transmits(&mut receiver);
+
+    // Only the address moved: nothing restarts.
+    let mut moved = remote();
+    moved.video.as_mut().unwrap().rtp = "127.0.0.1:7000".parse().unwrap();
+    let t1 = t0 + Duration::from_secs(1);
+    receiver.update_remote(&moved, t1).unwrap();
+    receiver
+        .handle_rtp(t1, Track::Video, &rtp(96, 2, 90_000, 7, true, NON_IDR))
+        .unwrap();
+    let out = frames(&mut receiver);
+    assert!(
+        matches!(
+            out[..],
+            [MediaFrame::Video {
+                dts_ms: 1000,
+                keyframe: false,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+
+    // New video parameters: the video path restarts, waits for an IDR and asks for one.
+    let mut renegotiated = moved.clone();
+    renegotiated.video.as_mut().unwrap().fmtp = "packetization-mode=1".into();
+    let t2 = t0 + Duration::from_secs(2);
+    receiver.update_remote(&renegotiated, t2).unwrap();
+    let idr_with_sets = [SPS_320X240, PPS, IDR];
+    let mut stap = vec![0x18];
+    for nal in idr_with_sets {
+        stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+        stap.extend_from_slice(nal);
+    }
+    receiver
+        .handle_rtp(t2, Track::Video, &rtp(96, 3, 180_000, 7, true, NON_IDR))
+        .unwrap();
+    assert_eq!(
+        transmits(&mut receiver).len(),
+        1,
+        "a PLI for the restarted path"
+    );
+    let t3 = t2 + Duration::from_millis(40);
+    receiver
+        .handle_rtp(t3, Track::Video, &rtp(96, 4, 183_600, 7, true, &stap))
+        .unwrap();
+    let out = frames(&mut receiver);
+    assert!(matches!(out[0], MediaFrame::VideoConfig(_)), "{out:?}");
+    assert!(
+        matches!(
+            out[1],
+            MediaFrame::Video {
+                dts_ms: 2040,
+                keyframe: true,
+                ..
+            }
+        ),
+        "{out:?}"
     );
 }
