@@ -118,6 +118,11 @@ fn asks_for_a_keyframe_once_the_video_source_is_known_then_escalates() {
     let t0 = crate::clock::monotonic().into_std();
     let mut receiver = MediaReceiver::new(&remote(), MediaConfig::default(), t0).unwrap();
     assert!(transmits(&mut receiver).is_empty(), "no SSRC to name yet");
+    receiver.handle_timeout(t0);
+    assert!(
+        receiver.poll_timeout().is_some_and(|at| at > t0),
+        "a request waiting for the video SSRC must not keep the driver spinning"
+    );
     receiver
         .handle_rtp(t0, Track::Video, &rtp(96, 1, 0, 7, true, NON_IDR))
         .unwrap();

@@ -120,13 +120,13 @@ impl VideoPath {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.source.poll_timeout(),
-            self.state.keyframes.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Keyframe requests wait for the sender's SSRC (the first packet wakes us anyway);
+        // without this an open request before any video would be a timeout always due.
+        let keyframes = self.ssrc().and(self.state.keyframes.poll_timeout());
+        [self.source.poll_timeout(), keyframes]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn reorder(&mut self) -> &mut ReorderBuffer {
