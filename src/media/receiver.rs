@@ -253,7 +253,13 @@ impl MediaReceiver {
         }
         self.poll_keyframe_actions(now);
         if now >= self.next_report {
-            self.next_report = now + self.config.report_interval;
+            // RFC 3550 §6.3.1: randomised over [0.5, 1.5] × the interval so that many calls
+            // from one host do not report in lockstep.
+            self.next_report = now
+                + self
+                    .config
+                    .report_interval
+                    .mul_f64(rand::random_range(0.5..1.5));
             self.queue_reports(now);
         }
     }
