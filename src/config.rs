@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::logging::LogFormat;
+
 /// The settings the daemon runs with, after defaults, file and flags.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DaemonConfig {
@@ -25,7 +27,7 @@ pub struct DaemonConfig {
     pub sip_listen: SocketAddr,
     pub rtp_ports: PortRange,
     pub public_address: Option<IpAddr>,
-    pub log_format: String,
+    pub log_format: LogFormat,
     pub resync: Duration,
 }
 
@@ -40,7 +42,7 @@ impl Default for DaemonConfig {
                 high: 16999,
             },
             public_address: None,
-            log_format: "auto".into(),
+            log_format: LogFormat::Auto,
             resync: Duration::from_secs(30),
         }
     }
@@ -74,8 +76,6 @@ impl FromStr for PortRange {
     }
 }
 
-pub const LOG_FORMATS: [&str; 4] = ["auto", "text", "json", "journald"];
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -84,7 +84,7 @@ struct RawConfig {
     sip_listen: Option<String>,
     rtp_ports: Option<String>,
     public_address: Option<String>,
-    log_format: Option<String>,
+    log_format: Option<LogFormat>,
     resync: Option<String>,
 }
 
@@ -127,12 +127,6 @@ impl DaemonConfig {
             );
         }
         if let Some(format) = raw.log_format {
-            if !LOG_FORMATS.contains(&format.as_str()) {
-                return Err(bad(
-                    "log_format",
-                    format!("{format:?} is not one of {LOG_FORMATS:?}"),
-                ));
-            }
             config.log_format = format;
         }
         if let Some(resync) = raw.resync {
@@ -168,7 +162,7 @@ mod tests {
                 high: 20099
             }
         );
-        assert_eq!(c.log_format, "json");
+        assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.resync, Duration::from_secs(10));
         assert_eq!(c.sip_listen, DaemonConfig::default().sip_listen);
     }

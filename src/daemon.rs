@@ -29,7 +29,7 @@ impl Engine {
         source: SourceConfig,
         dialer: Arc<dyn Dialer>,
         clock: WallClock,
-        on_tick: impl FnMut() + Send + 'static,
+        on_tick: impl FnMut(&crate::status::Snapshot) + Send + 'static,
     ) -> Engine {
         let (board, status) = StatusBoard::new();
         let (scan_tx, scan_rx) = mpsc::channel(4);

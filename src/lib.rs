@@ -1,6 +1,6 @@
 //! sipcast: a declarative SIP-to-RTMP gateway.
 //!
-//! `broadcasts.d/*.toml` ──► [`source`] ──► [`reconcile`] ──► one [`reconcile::Supervisor`] per
+//! `broadcasts.d/*.toml` ──► [`source`] ──► [`reconcile`] ──► one [`reconcile::SupervisorHandle`] per
 //! broadcast, which drives a call through the [`call`] seam; every supervisor reports into
 //! [`status`], which the read-only [`api`] serves.
 //!
@@ -9,11 +9,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod backoff;
 pub mod call;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod frame;
 pub mod logging;
 pub mod media;

@@ -280,7 +280,7 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON");
         assert_eq!(value["message"], "call established");
         assert_eq!(value["broadcast"], "allhands");
-        assert_eq!(value["sip_status"], "200");
+        assert_eq!(value["sip_status"], 200);
         assert_eq!(value["rtmp_url"], "rtmp://127.0.0.1/live/****");
         assert_eq!(value["level"], "INFO");
         assert!(

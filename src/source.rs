@@ -2,8 +2,11 @@
 //!
 //! Any filesystem event only marks the directory dirty (notify reports a Kubernetes ConfigMap
 //! swap as events on `..data`, never on the spec files, so events are not trusted for *what*
-//! changed). After a short trailing debounce the whole directory is re-read; a periodic resync
-//! catches anything the watcher missed. Files are re-parsed only when their bytes change.
+//! changed). Then the whole directory is re-read: at once (after a few milliseconds) when the
+//! change is atomic by nature — a rename into place, a deletion, a temp or symlink file — and
+//! only after `debounce` of quiet when a `*.toml` is being written in place, so a file written
+//! in several chunks is never read half-way. A periodic resync catches anything the watcher
+//! missed. Files are re-parsed only when their bytes change.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,41 @@ impl SourceConfig {
             debounce: Duration::from_millis(50),
             resync: Duration::from_secs(30),
         }
+    }
+}
+
+/// Coalescing window for atomic changes (a rename often comes as a burst of events).
+const SETTLE: Duration = Duration::from_millis(5);
+
+/// How long to wait for quiet before re-reading, after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settle {
+    /// The change is complete when we see it: re-read almost at once.
+    Quick,
+    /// A spec file is being written in place: wait for `debounce` of quiet.
+    Quiet,
+}
+
+/// Renames into place and deletions are atomic; so is anything on a name that is not a spec
+/// file (editor temp files, `..data` symlinks). Writes to a `*.toml` are not.
+fn settle_for(event: &notify::Event) -> Settle {
+    use notify::EventKind;
+    use notify::event::{ModifyKind, RenameMode};
+    let atomic = matches!(
+        event.kind,
+        EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Name(
+                RenameMode::To | RenameMode::Both | RenameMode::From
+            ))
+    );
+    let spec_file = event.paths.iter().any(|p| {
+        p.file_name()
+            .is_some_and(|n| spec::broadcast_name(&n.to_string_lossy()).is_some())
+    });
+    if atomic || !spec_file {
+        Settle::Quick
+    } else {
+        Settle::Quiet
     }
 }
 
@@ -110,7 +148,7 @@ pub fn scan(dir: &Path, cache: &mut BTreeMap<String, ScannedFile>) -> DirectoryS
 /// Watches the directory and sends a [`DirectoryScan`] after each change, on every resync and
 /// whenever `rescan_now` is notified (SIGHUP). Runs until the receiver is dropped.
 pub async fn run(config: SourceConfig, tx: mpsc::Sender<DirectoryScan>, rescan_now: Arc<Notify>) {
-    let (dirty_tx, mut dirty_rx) = mpsc::unbounded_channel::<()>();
+    let (dirty_tx, mut dirty_rx) = mpsc::unbounded_channel::<Settle>();
     let mut watcher = None;
     let mut cache = BTreeMap::new();
     let mut resync = tokio::time::interval(config.resync);
@@ -129,19 +167,27 @@ pub async fn run(config: SourceConfig, tx: mpsc::Sender<DirectoryScan>, rescan_n
         tokio::select! {
             _ = resync.tick() => {}
             _ = rescan_now.notified() => {}
-            Some(()) = dirty_rx.recv() => {
-                // Trailing debounce: wait until the directory has been quiet for `debounce`.
-                while let Ok(Some(())) = tokio::time::timeout(config.debounce, dirty_rx.recv()).await {}
+            Some(first) = dirty_rx.recv() => {
+                // Trailing debounce: quiet for SETTLE, or for `debounce` once any event says a
+                // spec file is being written.
+                let mut settle = first;
+                loop {
+                    let wait = if settle == Settle::Quiet { config.debounce } else { SETTLE };
+                    match tokio::time::timeout(wait, dirty_rx.recv()).await {
+                        Ok(Some(Settle::Quiet)) => settle = Settle::Quiet,
+                        Ok(Some(_)) => {}
+                        _ => break,
+                    }
+                }
             }
         }
     }
 }
 
-fn watch(dir: &Path, dirty: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+fn watch(dir: &Path, dirty: mpsc::UnboundedSender<Settle>) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = dirty.send(());
-        }
+        let settle = event.as_ref().map_or(Settle::Quiet, settle_for);
+        let _ = dirty.send(settle);
     };
     let mut watcher = notify::recommended_watcher(handler).ok()?;
     match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
@@ -195,6 +241,35 @@ mod tests {
             panic!("valid spec rejected");
         };
         assert!(Arc::ptr_eq(a, b));
+    }
+
+    #[test]
+    fn renames_and_deletions_settle_quickly_and_in_place_writes_wait_for_quiet() {
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RemoveKind, RenameMode,
+        };
+        use notify::{Event, EventKind};
+        let on =
+            |kind: EventKind, name: &str| Event::new(kind).add_path(PathBuf::from("/d").join(name));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        assert_eq!(settle_for(&on(renamed, "a.toml")), Settle::Quick);
+        assert_eq!(
+            settle_for(&on(EventKind::Remove(RemoveKind::File), "a.toml")),
+            Settle::Quick
+        );
+        assert_eq!(settle_for(&on(written, "a.toml.tmp")), Settle::Quick);
+        assert_eq!(
+            settle_for(&on(EventKind::Create(CreateKind::Any), "..data_tmp")),
+            Settle::Quick
+        );
+        assert_eq!(settle_for(&on(written, "a.toml")), Settle::Quiet);
+        assert_eq!(
+            settle_for(&on(EventKind::Create(CreateKind::File), "a.toml")),
+            Settle::Quiet
+        );
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(settle_for(&on(closed, "a.toml")), Settle::Quiet);
     }
 
     #[test]

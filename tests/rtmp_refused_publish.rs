@@ -53,7 +53,7 @@ async fn second_publisher_on_a_busy_key_reports_bad_name() {
         |s| s.state == TargetState::Failed,
     )
     .await;
-    let error = refused.last_error.clone().unwrap();
+    let error = refused.error.clone().unwrap();
     assert!(error.contains("NetStream.Publish.BadName"), "{error}");
     assert!(!error.contains("busy-key-7f3a"), "{error}");
     assert!(!format!("{refused:?}").contains("busy-key-7f3a"));
@@ -81,11 +81,11 @@ async fn denied_publish_is_reported_as_the_targets_error() {
     );
     let mut status = handle.status();
     let lost = wait_status(&mut status, Duration::from_secs(10), "an error", |s| {
-        s.last_error.is_some()
+        s.error.is_some()
     })
     .await;
     assert_eq!(
-        lost.last_error.as_deref(),
+        lost.error.as_deref(),
         Some("server closed the connection right after accepting the publish (publish denied?)")
     );
     assert_eq!(lost.state, TargetState::Failed);
@@ -100,11 +100,11 @@ async fn unknown_app_is_reported_as_the_targets_error() {
     let handle = spawn(target(nginx.rtmp_port, "nosuchapp", "k"), quick_retries());
     let mut status = handle.status();
     let lost = wait_status(&mut status, Duration::from_secs(10), "an error", |s| {
-        s.last_error.is_some()
+        s.error.is_some()
     })
     .await;
     assert_eq!(
-        lost.last_error.as_deref(),
+        lost.error.as_deref(),
         Some("server closed the connection while connecting to the app")
     );
     assert_eq!(lost.state, TargetState::Failed);

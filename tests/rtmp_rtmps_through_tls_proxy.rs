@@ -77,10 +77,10 @@ async fn an_untrusted_certificate_is_a_tls_error() {
     );
     let mut status = handle.status();
     let failed = wait_status(&mut status, Duration::from_secs(10), "a TLS error", |s| {
-        s.last_error.is_some()
+        s.error.is_some()
     })
     .await;
-    let error = failed.last_error.unwrap();
+    let error = failed.error.unwrap();
     assert!(error.contains("TLS handshake failed"), "{error}");
     handle.stop().await;
 }

@@ -4,7 +4,7 @@ mod sip_support;
 use sip_support::*;
 use sipcast::secret::{Secret, SecretSource};
 use sipcast::sip::core::dtmf::parse_event_packet;
-use sipcast::sip::{CallEvent, Direction, DtmfMethod, DtmfPlan};
+use sipcast::sip::{CallEvent, Direction, DtmfMethod, DtmfPlan, Transport};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,18 +55,67 @@ async fn answered_call_reports_h264_and_pcmu_and_hangs_up_with_bye() {
 }
 
 #[tokio::test]
-async fn invite_challenged_with_401_is_retried_with_digest_and_answered() {
-    let sipp = Sipp::uas("uas_challenge_401.xml", &[]);
+async fn call_over_tcp_uses_one_connection_for_invite_ack_and_bye() {
+    let sipp = Sipp::uas_tcp("uas_answer_h264_pcmu.xml");
     let ua = user_agent().await;
     let mut config = call_config(&sipp);
-    config.account.auth_user = Some("alice".into());
-    config.account.password = password();
+    config.account.transport = Transport::Tcp;
+    answer_then_hang_up(&ua, config).await;
+    sipp.finish().await;
+}
+
+#[tokio::test]
+async fn call_over_tls_checks_the_certificate_and_name() {
+    let sipp = Sipp::uas_tcp("uas_answer_h264_pcmu.xml");
+    let front = TlsFront::new(sipp.port);
+    let proxy = format!("sip:127.0.0.1:{};transport=tls", front.port);
+
+    // Without our CA the certificate is not trusted: the call fails fast with 503.
+    let ua = user_agent().await;
+    let mut config = call_config(&sipp);
+    config.account.transport = Transport::Tls;
+    config.account.proxy = Some(proxy.clone());
+    let (_call, mut events) = ua.dial(config.clone());
+    let CallEvent::Ended(end) = wait_for_end(&mut events).await else {
+        unreachable!()
+    };
+    assert_eq!(end.sip_status, Some(503));
+    assert!(end.reason.contains("TLS handshake"), "{end:?}");
+
+    let mut ua_config = sipcast::sip::UaConfig::new("127.0.0.1:0".parse().unwrap());
+    ua_config.tls_ca_file = Some(front.ca_file());
+    let ua = sipcast::sip::UserAgent::bind(ua_config).await.unwrap();
+    answer_then_hang_up(&ua, config).await;
+    sipp.finish().await;
+}
+
+/// Dials, waits for the answer, hangs up.
+async fn answer_then_hang_up(ua: &sipcast::sip::UserAgent, config: sipcast::sip::CallConfig) {
     let (call, mut events) = ua.dial(config);
     wait_for(&mut events, 20, |e| {
         matches!(e, CallEvent::Established { .. })
     })
     .await;
     call.hangup().await;
+}
+
+async fn wait_for_end(events: &mut tokio::sync::mpsc::UnboundedReceiver<CallEvent>) -> CallEvent {
+    loop {
+        let event = next_event(events, 10).await;
+        if matches!(event, CallEvent::Ended(_)) {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn invite_challenged_with_401_is_retried_with_digest_and_answered() {
+    let sipp = Sipp::uas("uas_challenge_401.xml", &[]);
+    let ua = user_agent().await;
+    let mut config = call_config(&sipp);
+    config.account.auth_user = Some("alice".into());
+    config.account.password = password();
+    answer_then_hang_up(&ua, config).await;
     sipp.finish().await;
 }
 
@@ -254,6 +303,28 @@ async fn registrar_with_digest_then_call_then_unregister() {
     })
     .await;
     call.hangup().await;
+    callee.finish().await;
+    registrar.finish().await;
+}
+
+#[tokio::test]
+async fn two_calls_on_one_account_share_one_registration_until_shutdown() {
+    let registrar = Sipp::uas("registrar_digest.xml", &[]);
+    let callee = Sipp::uas("uas_answer_h264_pcmu.xml", &["-m", "2"]);
+    let ua = user_agent().await;
+    let mut config = call_config(&registrar);
+    config.account.register = true;
+    config.account.auth_user = Some("alice".into());
+    config.account.password = password();
+    config.to = format!("sip:service@{}", callee.addr());
+    let (_first, mut first_events) = ua.dial(config.clone());
+    let (_second, mut second_events) = ua.dial(config);
+    for events in [&mut first_events, &mut second_events] {
+        wait_for(events, 20, |e| matches!(e, CallEvent::Established { .. })).await;
+    }
+    // Shutdown hangs up both calls, then removes the one binding.
+    ua.shutdown().await;
+    // The registrar scenario takes exactly one REGISTER exchange and one un-REGISTER.
     callee.finish().await;
     registrar.finish().await;
 }

@@ -20,7 +20,10 @@ const BROKEN: &[(&str, &str)] = &[
         "10:15: unknown variant `mp3`, expected `aac` or `copy`",
     ),
     ("bad_callee_uri", "6:6: \"sip:100@\" is not a SIP URI"),
-    ("bad_cron", "14:27: invalid cron expression"),
+    (
+        "bad_cron",
+        "14:21: invalid cron expression: day of week: unknown name 'FUNDAY'",
+    ),
     (
         "bad_domain",
         "3:10: sip.domain \"pbx example.com\" is not host[:port]",
@@ -48,11 +51,14 @@ const BROKEN: &[(&str, &str)] = &[
     ("end_before_start", "14:39: `end` must be after `start`"),
     (
         "http_target",
-        "9:7: url must start with rtmp:// or rtmps://",
+        "9:7: url: URL scheme must be rtmp:// or rtmps://",
     ),
     ("missing_sip", "1:1: missing table [sip]"),
     ("no_rtmp", "1:1: missing [[rtmp]]"),
-    ("no_stream_key", "9:7: no stream key"),
+    (
+        "no_stream_key",
+        "9:7: url: URL has no stream key and none is configured separately: add it",
+    ),
     (
         "redial_max_below_initial",
         "13:7: redial.max must not be shorter than redial.initial",

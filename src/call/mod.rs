@@ -5,7 +5,9 @@
 //! [`CallEvent::Ended`]. The supervisor never runs two sessions at once for one broadcast: it
 //! waits for `Ended` (or the event stream closing) before dialing again.
 
+pub mod live;
 pub mod scripted;
+mod targets;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The `sipcast` command line (DESIGN.md, "Command line").
 
+mod demo;
 mod run;
 mod schedule;
 mod status;
@@ -40,6 +41,9 @@ fn version() -> &'static str {
 pub enum Command {
     /// Run the daemon.
     Run(run::RunArgs),
+    /// Prove the whole chain on this machine: a built-in test callee and RTMP receiver on
+    /// 127.0.0.1, the daemon dialing one and publishing to the other.
+    Demo(demo::DemoArgs),
     /// Check spec files or directories exactly as the daemon would, offline.
     Validate {
         /// Also read every password/stream key file and variable the specs name.
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Demo(args) => demo::main(args),
         Command::Validate {
             check_secrets,
             paths,

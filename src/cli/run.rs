@@ -9,11 +9,15 @@ use std::time::Duration;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::call::{Dialer, UnavailableDialer};
+use crate::call::Dialer;
+use crate::call::live::{LiveDialer, MediaPorts};
 use crate::clock::WallClock;
 use crate::config::{DaemonConfig, PortRange};
 use crate::daemon::Engine;
+use crate::logging::LogFormat;
 use crate::source::SourceConfig;
+use crate::status::Snapshot;
+use crate::systemd::Notifier;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -32,9 +36,9 @@ pub struct RunArgs {
     /// UDP ports for RTP/RTCP, LOW-HIGH [default: 16384-16999].
     #[arg(long)]
     rtp_ports: Option<PortRange>,
-    /// Log format: auto, text, json or journald [default: auto].
-    #[arg(long)]
-    log_format: Option<String>,
+    /// Log format [default: auto: journald under systemd, text otherwise].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 impl RunArgs {
@@ -56,12 +60,6 @@ impl RunArgs {
             config.rtp_ports = ports;
         }
         if let Some(format) = self.log_format {
-            if !crate::config::LOG_FORMATS.contains(&format.as_str()) {
-                return Err(format!(
-                    "--log-format {format:?} is not one of {:?}",
-                    crate::config::LOG_FORMATS
-                ));
-            }
             config.log_format = format;
         }
         Ok(config)
@@ -76,7 +74,10 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(super::EX_CONFIG);
         }
     };
-    init_logging(&config.log_format);
+    if let Err(e) = crate::logging::init(config.log_format) {
+        eprintln!("sipcast run: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -84,7 +85,10 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon(config)) {
+    let result = runtime.block_on(daemon(config));
+    // Blocking helpers (DNS lookups, file reads) must not hold the exit hostage.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -106,10 +110,16 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
         commit = super::GIT_COMMIT,
         "sipcast starting"
     );
-    let dialer: Arc<dyn Dialer> = Arc::new(UnavailableDialer);
+    let (dialer, ua) = live_dialer(&config).await?;
     let mut source = SourceConfig::new(&config.dir);
     source.resync = config.resync;
-    let engine = Engine::start(source, dialer, WallClock::System, || {});
+    let notifier = Arc::new(Notifier::from_env());
+    let engine = Engine::start(
+        source,
+        dialer,
+        WallClock::System,
+        tick_hook(notifier.clone()),
+    );
     let app = crate::api::router(engine.status.clone());
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -124,6 +134,7 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
         }
     }
     tracing::info!(summary = %engine.status.with(|s| s.summary()), "ready");
+    notifier.ready();
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -132,13 +143,22 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: rescanning and retrying now");
+                notifier.reloading();
+                let scans_before = engine.status.with(scans);
                 engine.reload().await;
+                let mut status = engine.status.clone();
+                let rescanned = async {
+                    while status.with(scans) == scans_before && status.changed().await {}
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), rescanned).await;
+                notifier.ready();
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!("stopping: hanging up every call");
+    notifier.stopping();
     let stopped = tokio::time::timeout(
         crate::reconcile::SHUTDOWN_GRACE + Duration::from_secs(1),
         engine.shutdown(),
@@ -147,20 +167,53 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
     if stopped.is_err() {
         tracing::error!("shutdown took too long; exiting anyway");
     }
+    // Every call is down; un-REGISTER the accounts (bounded, a registrar may not answer).
+    let _ = tokio::time::timeout(Duration::from_secs(3), ua.shutdown()).await;
     server.abort();
     tracing::info!("stopped");
     Ok(())
 }
 
-fn init_logging(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+/// Directory scans applied so far, whatever their result.
+fn scans(s: &Snapshot) -> u64 {
+    s.reloads.values().sum()
+}
+
+/// Runs after every pass of the reconcile loop: pings the systemd watchdog at half its
+/// interval and publishes a one-line STATUS= when the summary changes.
+fn tick_hook(notifier: Arc<Notifier>) -> impl FnMut(&Snapshot) + Send + 'static {
+    let ping_every = notifier.watchdog_interval().map(|i| i / 2);
+    let mut last_ping: Option<tokio::time::Instant> = None;
+    let mut last_summary = String::new();
+    move |snapshot| {
+        let now = crate::clock::monotonic();
+        if let Some(every) = ping_every
+            && last_ping.is_none_or(|at| now.duration_since(at) >= every)
+        {
+            notifier.watchdog();
+            last_ping = Some(now);
+        }
+        let summary = snapshot.summary();
+        if summary != last_summary {
+            notifier.status(&summary);
+            last_summary = summary;
+        }
+    }
+}
+
+/// The SIP user agent on `sip_listen`, media on the same address within `rtp_ports`.
+async fn live_dialer(
+    config: &DaemonConfig,
+) -> Result<(Arc<dyn Dialer>, crate::sip::UserAgent), String> {
+    let mut ua_config = crate::sip::UaConfig::new(config.sip_listen);
+    ua_config.public_addr = config.public_address;
+    let ua = crate::sip::UserAgent::bind(ua_config)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(sip = %ua.local_addr(), rtp_ports = ?config.rtp_ports, "SIP user agent listening");
+    let ports = MediaPorts {
+        ip: config.sip_listen.ip(),
+        range: config.rtp_ports.low..=config.rtp_ports.high,
     };
+    Ok((Arc::new(LiveDialer::new(ua.clone(), ports)), ua))
 }

@@ -82,7 +82,7 @@ pub(crate) fn encode_entry(record: &LogRecord, identifier: &str) -> Vec<u8> {
     }
     for (name, value) in &record.fields {
         if let Some(name) = field_name(name) {
-            put_field(&mut entry, &name, value);
+            put_field(&mut entry, &name, &value.to_string());
         }
     }
     entry
@@ -162,6 +162,7 @@ pub(crate) fn decode_entry(mut data: &[u8]) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::record::FieldValue;
 
     fn record(message: &str) -> LogRecord {
         LogRecord {
@@ -173,7 +174,7 @@ mod tests {
             fields: vec![
                 ("broadcast", "allhands".into()),
                 ("call_id", "abc@h".into()),
-                ("sip_status", "486".into()),
+                ("sip_status", FieldValue::Uint(486)),
                 ("priority", "user value".into()),
                 ("_private", "x".into()),
                 ("__", "dropped".into()),

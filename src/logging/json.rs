@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use super::record::{LogRecord, RecordSink};
+use super::record::{FieldValue, LogRecord, RecordSink};
 use crate::clock::WallClock;
 
 /// Writes records as JSON lines to any writer (stderr in the daemon, a buffer in tests).
@@ -39,13 +39,25 @@ impl RecordSink for JsonSink {
 pub(crate) fn json_line(record: &LogRecord, timestamp: &str) -> String {
     let mut object = Map::new();
     for (name, value) in &record.fields {
-        object.insert((*name).to_owned(), Value::String(value.clone()));
+        object.insert((*name).to_owned(), json_value(value));
     }
     object.insert("timestamp".into(), timestamp.into());
     object.insert("level".into(), record.level.as_str().into());
     object.insert("target".into(), record.target.clone().into());
     object.insert("message".into(), record.message.clone().into());
     Value::Object(object).to_string()
+}
+
+fn json_value(value: &FieldValue) -> Value {
+    match value {
+        FieldValue::Text(text) => Value::String(text.clone()),
+        FieldValue::Int(n) => Value::from(*n),
+        FieldValue::Uint(n) => Value::from(*n),
+        // NaN and infinities have no JSON number: keep them readable as strings.
+        FieldValue::Float(x) => serde_json::Number::from_f64(*x)
+            .map_or_else(|| Value::String(x.to_string()), Value::Number),
+        FieldValue::Bool(b) => Value::Bool(*b),
+    }
 }
 
 #[cfg(test)]
@@ -64,6 +76,9 @@ mod tests {
             fields: vec![
                 ("broadcast", "allhands".into()),
                 ("level", "shadowed".into()),
+                ("sip_status", FieldValue::Uint(200)),
+                ("loss", FieldValue::Float(f64::NAN)),
+                ("video", FieldValue::Bool(false)),
             ],
         };
         let line = json_line(&record, "2026-11-23T06:00:00Z");
@@ -73,6 +88,9 @@ mod tests {
         assert_eq!(value["target"], "sipcast::rtmp");
         assert_eq!(value["message"], "publishing");
         assert_eq!(value["broadcast"], "allhands");
+        assert_eq!(value["sip_status"], 200);
+        assert_eq!(value["loss"], "NaN");
+        assert_eq!(value["video"], false);
         assert!(!line.contains('\n'));
     }
 }

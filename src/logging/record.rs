@@ -81,7 +81,7 @@ where
 }
 
 /// Everything a writer needs about one event, as owned strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LogRecord {
     pub level: Level,
     pub target: String,
@@ -89,7 +89,35 @@ pub(crate) struct LogRecord {
     pub line: Option<u32>,
     pub message: String,
     /// User fields in first-seen order, names as written in the code (`broadcast`, `call_id`).
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<(&'static str, FieldValue)>,
+}
+
+/// A field's value, keeping numbers and booleans typed for JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FieldValue {
+    Text(String),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Text(text) => f.write_str(text),
+            FieldValue::Int(n) => write!(f, "{n}"),
+            FieldValue::Uint(n) => write!(f, "{n}"),
+            FieldValue::Float(x) => write!(f, "{x}"),
+            FieldValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl From<&str> for FieldValue {
+    fn from(text: &str) -> Self {
+        FieldValue::Text(text.to_owned())
+    }
 }
 
 impl LogRecord {
@@ -117,7 +145,7 @@ impl LogRecord {
             line.push(' ');
             line.push_str(name);
             line.push('=');
-            line.push_str(value);
+            line.push_str(&value.to_string());
         }
         line
     }
@@ -135,23 +163,26 @@ struct LogOrigin {
 struct Fields {
     message: Option<String>,
     log: LogOrigin,
-    values: Vec<(&'static str, String)>,
+    values: Vec<(&'static str, FieldValue)>,
 }
 
 impl Fields {
-    fn set(&mut self, name: &'static str, value: String) {
+    fn set(&mut self, name: &'static str, value: FieldValue) {
         match name {
-            "message" => self.message = Some(value),
-            "log.target" => self.log.target = Some(value),
-            "log.file" => self.log.file = Some(value),
-            "log.line" => self.log.line = value.parse().ok(),
+            "message" => self.message = Some(value.to_string()),
+            "log.target" => self.log.target = Some(value.to_string()),
+            "log.file" => self.log.file = Some(value.to_string()),
+            "log.line" => self.log.line = value.to_string().parse().ok(),
             "log.module_path" => {}
-            "rtmp_url" => self.upsert(name, redact_rtmp_url(&value)),
+            "rtmp_url" => {
+                let redacted = redact_rtmp_url(&value.to_string());
+                self.upsert(name, FieldValue::Text(redacted));
+            }
             _ => self.upsert(name, value),
         }
     }
 
-    fn upsert(&mut self, name: &'static str, value: String) {
+    fn upsert(&mut self, name: &'static str, value: FieldValue) {
         match self.values.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
             None => self.values.push((name, value)),
@@ -170,15 +201,31 @@ impl Fields {
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field.name(), value.to_owned());
+        self.set(field.name(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.set(field.name(), FieldValue::Int(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set(field.name(), FieldValue::Uint(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.set(field.name(), FieldValue::Float(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.set(field.name(), FieldValue::Bool(value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.set(field.name(), value.to_string());
+        self.set(field.name(), FieldValue::Text(value.to_string()));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.set(field.name(), format!("{value:?}"));
+        self.set(field.name(), FieldValue::Text(format!("{value:?}")));
     }
 }
 
@@ -269,12 +316,13 @@ mod tests {
             message: "call established".into(),
             fields: vec![
                 ("broadcast", "allhands".into()),
-                ("sip_status", "200".into()),
+                ("sip_status", FieldValue::Uint(200)),
+                ("audio", FieldValue::Bool(true)),
             ],
         };
         assert_eq!(
             record.human_line(),
-            "call established broadcast=allhands sip_status=200"
+            "call established broadcast=allhands sip_status=200 audio=true"
         );
     }
 }

@@ -6,7 +6,6 @@
 //! error. A supervisor told to stop stays registered here until its task has hung up and
 //! exited, so a name that comes back meanwhile reuses it: never two calls for one name.
 
-pub mod backoff;
 pub mod plan;
 mod supervisor;
 
@@ -284,13 +283,13 @@ impl Reconciler {
         }
     }
 
-    /// The loop: applies scans, obeys controls, ticks. `on_tick` runs after every pass (the
-    /// daemon pings the systemd watchdog from it). Returns after a shutdown.
+    /// The loop: applies scans, obeys controls, ticks. `on_tick` sees the snapshot after every
+    /// pass (the daemon pings the systemd watchdog from it). Returns after a shutdown.
     pub async fn run(
         mut self,
         mut scans: mpsc::Receiver<DirectoryScan>,
         mut control: mpsc::Receiver<Control>,
-        mut on_tick: impl FnMut(),
+        mut on_tick: impl FnMut(&crate::status::Snapshot),
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -311,7 +310,7 @@ impl Reconciler {
             }
             let now = crate::clock::monotonic();
             self.ctx.board.update(|s| s.last_tick = Some(now));
-            on_tick();
+            self.ctx.board.reader().with(&mut on_tick);
         }
         self.shutdown().await;
     }

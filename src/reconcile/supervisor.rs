@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::backoff::{Backoff, RESET_AFTER_CONNECTED};
+use crate::backoff::{Backoff, Jitter};
 use crate::call::{CallCommand, CallEnd, CallEvent, CallRequest, Dialer, EndCause};
 use crate::clock::{self, WallClock};
 use crate::spec::{BroadcastSpec, OnRemoteHangup, SpecChange};
@@ -23,6 +23,8 @@ use crate::status::{
 
 /// Wall time is re-read at least this often, so clock steps take effect without a restart.
 const REEVALUATE: Duration = Duration::from_secs(30);
+/// A call that stayed up this long resets the backoff: its next failure starts at `initial`.
+const RESET_AFTER_CONNECTED: Duration = Duration::from_secs(600);
 /// A session that has not reported `Ended` this long after a hang-up is abandoned.
 const HANGUP_GRACE: Duration = Duration::from_secs(10);
 
@@ -45,9 +47,10 @@ impl SupervisorHandle {
     pub fn spawn(spec: Arc<BroadcastSpec>, ctx: SupervisorContext) -> Self {
         let (spec_tx, spec_rx) = watch::channel(Some(spec.clone()));
         let retry_now = Arc::new(Notify::new());
+        let span = tracing::info_span!("broadcast", broadcast = %spec.name);
         let supervisor = Supervisor {
             name: spec.name.clone(),
-            backoff: Backoff::new(spec.redial),
+            backoff: redial_backoff(&spec),
             spec,
             ctx,
             spec_rx,
@@ -59,7 +62,7 @@ impl SupervisorHandle {
         SupervisorHandle {
             spec_tx,
             retry_now,
-            join: tokio::spawn(supervisor.run()),
+            join: tokio::spawn(tracing::Instrument::instrument(supervisor.run(), span)),
         }
     }
 
@@ -228,7 +231,8 @@ impl Supervisor {
         if change != SpecChange::None {
             self.completed = false;
         }
-        self.backoff.set_policy(next.redial);
+        self.backoff
+            .set_bounds(next.redial.initial, next.redial.max);
         if change == SpecChange::Targets {
             let targets = self_targets(&next);
             self.write(|b| init_targets(b, &targets));
@@ -371,6 +375,7 @@ impl Supervisor {
                             Phase::Connected
                         };
                     }
+                    b.counters.observe_targets(&targets);
                     b.rtmp = targets;
                 });
             }
@@ -378,8 +383,8 @@ impl Supervisor {
                 rtp_packets,
                 rtp_lost,
             } => self.write(|b| {
-                b.counters.rtp_packets = rtp_packets;
-                b.counters.rtp_lost = rtp_lost;
+                b.counters.current.rtp_packets = rtp_packets;
+                b.counters.current.rtp_lost = rtp_lost;
             }),
             CallEvent::Ended(_) => {}
         }
@@ -415,6 +420,7 @@ impl Supervisor {
             b.call.since = Some(now);
             *b.counters.attempts_by_result.entry(class).or_default() += 1;
             b.counters.connected_seconds += connected_for.as_secs_f64();
+            b.counters.close_attempt();
             b.set_condition(
                 "CallEstablished",
                 ConditionStatus::False,
@@ -480,4 +486,13 @@ fn self_targets(spec: &BroadcastSpec) -> Vec<RtmpStatus> {
 
 fn init_targets(b: &mut BroadcastStatus, targets: &[RtmpStatus]) {
     b.rtmp = targets.to_vec();
+}
+
+/// The redial backoff a spec asks for: `[redial]`, ±20 %.
+fn redial_backoff(spec: &BroadcastSpec) -> Backoff {
+    Backoff::new(
+        spec.redial.initial,
+        spec.redial.max,
+        Jitter::PLUS_MINUS_20_PERCENT,
+    )
 }

@@ -184,3 +184,25 @@ mod tests {
         assert_eq!(reader.next(), None);
     }
 }
+
+#[cfg(test)]
+mod arbitrary_input {
+    use super::*;
+    use crate::rtmp::flv::demux;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes after a valid header: tags come out or a typed error does; no panic.
+        #[test]
+        fn reader_and_demuxer_never_panic(body in vec(any::<u8>(), 0..2000)) {
+            let mut file = file_header(true, true).to_vec();
+            file.extend_from_slice(&body);
+            let reader = FlvReader::new(Bytes::from(file)).unwrap();
+            for tag in reader {
+                let Ok(tag) = tag else { break };
+                let _ = demux(tag.kind, tag.timestamp_ms, &tag.body);
+            }
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! - [`session`] is the sans-IO publish session for one connection (on `rml_rtmp`).
 //! - [`queue`] is the bounded per-target queue and its drop policy; [`timeline`] decides what
 //!   each connection sends first and the timestamps on the wire.
-//! - [`publisher`] is the tokio driver per target (TCP or [`tls`], reconnect with [`backoff`]),
+//! - [`publisher`] is the tokio driver per target (TCP or [`tls`], reconnect with [`crate::backoff`]),
 //!   reporting a [`status::TargetStatus`].
 //!
 //! ```no_run
@@ -19,13 +19,12 @@
 //! );
 //! let mut keyframes = handle.keyframe_requests(); // ask the caller for an IDR on each change
 //! handle.send(frame);                             // never blocks
-//! let status = handle.status().borrow().clone();  // state, bytes_sent, reconnects, drops …
+//! let status = handle.status().borrow().clone();  // state, bytes_sent, reconnects, dropped_frames, error
 //! handle.stop().await;                            // FCUnpublish, deleteStream, close
 //! # }
 //! ```
 
 pub mod amf0;
-pub mod backoff;
 pub mod flv;
 pub mod flv_file;
 pub mod publisher;

@@ -17,13 +17,13 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::backoff::Backoff;
 use super::queue::{FrameQueue, QueueLimits};
 use super::session::{PublishSession, SessionError, SessionEvent, SessionParams, Step};
 use super::status::{TargetState, TargetStatus};
 use super::timeline::PublishTimeline;
 use super::tls::{self, TlsError};
 use super::url::{RtmpUrl, UrlError, redacted_url};
+use crate::backoff::{Backoff, Jitter};
 use crate::clock::monotonic;
 use crate::frame::MediaFrame;
 use crate::secret::{SecretError, SecretSource};
@@ -248,7 +248,11 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 
 impl Driver {
     async fn run(mut self) {
-        let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
+        let mut backoff = Backoff::new(
+            self.config.backoff_initial,
+            self.config.backoff_max,
+            Jitter::HALF_TO_FULL,
+        );
         self.set_state(TargetState::Connecting, None);
         loop {
             let ended = self.connection().await;
@@ -284,10 +288,10 @@ impl Driver {
         let drops = self.shared.queue().drops().total();
         self.status.send_modify(|s| {
             s.state = state;
-            s.drops = drops;
+            s.dropped_frames = drops;
             s.bytes_sent = self.bytes_sent;
             if error.is_some() {
-                s.last_error = error;
+                s.error = error;
             }
         });
     }
@@ -421,8 +425,12 @@ impl Driver {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), PublishError> {
         tracing::info!(url = %self.status.borrow().url, "rtmp target publishing");
-        self.timeline.on_connect();
-        self.shared.queue().resume();
+        let headers = {
+            let mut queue = self.shared.queue();
+            queue.resume();
+            queue.headers().clone()
+        };
+        self.timeline.on_connect(headers);
         self.shared.request_keyframe();
         self.set_state(TargetState::Publishing, None);
         let mut tags = Vec::new();
@@ -441,12 +449,9 @@ impl Driver {
                 }
                 _ = self.shared.wake.notified() => {
                     loop {
-                        let popped = {
-                            let mut queue = self.shared.queue();
-                            queue.pop().map(|frame| (frame, queue.headers().clone()))
-                        };
-                        let Some((frame, headers)) = popped else { break };
-                        self.timeline.tags_for(&frame, &headers, &mut tags);
+                        let popped = self.shared.queue().pop();
+                        let Some(frame) = popped else { break };
+                        self.timeline.tags_for(&frame, &mut tags);
                         for tag in tags.drain(..) {
                             session.send_tag(&tag)?;
                         }
@@ -458,9 +463,9 @@ impl Driver {
             let drops = self.shared.queue().drops().total();
             let bytes_sent = self.bytes_sent;
             self.status.send_if_modified(|s| {
-                let changed = s.bytes_sent != bytes_sent || s.drops != drops;
+                let changed = s.bytes_sent != bytes_sent || s.dropped_frames != drops;
                 s.bytes_sent = bytes_sent;
-                s.drops = drops;
+                s.dropped_frames = drops;
                 changed
             });
         }
@@ -516,3 +521,7 @@ impl Io {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "publisher_tests.rs"]
+mod tests;

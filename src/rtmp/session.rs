@@ -7,9 +7,12 @@
 //!
 //! What `rml_rtmp` 0.8 does not do, and this type adds:
 //! - a rejected publish (`NetStream.Publish.BadName`, an `_error`) is only an unhandled event
-//!   there: a *setup observer* (a second chunk parser that only reads the server's bytes until
-//!   publishing starts) finds the status code and description, and any `NetStream.Publish.*` but
-//!   `Start` fails the session; the whole setup also has a deadline;
+//!   there: an *inbound guard* (a second chunk parser over the server's bytes, which are few)
+//!   finds the status code and description, and any `NetStream.Publish.*` but `Start` fails the
+//!   session; the whole setup also has a deadline;
+//! - `rml_rtmp` panics on some malformed server messages: the guard rejects the known ones
+//!   before it sees them, and any other panic in it becomes a protocol error (found by the
+//!   `rtmp_server_bytes` fuzz target);
 //! - releaseStream / FCPublish / FCUnpublish and `@setDataFrame onMetaData` (at the timestamp we
 //!   choose) are written by us, as complete type-0 chunks on our own chunk stream
 //!   ([`SIDE_CSID`]), so they never disturb the header compression of the session's streams.
@@ -31,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use rml_rtmp::chunk_io::ChunkDeserializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::messages::RtmpMessage;
+use rml_rtmp::messages::{MessagePayload, RtmpMessage};
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
@@ -49,6 +52,7 @@ pub const CHUNK_SIZE: u32 = 4096;
 /// Transaction ids for our own commands, far from the session's 1, 2, 3 ….
 const SIDE_TRANSACTION_BASE: f64 = 1_000_000.0;
 const RTMP_MESSAGE_AMF0_DATA: u8 = 18;
+const RTMP_MESSAGE_AMF3_COMMAND: u8 = 17;
 const RTMP_MESSAGE_AMF0_COMMAND: u8 = 20;
 
 /// What one connection publishes where.
@@ -132,8 +136,9 @@ pub struct PublishSession {
     params: SessionParams,
     phase: Phase,
     client: Option<ClientSession>,
-    /// Reads the server's bytes during setup only, to see status codes `rml_rtmp` drops.
-    setup_observer: Option<ChunkDeserializer>,
+    /// A second parse of the server's bytes (they are few), ahead of `rml_rtmp`'s: it sees the
+    /// status objects `rml_rtmp` drops and rejects messages that would make it panic.
+    inbound: ChunkDeserializer,
     /// The message stream id `publish` was sent on (from `NetStream.Publish.Start`).
     stream_id: u32,
     /// The chunk size the server expects from us (128 until our SetChunkSize is written).
@@ -159,7 +164,7 @@ impl PublishSession {
             params,
             phase: Phase::Handshaking(Box::new(handshake)),
             client: None,
-            setup_observer: Some(ChunkDeserializer::new()),
+            inbound: ChunkDeserializer::new(),
             stream_id: 1,
             announced_chunk_size: 128,
             transmit: VecDeque::from([c0c1]),
@@ -225,11 +230,11 @@ impl PublishSession {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.observe_setup(bytes)?;
+        guarded(|| self.inspect_inbound(bytes))?;
         let Some(client) = self.client.as_mut() else {
             return Ok(()); // closed
         };
-        let results = client.handle_input(bytes).map_err(protocol)?;
+        let results = guarded(|| client.handle_input(bytes).map_err(protocol))?;
         // Every packet of a batch goes out before any of its events is acted on: the connect
         // result's batch switches the serializer to the new chunk size before SetChunkSize.
         let mut events = Vec::new();
@@ -341,7 +346,6 @@ impl PublishSession {
             }
             ClientSessionEvent::PublishRequestAccepted => {
                 self.phase = Phase::Publishing;
-                self.setup_observer = None;
                 self.deadline = None;
                 self.events.push_back(SessionEvent::Publishing);
             }
@@ -356,19 +360,17 @@ impl PublishSession {
         Ok(())
     }
 
-    /// Reads the server's messages during setup for what `rml_rtmp` does not report: the status
-    /// object of a refusal, and the stream id of `NetStream.Publish.Start`.
-    fn observe_setup(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
-        let Some(observer) = self.setup_observer.as_mut() else {
-            return Ok(());
-        };
+    /// Reads the server's messages for what `rml_rtmp` does not report (the status object of a
+    /// refusal, the stream id of `NetStream.Publish.Start`) and for what it cannot take.
+    fn inspect_inbound(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         let mut input = bytes;
         let mut refusal = None;
-        while let Some(payload) = observer.get_next_message(input).map_err(protocol)? {
+        while let Some(payload) = self.inbound.get_next_message(input).map_err(protocol)? {
             input = &[];
+            reject_unparseable(&payload)?;
             match payload.to_rtmp_message().map_err(protocol)? {
                 RtmpMessage::SetChunkSize { size } => {
-                    observer
+                    self.inbound
                         .set_max_chunk_size(size as usize)
                         .map_err(protocol)?;
                 }
@@ -430,6 +432,37 @@ impl PublishSession {
             self.announced_chunk_size,
         );
         self.transmit.push_back(out);
+    }
+}
+
+/// Runs `f`, turning a panic inside `rml_rtmp` (it has some on malformed input) into a protocol
+/// error: the connection is dropped, the process and the other targets carry on.
+fn guarded<T>(f: impl FnOnce() -> Result<T, SessionError>) -> Result<T, SessionError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(SessionError::Protocol(
+            "malformed message from the server".to_string(),
+        ))
+    })
+}
+
+/// Refuses messages `rml_rtmp` 0.8 would panic on, before it sees them: a command (AMF0, or
+/// AMF3-flagged) with fewer than three values (`drain(..3)` on a shorter vector).
+fn reject_unparseable(payload: &MessagePayload) -> Result<(), SessionError> {
+    let amf = match payload.type_id {
+        RTMP_MESSAGE_AMF0_COMMAND => &payload.data[..],
+        RTMP_MESSAGE_AMF3_COMMAND => match payload.data.first() {
+            Some(0) => &payload.data[1..],
+            _ => &payload.data[..],
+        },
+        _ => return Ok(()),
+    };
+    match rml_rtmp::rml_amf0::deserialize(&mut &amf[..]) {
+        Ok(values) if values.len() < 3 => Err(SessionError::Protocol(format!(
+            "command message with {} AMF values, need at least 3",
+            values.len()
+        ))),
+        // Malformed AMF is reported by the parse that follows.
+        _ => Ok(()),
     }
 }
 

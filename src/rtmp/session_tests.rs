@@ -285,3 +285,124 @@ fn full_chunks_golden_bytes_with_extended_timestamp_and_continuation() {
     write_full_chunks(&mut out, 8, 20, 0, 5, &[9], 128);
     assert_eq!(out, [0x08, 0, 0, 5, 0, 0, 1, 20, 0, 0, 0, 0, 9]);
 }
+
+mod arbitrary_server_bytes {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever a server sends, the session returns an error or carries on; it never panics.
+        #[test]
+        fn while_publishing(data in vec(any::<u8>(), 0..3000), split in 0usize..3000) {
+            let now = t0();
+            let (mut client, _server) = published(now);
+            let (a, b) = data.split_at(split.min(data.len()));
+            for piece in [a, b] {
+                if client.handle_input(now, piece).is_err() {
+                    break;
+                }
+                while client.poll_transmit().is_some() {}
+            }
+        }
+
+        #[test]
+        fn during_the_handshake(data in vec(any::<u8>(), 0..4000)) {
+            let now = t0();
+            let mut client = PublishSession::new(now, params()).unwrap();
+            let _ = client.handle_input(now, &data);
+        }
+    }
+}
+
+/// A session that completed its handshake with `rml_rtmp`'s server side, C0..C2 written.
+fn handshaken(now: Instant) -> PublishSession {
+    let mut client = PublishSession::new(now, params()).unwrap();
+    let mut server = Handshake::new(PeerType::Server);
+    while let Some(bytes) = client.poll_transmit() {
+        match server.process_bytes(&bytes).unwrap() {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                client.handle_input(now, &response_bytes).unwrap();
+            }
+            // C2 arrived; what follows is the connect request, for nginx in the capture.
+            HandshakeProcessResult::Completed { .. } => break,
+        }
+    }
+    while client.poll_transmit().is_some() {}
+    client
+}
+
+/// Replays a capture from `testdata/rtmp/` (see its README), read by read.
+fn replay(name: &str, client: &mut PublishSession, now: Instant) -> Result<(), SessionError> {
+    let path = format!("{}/testdata/rtmp/{name}", env!("CARGO_MANIFEST_DIR"));
+    let data = std::fs::read(path).unwrap();
+    let mut rest = &data[..];
+    while let [a, b, c, d, tail @ ..] = rest {
+        let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+        let (read, after) = tail.split_at(len);
+        client.handle_input(now, read)?;
+        while client.poll_transmit().is_some() {}
+        rest = after;
+    }
+    Ok(())
+}
+
+#[test]
+fn nginx_accepting_a_publish_replayed() {
+    let now = t0();
+    let mut client = handshaken(now);
+    replay("nginx_1.22_publish_accepted.reads", &mut client, now).unwrap();
+    assert_eq!(client.poll_event(), Some(SessionEvent::Publishing));
+    assert!(client.is_publishing());
+}
+
+#[test]
+fn nginx_refusing_a_busy_key_replayed() {
+    let now = t0();
+    let mut client = handshaken(now);
+    let err = replay("nginx_1.22_publish_badname.reads", &mut client, now).unwrap_err();
+    assert_eq!(
+        err,
+        SessionError::Refused {
+            code: "NetStream.Publish.BadName".into(),
+            description: "Already publishing".into(),
+        }
+    );
+}
+
+/// Fuzzer find (`rtmp_server_bytes`): a command message with fewer than three AMF values made
+/// `rml_rtmp` panic (`drain(..3)`). Now it is a protocol error.
+#[test]
+fn short_command_from_the_server_is_an_error_not_a_panic() {
+    let now = t0();
+    let crasher: &[u8] = &[
+        16, 0, 0, 0, 0, 0, 0, 20, 255, 251, 255, 200, 177, 164, 232, 0, 16, 0, 0, 0, 0, 49, 0, 0,
+        0, 0, 0, 4,
+    ];
+    let mut client = handshaken(now);
+    let (a, b) = crasher.split_at(crasher.len() / 2);
+    let result = client
+        .handle_input(now, a)
+        .and_then(|()| client.handle_input(now, b));
+    assert!(
+        matches!(result, Err(SessionError::Protocol(_))),
+        "{result:?}"
+    );
+
+    // The plain form: `_result` with only a name and a transaction id, on csid 3.
+    let mut body = Vec::new();
+    amf0::write_string(&mut body, "_result");
+    amf0::write_number(&mut body, 1.0);
+    let mut chunk = Vec::new();
+    write_full_chunks(&mut chunk, 3, 20, 0, 0, &body, 128);
+    let mut client = handshaken(now);
+    let result = client.handle_input(now, &chunk);
+    assert_eq!(
+        result,
+        Err(SessionError::Protocol(
+            "command message with 2 AMF values, need at least 3".into()
+        ))
+    );
+}

@@ -1,12 +1,14 @@
-//! What one target reports: the shape of the `rtmp` entries in DESIGN.md's `Broadcast` status.
+//! What one target reports: exactly the `rtmp` entries of DESIGN.md's `Broadcast` status (the
+//! status model re-exports these types as `RtmpStatus` / `RtmpState`).
 
 use serde::Serialize;
 
 /// Where a target is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetState {
     /// Not started, or stopped.
+    #[default]
     Idle,
     /// First connection attempt under way.
     Connecting,
@@ -21,7 +23,7 @@ pub enum TargetState {
 
 /// One target's status. The URL is redacted (`rtmps://host/app/****`) and errors never carry
 /// the stream key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TargetStatus {
     pub url: String,
     pub state: TargetState,
@@ -30,8 +32,9 @@ pub struct TargetStatus {
     /// Connection attempts after the first.
     pub reconnects: u64,
     /// Frames dropped because the target could not keep up.
-    pub drops: u64,
-    pub last_error: Option<String>,
+    pub dropped_frames: u64,
+    /// The last error, kept after recovery (redacted).
+    pub error: Option<String>,
 }
 
 impl TargetStatus {
@@ -41,8 +44,8 @@ impl TargetStatus {
             state: TargetState::Idle,
             bytes_sent: 0,
             reconnects: 0,
-            drops: 0,
-            last_error: None,
+            dropped_frames: 0,
+            error: None,
         }
     }
 }
@@ -64,8 +67,8 @@ mod tests {
                 "state": "publishing",
                 "bytes_sent": 734003200u64,
                 "reconnects": 0,
-                "drops": 0,
-                "last_error": null,
+                "dropped_frames": 0,
+                "error": null,
             })
         );
     }

@@ -21,6 +21,9 @@ pub const AUDIO_ONLY_AFTER_MS: u32 = 5_000;
 
 #[derive(Debug, Default)]
 pub struct PublishTimeline {
+    /// The configuration in force at the frame being processed: the queue's latest at connect,
+    /// then updated by the configuration frames that pass through here in order.
+    headers: Headers,
     /// Media timestamp that is 0 on the wire; fixed by the first frame ever sent.
     base: Option<u32>,
     /// Headers went out on this connection.
@@ -45,8 +48,10 @@ impl PublishTimeline {
         Self::default()
     }
 
-    /// A new connection is publishing: start over with headers and a keyframe.
-    pub fn on_connect(&mut self) {
+    /// A new connection is publishing: start over with `headers` (the latest configuration
+    /// when the queue resumed) and a keyframe.
+    pub fn on_connect(&mut self, headers: Headers) {
+        self.headers = headers;
         self.started = false;
         self.video_started = false;
         self.audio_waiting_since = None;
@@ -57,11 +62,16 @@ impl PublishTimeline {
         self.started
     }
 
-    /// The tags to send for `frame`, appended to `out`. `headers` holds the latest
-    /// configuration (already updated with `frame` if it is one).
-    pub fn tags_for(&mut self, frame: &MediaFrame, headers: &Headers, out: &mut Vec<FlvTag>) {
+    /// The tags to send for `frame`, appended to `out`.
+    pub fn tags_for(&mut self, frame: &MediaFrame, out: &mut Vec<FlvTag>) {
         match frame {
             MediaFrame::Metadata(_) | MediaFrame::VideoConfig(_) | MediaFrame::AudioConfig(_) => {
+                match frame {
+                    MediaFrame::Metadata(meta) => self.headers.metadata = Some(meta.clone()),
+                    MediaFrame::VideoConfig(avcc) => self.headers.video_config = Some(avcc.clone()),
+                    MediaFrame::AudioConfig(asc) => self.headers.audio_config = Some(asc.clone()),
+                    _ => {}
+                }
                 // Before the start these go out with the first frame, from `headers`.
                 if self.started {
                     out.push(flv::mux(frame, self.last_any));
@@ -75,7 +85,7 @@ impl PublishTimeline {
                 }
                 let ts = self.wire_ts(*dts_ms, Track::Video);
                 if !self.started {
-                    self.start(ts, headers, out);
+                    self.start(ts, out);
                 }
                 self.video_started = true;
                 let mut tag = flv::mux(frame, ts);
@@ -84,10 +94,11 @@ impl PublishTimeline {
             }
             MediaFrame::Audio { ts_ms, .. } => {
                 if !self.started {
-                    let video_expected = headers
+                    let video_expected = self
+                        .headers
                         .metadata
                         .as_ref()
-                        .map_or(headers.video_config.is_some(), |m| m.video);
+                        .map_or(self.headers.video_config.is_some(), |m| m.video);
                     let since = *self.audio_waiting_since.get_or_insert(*ts_ms);
                     let waited = ts_ms.wrapping_sub(since);
                     if video_expected && (waited as i32) < AUDIO_ONLY_AFTER_MS as i32 {
@@ -96,7 +107,7 @@ impl PublishTimeline {
                 }
                 let ts = self.wire_ts(*ts_ms, Track::Audio);
                 if !self.started {
-                    self.start(ts, headers, out);
+                    self.start(ts, out);
                 }
                 let mut tag = flv::mux(frame, ts);
                 tag.timestamp_ms = ts;
@@ -105,8 +116,9 @@ impl PublishTimeline {
         }
     }
 
-    fn start(&mut self, ts: u32, headers: &Headers, out: &mut Vec<FlvTag>) {
+    fn start(&mut self, ts: u32, out: &mut Vec<FlvTag>) {
         self.started = true;
+        let headers = &self.headers;
         if let Some(meta) = &headers.metadata {
             out.push(flv::mux(&MediaFrame::Metadata(meta.clone()), ts));
         }
@@ -185,14 +197,10 @@ mod tests {
 
     /// Runs frames through and describes the tags: kind initial + wire timestamp, with `*` for
     /// sequence headers and `K` for keyframes.
-    fn run(
-        timeline: &mut PublishTimeline,
-        headers: &Headers,
-        frames: &[MediaFrame],
-    ) -> Vec<String> {
+    fn run(timeline: &mut PublishTimeline, frames: &[MediaFrame]) -> Vec<String> {
         let mut out = Vec::new();
         for frame in frames {
-            timeline.tags_for(frame, headers, &mut out);
+            timeline.tags_for(frame, &mut out);
         }
         out.iter()
             .map(|tag| {
@@ -211,12 +219,10 @@ mod tests {
 
     #[test]
     fn connection_starts_with_headers_then_a_keyframe_at_zero() {
-        let h = headers(true);
         let mut t = PublishTimeline::new();
-        t.on_connect();
+        t.on_connect(headers(true));
         let tags = run(
             &mut t,
-            &h,
             &[
                 audio(980),
                 video(990, false),
@@ -230,14 +236,12 @@ mod tests {
 
     #[test]
     fn reconnect_continues_the_timeline_and_waits_for_a_keyframe_again() {
-        let h = headers(true);
         let mut t = PublishTimeline::new();
-        t.on_connect();
-        run(&mut t, &h, &[video(1000, true), audio(1010)]);
-        t.on_connect();
+        t.on_connect(headers(true));
+        run(&mut t, &[video(1000, true), audio(1010)]);
+        t.on_connect(headers(true));
         let tags = run(
             &mut t,
-            &h,
             &[
                 audio(5000),
                 video(5020, false),
@@ -250,15 +254,14 @@ mod tests {
 
     #[test]
     fn audio_starts_alone_when_no_keyframe_comes() {
-        let h = headers(true);
         let mut t = PublishTimeline::new();
-        t.on_connect();
+        t.on_connect(headers(true));
         let frames: Vec<_> = (0..=5)
             .map(|i| audio(i * 1000))
             .chain([video(5500, true)])
             .collect();
         assert_eq!(
-            run(&mut t, &h, &frames),
+            run(&mut t, &frames),
             ["meta0", "avcC0", "asc0", "a0", "K500"],
             "base is the first frame sent (audio at 5000), video joins at its keyframe"
         );
@@ -266,20 +269,18 @@ mod tests {
 
     #[test]
     fn audio_only_streams_start_at_once() {
-        let h = headers(false);
         let mut t = PublishTimeline::new();
-        t.on_connect();
+        t.on_connect(headers(false));
         assert_eq!(
-            run(&mut t, &h, &[audio(300), audio(320)]),
+            run(&mut t, &[audio(300), audio(320)]),
             ["meta0", "asc0", "a0", "a20"]
         );
     }
 
     #[test]
     fn timestamps_never_go_back_per_track_and_wrap_at_2_pow_32() {
-        let h = headers(true);
         let mut t = PublishTimeline::new();
-        t.on_connect();
+        t.on_connect(headers(true));
         let frames = [
             video(u32::MAX - 20, true),
             audio(u32::MAX - 30),        // before the base: clamped to 0
@@ -287,25 +288,44 @@ mod tests {
             video(19, false),            // across the wrap: 40 ms later
         ];
         assert_eq!(
-            run(&mut t, &h, &frames),
+            run(&mut t, &frames),
             ["meta0", "avcC0", "asc0", "K0", "a0", "v0", "v40"]
         );
     }
 
     #[test]
     fn config_changes_mid_stream_go_out_in_place() {
-        let h = headers(true);
         let mut t = PublishTimeline::new();
-        t.on_connect();
+        t.on_connect(headers(true));
         let new_avcc = MediaFrame::VideoConfig(Bytes::from_static(&[1, 0x64]));
         let tags = run(
             &mut t,
-            &h,
             &[video(0, true), audio(10), new_avcc, video(40, true)],
         );
         assert_eq!(
             tags,
             ["meta0", "avcC0", "asc0", "K0", "a10", "avcC10", "K40"]
+        );
+    }
+
+    #[test]
+    fn a_config_change_queued_behind_the_first_keyframe_does_not_jump_ahead() {
+        let mut t = PublishTimeline::new();
+        t.on_connect(headers(true));
+        let new_avcc = MediaFrame::VideoConfig(Bytes::from_static(&[1, 0x64]));
+        let mut out = Vec::new();
+        for frame in [video(0, true), new_avcc, video(40, true)] {
+            t.tags_for(&frame, &mut out);
+        }
+        let sequence_headers: Vec<_> = out
+            .iter()
+            .filter(|tag| tag.kind == TagKind::Video && tag.body[1] == 0)
+            .map(|tag| tag.body[6])
+            .collect();
+        assert_eq!(
+            sequence_headers,
+            [0x42, 0x64],
+            "old profile first, then the new one"
         );
     }
 }

@@ -173,6 +173,13 @@ impl RtmpUrl {
     }
 }
 
+/// Checks a configured URL offline, without reading the key (for `sipcast validate`): the same
+/// rules as [`RtmpUrl::parse`], with any separate key taken as present and valid.
+pub fn check(url: &str, has_separate_key: bool) -> Result<(), UrlError> {
+    let placeholder = Secret::new("key");
+    RtmpUrl::parse(url, has_separate_key.then_some(&placeholder)).map(|_| ())
+}
+
 /// The redacted form of a configured URL without reading the key: `rtmps://host/app/****`.
 /// Works for URLs that fail to parse too, showing only the scheme and host (or nothing).
 pub fn redacted_url(url: &str, has_separate_key: bool) -> String {
@@ -284,6 +291,17 @@ mod tests {
         }
         let err = RtmpUrl::parse("rtmp://host", Some(&Secret::new("k"))).unwrap_err();
         assert_eq!(err, UrlError::NoApp);
+    }
+
+    #[test]
+    fn offline_check_needs_a_key_somewhere() {
+        assert_eq!(check("rtmps://a.rtmps.youtube.com/live2", true), Ok(()));
+        assert_eq!(
+            check("rtmps://a.rtmps.youtube.com/live2", false),
+            Err(UrlError::NoStreamKey)
+        );
+        assert_eq!(check("rtmp://h/live/k", false), Ok(()));
+        assert_eq!(check("srt://h/live", true), Err(UrlError::Scheme));
     }
 
     #[test]

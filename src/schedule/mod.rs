@@ -97,11 +97,20 @@ impl Schedule {
         lead: Duration,
         rules: Vec<WindowRule>,
     ) -> Result<Schedule, String> {
-        let timezone = TimeZone::get(timezone_name).map_err(|_| {
+        let unknown = || {
             format!(
                 "unknown time zone '{timezone_name}': use an IANA name such as Europe/Berlin or UTC"
             )
-        })?;
+        };
+        // Files in the zoneinfo directory that are not zones: `localtime` is the host's zone,
+        // which a spec must not depend on implicitly.
+        if ["localtime", "posixrules", "Factory"]
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(timezone_name))
+        {
+            return Err(unknown());
+        }
+        let timezone = TimeZone::get(timezone_name).map_err(|_| unknown())?;
         if lead > MAX_LEAD {
             return Err("lead must be at most 1 day".into());
         }
@@ -164,6 +173,9 @@ impl Schedule {
     }
 
     /// The schedule at `now`. Stateless and cheap: a few days of cron matching in the usual case.
+    ///
+    /// Drive it by calling again at `next_change` or within 30 s, whichever comes first: wall time
+    /// can step, and a fresh evaluation is all it takes to follow.
     pub fn state_at(&self, now: Timestamp) -> ScheduleState {
         let mut upcoming = self.merged_after(now).peekable();
         let Some(first) = upcoming.next() else {

@@ -177,12 +177,8 @@ impl<'a> MergedWindows<'a> {
             self.days * 4
         }
         .min(self.max_days);
-        let mut raw: Vec<Window> = self
-            .fixed
-            .iter()
-            .filter(|w| w.end > self.after)
-            .copied()
-            .collect();
+        // All one-off windows, even past ones: one may touch a cron window that runs past `after`.
+        let mut raw: Vec<Window> = self.fixed.to_vec();
         let mut day = self.first_day;
         let mut scanned = 0;
         while scanned < self.days && !self.crons.is_empty() {

@@ -340,10 +340,6 @@ impl Checker<'_> {
 
     fn rtmp(&mut self, raw: Located<raw::RawRtmp>) -> Option<RtmpTarget> {
         let r = raw.value;
-        let url = &r.url.value;
-        let rest = url
-            .strip_prefix("rtmp://")
-            .or_else(|| url.strip_prefix("rtmps://"));
         let stream_key = self.secret(
             [
                 "rtmp.stream_key",
@@ -352,39 +348,20 @@ impl Checker<'_> {
             ],
             [r.stream_key, r.stream_key_file, r.stream_key_env],
         );
-        let url_ok = match rest {
-            None => {
-                self.fail(
-                    Some(r.url.span.clone()),
-                    "url must start with rtmp:// or rtmps://",
-                );
+        // A conflicting key source was reported already; don't also call the key missing.
+        let has_key_source = !matches!(stream_key, Ok(None));
+        // The publisher's own parser, so `validate` and the daemon never disagree on a URL.
+        let url_ok = match crate::rtmp::url::check(&r.url.value, has_key_source) {
+            Ok(()) => true,
+            Err(e) => {
+                let hint = match e {
+                    crate::rtmp::url::UrlError::NoStreamKey => {
+                        ": add it as the url's last segment or give stream_key_file"
+                    }
+                    _ => "",
+                };
+                self.fail(Some(r.url.span.clone()), format!("url: {e}{hint}"));
                 false
-            }
-            Some(rest) => {
-                let path = rest.split('?').next().unwrap_or("");
-                let mut parts = path.split('/');
-                let host = parts.next().unwrap_or("");
-                let segments = parts.filter(|p| !p.is_empty()).count();
-                // A conflicting key source was reported already; don't also call it missing.
-                let has_key_source = !matches!(stream_key, Ok(None));
-                if host.is_empty() || host.contains(char::is_whitespace) {
-                    self.fail(Some(r.url.span.clone()), "url has no host");
-                    false
-                } else if segments == 0 {
-                    self.fail(
-                        Some(r.url.span.clone()),
-                        "url has no application path (e.g. rtmp://host/live)",
-                    );
-                    false
-                } else if segments == 1 && !has_key_source {
-                    self.fail(
-                        Some(r.url.span.clone()),
-                        "no stream key: add it as the url's last segment or give stream_key_file",
-                    );
-                    false
-                } else {
-                    true
-                }
             }
         };
         let keyframe_interval = r

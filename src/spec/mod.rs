@@ -198,17 +198,9 @@ pub fn valid_name(name: &str) -> bool {
 mod tests;
 
 impl RtmpTarget {
-    /// The URL as status and logs show it: the stream key (the last path segment, or the
-    /// separately given key) and any query string replaced by `****`.
+    /// The URL as status and logs show it: `rtmps://host/app/****`, the stream key and any
+    /// query string hidden.
     pub fn redacted_url(&self) -> String {
-        let base = self.url.split('?').next().unwrap_or("");
-        let base = base.trim_end_matches('/');
-        match &self.stream_key {
-            Some(_) => format!("{base}/****"),
-            None => match base.rsplit_once('/') {
-                Some((head, _key)) => format!("{head}/****"),
-                None => format!("{base}/****"),
-            },
-        }
+        crate::rtmp::url::redacted_url(&self.url, self.stream_key.is_some())
     }
 }

@@ -92,7 +92,7 @@ fn several_problems_are_all_reported_in_file_order() {
         "{got:?}"
     );
     assert!(
-        got[2].starts_with("t.toml:8:7: url must start with rtmp://"),
+        got[2].starts_with("t.toml:8:7: url: URL scheme must be rtmp://"),
         "{got:?}"
     );
 }

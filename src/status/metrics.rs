@@ -127,31 +127,31 @@ pub fn render_metrics(s: &Snapshot) -> String {
         "rtp_packets_total",
         "counter",
         "RTP packets received.",
-        per(&|b| b.counters.rtp_packets as f64),
+        per(&|b| b.counters.total().rtp_packets as f64),
     );
     family(
         "rtp_lost_packets_total",
         "counter",
         "RTP packets lost (sequence gaps).",
-        per(&|b| b.counters.rtp_lost as f64),
+        per(&|b| b.counters.total().rtp_lost as f64),
     );
     family(
         "rtmp_bytes_sent_total",
         "counter",
         "Bytes sent to all RTMP targets.",
-        per(&|b| b.rtmp.iter().map(|r| r.bytes_sent as f64).sum()),
+        per(&|b| b.counters.total().rtmp_bytes_sent as f64),
     );
     family(
         "rtmp_reconnects_total",
         "counter",
         "RTMP reconnects over all targets.",
-        per(&|b| b.rtmp.iter().map(|r| r.reconnects as f64).sum()),
+        per(&|b| b.counters.total().rtmp_reconnects as f64),
     );
     family(
         "rtmp_dropped_frames_total",
         "counter",
         "Frames dropped because an RTMP target was slow.",
-        per(&|b| b.rtmp.iter().map(|r| r.dropped_frames as f64).sum()),
+        per(&|b| b.counters.total().rtmp_dropped_frames as f64),
     );
     family(
         "rtmp_targets_publishing",

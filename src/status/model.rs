@@ -2,6 +2,9 @@
 
 use serde::Serialize;
 
+/// One RTMP target's state and counters: the publisher reports them in this very shape.
+pub use crate::rtmp::status::{TargetState as RtmpState, TargetStatus as RtmpStatus};
+
 /// Desired state of a broadcast.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,18 +72,6 @@ pub enum CallState {
     Failed,
 }
 
-/// One RTMP target's state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RtmpState {
-    #[default]
-    Idle,
-    Connecting,
-    Publishing,
-    Reconnecting,
-    Failed,
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ScheduleStatus {
     pub in_window: bool,
@@ -98,17 +89,6 @@ pub struct CallStatus {
     pub audio_codec: Option<String>,
     pub video_codec: Option<String>,
     pub dtmf_sent: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RtmpStatus {
-    /// The target URL with its stream key replaced by `****`.
-    pub url: String,
-    pub state: RtmpState,
-    pub bytes_sent: u64,
-    pub reconnects: u64,
-    pub dropped_frames: u64,
-    pub error: Option<String>,
 }
 
 /// A Kubernetes-style condition: a fact about the broadcast, with when it last changed.
@@ -162,8 +142,59 @@ pub struct BroadcastCounters {
     pub attempts_by_result: std::collections::BTreeMap<&'static str, u64>,
     /// Seconds spent with the call established (summed at each state change).
     pub connected_seconds: f64,
+    /// Media and RTMP counts of the attempts that ended.
+    pub finished: Totals,
+    /// The same counts for the attempt under way (they start at zero with each attempt).
+    pub current: Totals,
+}
+
+/// Counts that only grow over a broadcast's life, summed over its call attempts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
     pub rtp_packets: u64,
     pub rtp_lost: u64,
+    pub rtmp_bytes_sent: u64,
+    pub rtmp_reconnects: u64,
+    pub rtmp_dropped_frames: u64,
+}
+
+impl Totals {
+    fn plus(self, other: Totals) -> Totals {
+        Totals {
+            rtp_packets: self.rtp_packets + other.rtp_packets,
+            rtp_lost: self.rtp_lost + other.rtp_lost,
+            rtmp_bytes_sent: self.rtmp_bytes_sent + other.rtmp_bytes_sent,
+            rtmp_reconnects: self.rtmp_reconnects + other.rtmp_reconnects,
+            rtmp_dropped_frames: self.rtmp_dropped_frames + other.rtmp_dropped_frames,
+        }
+    }
+}
+
+impl BroadcastCounters {
+    /// Lifetime totals: finished attempts plus the current one. Never decrease.
+    pub fn total(&self) -> Totals {
+        self.finished.plus(self.current)
+    }
+
+    /// Folds the current attempt into the finished ones.
+    pub fn close_attempt(&mut self) {
+        self.finished = self.total();
+        self.current = Totals::default();
+    }
+
+    /// Takes the current attempt's RTMP counts (a target removed mid-call never lowers them).
+    pub fn observe_targets(&mut self, targets: &[RtmpStatus]) {
+        let c = &mut self.current;
+        c.rtmp_bytes_sent = c
+            .rtmp_bytes_sent
+            .max(targets.iter().map(|t| t.bytes_sent).sum());
+        c.rtmp_reconnects = c
+            .rtmp_reconnects
+            .max(targets.iter().map(|t| t.reconnects).sum());
+        c.rtmp_dropped_frames = c
+            .rtmp_dropped_frames
+            .max(targets.iter().map(|t| t.dropped_frames).sum());
+    }
 }
 
 impl BroadcastStatus {
@@ -226,5 +257,28 @@ pub fn set_condition(
             message,
             last_transition_time: now,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_never_go_back_across_attempts_or_removed_targets() {
+        let mut c = BroadcastCounters::default();
+        let target = |bytes| RtmpStatus {
+            bytes_sent: bytes,
+            ..Default::default()
+        };
+        c.current.rtp_packets = 100;
+        c.observe_targets(&[target(5000), target(7000)]);
+        assert_eq!(c.total().rtmp_bytes_sent, 12_000);
+        c.observe_targets(&[target(6000)]); // one target removed mid-call
+        assert_eq!(c.total().rtmp_bytes_sent, 12_000);
+        c.close_attempt();
+        c.current.rtp_packets = 10; // the next attempt starts from zero
+        assert_eq!(c.total().rtp_packets, 110);
+        assert_eq!(c.total().rtmp_bytes_sent, 12_000);
     }
 }

@@ -114,7 +114,8 @@ pub fn make_pki(dir: &Path) -> TestPki {
 }
 
 /// nginx with an RTMP server on `rtmp_port`: application `live` records every publish into
-/// `recordings` (one file per publish), application `closed` denies publishing. With `tls`, a
+/// `recordings` (one file per publish), application `closed` denies publishing. nginx pings
+/// idle clients every second and drops those that do not answer within a second. With `tls`, a
 /// stream server on `tls_port` terminates TLS and proxies to the RTMP port.
 pub struct Nginx {
     pub dir: PathBuf,
@@ -136,7 +137,7 @@ impl Nginx {
         let mut conf = format!(
             "load_module {RTMP_MODULE};\n{}daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\n\
              error_log {dir}/error.log info;\nevents {{ worker_connections 64; }}\n\
-             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096; ping 1s; ping_timeout 1s;\n\
                application live {{ live on; record all; record_unique on; record_path {rec}; }}\n\
                application closed {{ live on; deny publish all; }}\n}} }}\n",
             if pki.is_some() {
@@ -193,6 +194,16 @@ impl Nginx {
         }
     }
 
+    /// SIGSTOP: the process stays, its sockets stop reading, as with a hung server.
+    pub fn freeze(&self) {
+        let pid = self.child.as_ref().expect("nginx running").id();
+        let status = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -235,6 +246,8 @@ fn wait_for_port(port: u16, dir: &Path) {
 pub enum SourceAudio {
     Aac,
     Pcmu,
+    /// A-law and no video stream at all.
+    PcmaWithoutVideo,
 }
 
 /// An H.264 (baseline, 320x240, 25 fps, a keyframe every second) FLV made by ffmpeg, read back
@@ -245,7 +258,9 @@ pub fn source_frames(dir: &Path, seconds: u32, audio: SourceAudio) -> Vec<MediaF
     let audio_args: &[&str] = match audio {
         SourceAudio::Aac => &["-c:a", "aac", "-ar", "44100", "-ac", "1"],
         SourceAudio::Pcmu => &["-c:a", "pcm_mulaw", "-ar", "8000", "-ac", "1"],
+        SourceAudio::PcmaWithoutVideo => &["-vn", "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"],
     };
+    let video = audio != SourceAudio::PcmaWithoutVideo;
     let out = Command::new("ffmpeg")
         .args([
             "-loglevel",
@@ -280,17 +295,18 @@ pub fn source_frames(dir: &Path, seconds: u32, audio: SourceAudio) -> Vec<MediaF
     );
     let data = Bytes::from(std::fs::read(&path).unwrap());
     let mut frames = vec![MediaFrame::Metadata(StreamMetadata {
-        width: Some(320),
-        height: Some(240),
-        frame_rate: Some(25.0),
-        video: true,
+        width: video.then_some(320),
+        height: video.then_some(240),
+        frame_rate: video.then_some(25.0),
+        video,
         audio: Some(match audio {
             SourceAudio::Aac => AudioFormat::Aac,
             SourceAudio::Pcmu => AudioFormat::Pcmu,
+            SourceAudio::PcmaWithoutVideo => AudioFormat::Pcma,
         }),
         audio_sample_rate: Some(match audio {
             SourceAudio::Aac => 44_100,
-            SourceAudio::Pcmu => 8_000,
+            SourceAudio::Pcmu | SourceAudio::PcmaWithoutVideo => 8_000,
         }),
         audio_channels: Some(1),
         audio_bitrate_kbps: None,
@@ -437,4 +453,26 @@ pub async fn wait_status(
             *status.borrow()
         )
     })
+}
+
+/// The onMetaData a player of `url` receives (ffprobe as the player). nginx-rtmp rebuilds it
+/// from the publisher's `@setDataFrame` (`width` → `displayWidth`, `framerate` → `fps`).
+pub async fn live_metadata(url: &str) -> serde_json::Value {
+    require("ffprobe");
+    let run = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json", "-show_entries", "format_tags"])
+        .arg(url)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(4), run)
+        .await
+        .expect("ffprobe on the live stream finishes")
+        .expect("run ffprobe");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        json["format"]["tags"].is_object(),
+        "ffprobe {url}: {json}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json["format"]["tags"].clone()
 }

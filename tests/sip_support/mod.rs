@@ -31,9 +31,21 @@ pub fn free_port() -> u16 {
 }
 
 impl Sipp {
-    /// Starts sipp as a UAS running `name` once.
+    /// Starts sipp as a UAS running `name` once, over UDP.
     pub fn uas(name: &str, extra: &[&str]) -> Sipp {
-        let port = free_port();
+        Sipp::start(name, free_port(), extra)
+    }
+
+    /// The same over TCP (`-t t1`: one connection, the one we open).
+    pub fn uas_tcp(name: &str) -> Sipp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free TCP port");
+        Sipp::start(name, port, &["-t", "t1"])
+    }
+
+    fn start(name: &str, port: u16, extra: &[&str]) -> Sipp {
         let dir = tempfile::tempdir().expect("tempdir");
         if let Err(err) = Command::new("sipp")
             .arg("-v")
@@ -211,5 +223,134 @@ pub async fn wait_for(
         if let CallEvent::Ended(end) = &event {
             panic!("call ended before the awaited event: {end:?}");
         }
+    }
+}
+
+/// nginx terminating TLS in front of a sipp over TCP, with a certificate for 127.0.0.1 from a
+/// throw-away CA. Killed on drop.
+pub struct TlsFront {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl TlsFront {
+    pub fn new(backend_port: u16) -> TlsFront {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .current_dir(dir.path())
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "openssl {args:?} failed (openssl is required for this test)"
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sipcast test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=keyCertSign",
+            ],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat());
+        std::fs::write(
+            dir.path().join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let d = dir.path().display();
+        let conf = format!(
+            "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
+             stream {{ server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {d}/server.crt; ssl_certificate_key {d}/server.key; proxy_pass 127.0.0.1:{backend_port}; }} }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .args([
+                "-p",
+                &d.to_string(),
+                "-c",
+                &format!("{d}/nginx.conf"),
+                "-e",
+                &format!("{d}/error.log"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx (with libnginx-mod-stream) is required for this test");
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TlsFront { child, port, dir }
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

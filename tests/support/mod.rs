@@ -40,7 +40,7 @@ pub async fn start_with(dir: &Path, clock: WallClock, script: Script) -> (Engine
     let dialer = ScriptedDialer::new(script);
     let mut config = SourceConfig::new(dir);
     config.resync = Duration::from_secs(30);
-    let engine = Engine::start(config, Arc::new(dialer.clone()), clock, || {});
+    let engine = Engine::start(config, Arc::new(dialer.clone()), clock, |_| {});
     wait_for(Duration::from_secs(5), || engine.status.with(|s| s.ready)).await;
     (engine, dialer)
 }

@@ -116,3 +116,61 @@ impl Authenticator {
         msg.push(name, value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::core::message::{Framed, parse_datagram};
+    use rand::SeedableRng;
+
+    #[test]
+    fn sipp_401_with_auth_and_auth_int_is_answered_with_qop_auth() {
+        let raw = include_bytes!("../../../testdata/sip/sipp_401_challenge.txt");
+        let Ok(Framed::Message(challenge, _)) = parse_datagram(raw) else {
+            panic!("capture parses")
+        };
+        let mut auth = Authenticator::new(
+            "alice",
+            Some(SecretSource::Inline(Secret::new("wonderland"))),
+        );
+        auth.challenge(&challenge).unwrap();
+        let mut request = crate::sip::core::message::SipMessage::request(
+            ezk_sip_types::Method::INVITE,
+            "sip:service@127.0.0.1",
+        );
+        auth.authorize(&mut request, &mut StdRng::seed_from_u64(1));
+        let header = request.header(&Name::AUTHORIZATION).unwrap();
+        for part in [
+            "realm=\"sipp.test\"",
+            "qop=auth,",
+            "opaque=\"op4que\"",
+            "algorithm=MD5",
+            "nc=00000001",
+        ] {
+            assert!(header.contains(part), "{part} missing in {header}");
+        }
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_or_errors() {
+        let mut auth = Authenticator::new(
+            "1001",
+            Some(SecretSource::Inline(Secret::new("canary-pw-77"))),
+        );
+        let text = "SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a>;tag=1\r\nTo: <sip:b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nWWW-Authenticate: digest realm=\"r\", nonce=\"n\"\r\n\r\n";
+        let Ok(Framed::Message(challenge, _)) = parse_datagram(text.as_bytes()) else {
+            panic!()
+        };
+        auth.challenge(&challenge)
+            .expect("lower-case digest scheme accepted");
+        let mut request = crate::sip::core::message::SipMessage::request(
+            ezk_sip_types::Method::REGISTER,
+            "sip:r",
+        );
+        auth.authorize(&mut request, &mut StdRng::seed_from_u64(1));
+        assert!(request.header(&Name::AUTHORIZATION).is_some());
+        assert!(!format!("{auth:?}").contains("canary"));
+        let second = auth.challenge(&challenge).unwrap_err();
+        assert!(!format!("{second:?}").contains("canary"));
+    }
+}

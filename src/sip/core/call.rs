@@ -223,18 +223,13 @@ impl CallCore {
         }
     }
 
-    /// Asks the peer for a keyframe with SIP INFO (RFC 5168 picture_fast_update).
-    pub fn request_keyframe(&mut self, now: Instant) {
-        if self.phase != Phase::Established {
-            return;
+    /// The connection carrying the call failed (§8.1.3.1: as if a 503 had arrived). An answered
+    /// call is left alone: its next request re-opens the connection.
+    pub fn transport_failed(&mut self, _now: Instant, reason: &str) {
+        if matches!(self.phase, Phase::AwaitingAnswer | Phase::AwaitingCancel) {
+            self.pending.clear();
+            self.end(CallEnd::status(503, reason.to_string()));
         }
-        let body = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n<media_control>\r\n  <vc_primitive>\r\n    <to_encoder>\r\n      <picture_fast_update/>\r\n    </to_encoder>\r\n  </vc_primitive>\r\n</media_control>\r\n";
-        self.send_in_dialog(
-            now,
-            Method::INFO,
-            Purpose::KeyframeInfo,
-            Some(("application/media_control+xml", body.to_string())),
-        );
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -367,11 +362,12 @@ impl CallCore {
 
     fn on_invite_response(&mut self, now: Instant, msg: &SipMessage, status: u16) {
         match status {
-            100 => self.outputs.push_back(Output::Event(CallEvent::Trying)),
-            101..=199 => {
+            100..=199 => {
                 self.got_provisional = true;
                 if self.phase == Phase::AwaitingCancel {
                     self.send_cancel(now);
+                } else if status == 100 {
+                    self.outputs.push_back(Output::Event(CallEvent::Trying));
                 } else {
                     self.outputs
                         .push_back(Output::Event(CallEvent::Ringing { status }));
@@ -536,6 +532,9 @@ impl CallCore {
     }
 
     fn send_cancel(&mut self, now: Instant) {
+        if self.pending.iter().any(|p| p.purpose == Purpose::Cancel) {
+            return; // one CANCEL per INVITE, however many provisionals follow
+        }
         let Some(invite) = &self.invite else { return };
         let mut msg = SipMessage::request(Method::CANCEL, self.setup.target.clone());
         for name in [
@@ -573,110 +572,6 @@ impl CallCore {
         self.expire_at = None;
         self.dtmf = DtmfState::Done;
         self.outputs.push_back(Output::Event(CallEvent::Ended(end)));
-    }
-
-    fn drive_dtmf(&mut self, now: Instant) {
-        if let DtmfState::NotStarted { at } = self.dtmf {
-            if at > now {
-                return;
-            }
-            let audio = self.negotiated.audio.as_ref();
-            let rtp = match (self.setup.dtmf_method, audio) {
-                (DtmfMethod::Rfc4733, Some(a)) if self.setup.can_send_rtp => {
-                    a.telephone_event_pt.map(|pt| (pt, a.remote_rtp))
-                }
-                _ => None,
-            };
-            self.dtmf = match rtp {
-                Some((pt, to)) => {
-                    let (ssrc, seq, ts) = (self.rng.random(), self.rng.random(), self.rng.random());
-                    DtmfState::Rtp {
-                        sender: Rfc4733Sender::new(
-                            &self.setup.dtmf_digits,
-                            pt,
-                            ssrc,
-                            seq,
-                            ts,
-                            self.setup.dtmf_timing,
-                            now,
-                        ),
-                        to,
-                    }
-                }
-                None => DtmfState::Info {
-                    next: 0,
-                    at: Some(now),
-                },
-            };
-        }
-        match &mut self.dtmf {
-            DtmfState::Rtp { sender, to } => {
-                let to = *to;
-                while let Some(packet) = sender.poll_packet(now) {
-                    self.outputs.push_back(Output::Rtp {
-                        to,
-                        data: packet.data,
-                    });
-                    if let Some(digit) = packet.completes {
-                        self.dtmf_sent.push(digit);
-                        self.outputs.push_back(Output::Event(CallEvent::DtmfSent {
-                            so_far: self.dtmf_sent.clone(),
-                        }));
-                    }
-                }
-                if sender.is_done() {
-                    self.dtmf = DtmfState::Done;
-                }
-            }
-            DtmfState::Info { next, at } if at.is_some_and(|t| t <= now) => {
-                let digits: Vec<char> = self.setup.dtmf_digits.chars().collect();
-                let mut index = *next;
-                while digits.get(index) == Some(&',') {
-                    index += 1;
-                }
-                let pauses = (index - *next) as u32;
-                if pauses > 0 {
-                    self.dtmf = DtmfState::Info {
-                        next: index,
-                        at: Some(now + super::dtmf::PAUSE * pauses),
-                    };
-                    return;
-                }
-                match digits.get(index) {
-                    None => self.dtmf = DtmfState::Done,
-                    Some(&digit) if super::dtmf::event_code(digit).is_some() => {
-                        self.dtmf = DtmfState::Info {
-                            next: index + 1,
-                            at: None,
-                        };
-                        let body = super::dtmf::info_body(digit, self.setup.dtmf_timing.tone);
-                        self.send_in_dialog(
-                            now,
-                            Method::INFO,
-                            Purpose::DtmfInfo(digit),
-                            Some(("application/dtmf-relay", body)),
-                        );
-                    }
-                    Some(_) => {
-                        self.dtmf = DtmfState::Info {
-                            next: index + 1,
-                            at: Some(now),
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn info_digit_done(&mut self, now: Instant) {
-        if let DtmfState::Info { next, .. } = self.dtmf {
-            let wait = self.setup.dtmf_timing.tone + self.setup.dtmf_timing.gap;
-            self.dtmf = DtmfState::Info {
-                next,
-                at: Some(now + wait),
-            };
-        }
     }
 }
 

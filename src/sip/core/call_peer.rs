@@ -114,8 +114,12 @@ impl CallCore {
     }
 
     /// Where in-dialog requests go: the remote target when it is an address and no proxy is on
-    /// the route; otherwise the call's next hop (None).
+    /// the route; otherwise the call's next hop (None). With an outbound proxy configured every
+    /// request goes through it, as SBCs in front of PBXes expect.
     pub(super) fn dialog_destination(&self) -> Option<SocketAddr> {
+        if self.setup.local.outbound_proxy.is_some() {
+            return None;
+        }
         self.dialog.as_ref().and_then(destination_of)
     }
 

@@ -8,14 +8,8 @@
 use super::message::{SipMessage, StartLine, quote_display_name};
 use ezk_sip_types::{Method, Name};
 
-/// Transport names as written in Via (`SIP/2.0/UDP`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Transport {
-    #[default]
-    Udp,
-    Tcp,
-    Tls,
-}
+/// The spec's `sip.transport`, with its names as written in Via (`SIP/2.0/UDP`).
+pub use crate::spec::Transport;
 
 impl Transport {
     pub fn via_name(self) -> &'static str {
@@ -190,6 +184,29 @@ pub fn response_to(
     resp
 }
 
+/// The answer to a request that matches no call, registration or transaction of ours
+/// (§8.2, §12.2.2): 481 inside a dialog we do not know, 603 to an unsolicited INVITE (we never
+/// take calls), 200 to OPTIONS pings, 405 otherwise. ACK gets nothing.
+pub fn stateless_response(request: &SipMessage, local_tag: &str) -> Option<SipMessage> {
+    let method = request.method()?;
+    let (code, reason) = if *method == Method::ACK {
+        return None;
+    } else if request.to_tag().is_some() {
+        (481, "Call/Transaction Does Not Exist")
+    } else if *method == Method::INVITE {
+        (603, "Decline")
+    } else if *method == Method::OPTIONS {
+        (200, "OK")
+    } else {
+        (405, "Method Not Allowed")
+    };
+    let mut resp = response_to(request, code, reason, Some(local_tag));
+    if code != 481 && code != 603 {
+        resp.push(Name::ALLOW, ALLOW);
+    }
+    Some(resp)
+}
+
 /// The methods we accept inside a dialog, for Allow.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 
@@ -247,6 +264,23 @@ mod tests {
             panic!("{text}")
         };
         assert_eq!(again.from_tag().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn requests_nobody_knows_get_481_603_200_or_405() {
+        let base = "sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h1;branch=z9hG4bKa\r\nFrom: <sip:a>;tag=1\r\nCall-ID: k\r\n";
+        let code = |method: &str, to: &str| {
+            let text = format!("{method} {base}To: {to}\r\nCSeq: 5 {method}\r\n\r\n");
+            let Ok(Framed::Message(req, _)) = parse_datagram(text.as_bytes()) else {
+                panic!("{text}")
+            };
+            stateless_response(&req, "t").map(|r| r.status().unwrap_or(0))
+        };
+        assert_eq!(code("BYE", "<sip:b>;tag=2"), Some(481));
+        assert_eq!(code("INVITE", "<sip:b>"), Some(603));
+        assert_eq!(code("OPTIONS", "<sip:b>"), Some(200));
+        assert_eq!(code("SUBSCRIBE", "<sip:b>"), Some(405));
+        assert_eq!(code("ACK", "<sip:b>;tag=2"), None);
     }
 
     #[test]

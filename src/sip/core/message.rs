@@ -241,54 +241,44 @@ pub enum Contacts {
 /// Splits a comma-separated header value, respecting `"…"` and `<…>`.
 pub fn split_header_list(value: &str) -> Vec<String> {
     let mut items = Vec::new();
-    let mut current = String::new();
+    let mut start = 0;
+    for i in structural_positions(value).filter(|&i| value.as_bytes()[i] == b',') {
+        items.push(value[start..i].trim().to_string());
+        start = i + 1;
+    }
+    items.push(value[start..].trim().to_string());
+    items.retain(|item| !item.is_empty());
+    items
+}
+
+/// Byte positions of characters outside quoted strings and `<…>`, where `,` and `;` separate.
+fn structural_positions(value: &str) -> impl Iterator<Item = usize> + '_ {
     let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
-    for c in value.chars() {
+    value.char_indices().filter_map(move |(i, c)| {
+        let outside = !in_quotes && !in_angle && !matches!(c, '"' | '<');
         match c {
             _ if escaped => escaped = false,
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
             '<' if !in_quotes => in_angle = true,
             '>' if !in_quotes => in_angle = false,
-            ',' if !in_quotes && !in_angle => {
-                let item = current.trim().to_string();
-                if !item.is_empty() {
-                    items.push(item);
-                }
-                current.clear();
-                continue;
-            }
             _ => {}
         }
-        current.push(c);
-    }
-    let item = current.trim().to_string();
-    if !item.is_empty() {
-        items.push(item);
-    }
-    items
+        (outside && !escaped && c != '>').then_some(i)
+    })
 }
 
 /// A header parameter of a name-addr value (`"name" <uri;uparam>;param=value`): parameters
 /// inside `<…>` or quotes are the URI's, not the header's.
 pub fn name_addr_param(value: &str, wanted: &str) -> Option<String> {
-    let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
-    let mut params_from = None;
-    let has_angle = value.contains('<');
-    for (i, c) in value.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => in_angle = true,
-            '>' if !in_quotes => in_angle = false,
-            ';' if !in_quotes && !in_angle && (!has_angle || value[..i].contains('>')) => {
-                params_from = Some(i);
-                break;
-            }
-            _ => {}
-        }
-    }
+    // Without `<…>` the URI's own parameters are the header's (RFC 3261 §20.10).
+    let uri_end = if value.contains('<') {
+        value.find('>')?
+    } else {
+        0
+    };
+    let params_from =
+        structural_positions(value).find(|&i| i > uri_end && value.as_bytes()[i] == b';');
     value[params_from?..].split(';').find_map(|param| {
         let (name, val) = param.split_once('=').unwrap_or((param, ""));
         name.trim()
@@ -321,8 +311,16 @@ pub fn parse_datagram(data: &[u8]) -> Result<Framed, ParseError> {
     if data.len() > MAX_MESSAGE_LEN {
         return Err(ParseError::TooLarge);
     }
-    match parse_stream(data) {
+    let skipped = data
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    if skipped == data.len() {
+        return Ok(Framed::KeepAlive(skipped));
+    }
+    match parse_stream(&data[skipped..]) {
         Err(ParseError::Incomplete) => Err(ParseError::Invalid("truncated")),
+        Ok(Framed::Message(msg, used)) => Ok(Framed::Message(msg, skipped + used)),
         other => other,
     }
 }
@@ -516,6 +514,16 @@ mod tests {
     }
 
     #[test]
+    fn a_datagram_may_start_with_crlf() {
+        let m = message(&format!("\r\n{INVITE}"));
+        assert_eq!(m.cseq().map(|c| c.cseq), Some(314159));
+        assert!(matches!(
+            parse_datagram(b"\r\n\r\n"),
+            Ok(Framed::KeepAlive(4))
+        ));
+    }
+
+    #[test]
     fn stream_frames_back_to_back_messages_and_keepalives() {
         let two = format!("\r\n\r\n{INVITE}{INVITE}");
         let mut buf = two.as_bytes();
@@ -548,8 +556,8 @@ mod tests {
     }
 
     #[test]
-    fn kamailio_multi_binding_contact_and_wildcard() {
-        let ok = include_str!("../../../testdata/sip/kamailio_200_register_bindings.txt");
+    fn multi_binding_contact_and_wildcard() {
+        let ok = include_str!("../../../testdata/sip/register_200_two_bindings.txt");
         let m = message(&ok.replace('\n', "\r\n"));
         match m.contacts() {
             Contacts::List(list) => assert_eq!(list.len(), 2),

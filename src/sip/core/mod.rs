@@ -5,9 +5,11 @@
 //! [`registration`] one binding. [`sdp`] and [`dtmf`] are the media-facing pieces.
 pub mod auth;
 pub mod call;
+mod call_dtmf;
 mod call_peer;
 pub mod dialog;
 pub mod digest;
+pub mod dns;
 pub mod dtmf;
 pub mod message;
 pub mod registration;
@@ -22,15 +24,9 @@ use rand::rngs::StdRng;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// How digits are sent after answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DtmfMethod {
-    /// RFC 4733 telephone-events on the audio RTP stream; SIP INFO if the answer has none.
-    #[default]
-    Rfc4733,
-    /// SIP INFO with `application/dtmf-relay`.
-    Info,
-}
+/// How digits are sent after answer: the spec's `call.dtmf_method` (RFC 4733 events on the
+/// audio RTP stream, falling back to SIP INFO if the answer has none; or INFO).
+pub use crate::spec::DtmfMethod;
 
 /// Why a call (or registration) ended, for the broadcast status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,3 +130,6 @@ pub fn random_token(rng: &mut StdRng, len: usize) -> String {
 pub(crate) fn test_origin() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+#[cfg(test)]
+mod call_tests;

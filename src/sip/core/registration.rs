@@ -89,8 +89,13 @@ impl RegistrationCore {
         self.state
     }
 
+    /// True while a binding is in place (also while it is being refreshed).
     pub fn is_registered(&self) -> bool {
-        self.registered_once && self.state != RegistrationState::Done
+        self.registered_once
+            && matches!(
+                self.state,
+                RegistrationState::Registered | RegistrationState::Registering
+            )
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -242,5 +247,107 @@ impl RegistrationCore {
         self.state = RegistrationState::Done;
         self.refresh_at = None;
         self.outputs.push_back(Output::Event(CallEvent::Ended(end)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::core::call_tests::{CHALLENGE, local, parse, password};
+    use crate::sip::core::dialog::response_to;
+    use rand::SeedableRng;
+
+    fn registration(now: Instant) -> (RegistrationCore, Vec<SipMessage>) {
+        let setup = RegistrationSetup {
+            local: local(),
+            registrar: "sip:pbx.example.com".into(),
+            expires: 3600,
+            timers: TimerConfig::default(),
+        };
+        let mut core = RegistrationCore::new(
+            setup,
+            Authenticator::new("1001", password()),
+            StdRng::seed_from_u64(3),
+            now,
+        );
+        let sent = drain_registration(&mut core);
+        (core, sent)
+    }
+
+    fn drain_registration(core: &mut RegistrationCore) -> Vec<SipMessage> {
+        std::iter::from_fn(|| core.poll_output())
+            .filter_map(|o| match o {
+                Output::Send { data, .. } => Some(parse(&data)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reply(
+        core: &mut RegistrationCore,
+        now: Instant,
+        req: &SipMessage,
+        code: u16,
+        extra: &[(Name, &str)],
+    ) -> Vec<SipMessage> {
+        let mut resp = response_to(req, code, "Reason", Some("reg"));
+        for (name, value) in extra {
+            resp.push(name.clone(), value.to_string());
+        }
+        core.handle_message(now, &parse(&resp.to_bytes()));
+        drain_registration(core)
+    }
+
+    #[test]
+    fn register_401_then_200_refreshes_before_the_contacts_expiry() {
+        let t0 = crate::sip::core::test_origin();
+        let (mut core, sent) = registration(t0);
+        let sent = reply(
+            &mut core,
+            t0,
+            &sent[0],
+            401,
+            &[(Name::WWW_AUTHENTICATE, CHALLENGE)],
+        );
+        assert!(sent[0].header(&Name::AUTHORIZATION).is_some());
+        assert_eq!(sent[0].call_id(), Some(core.call_id()));
+        let binding = "<sip:1001@192.0.2.10:5060>;expires=120, <sip:other@192.0.2.99>;expires=3600";
+        reply(
+            &mut core,
+            t0,
+            &sent[0],
+            200,
+            &[(Name::CONTACT, binding), (Name::EXPIRES, "3600")],
+        );
+        assert_eq!(core.state(), RegistrationState::Registered);
+        assert_eq!(
+            core.poll_timeout(),
+            Some(t0 + Duration::from_secs(60)),
+            "120 s granted, refreshed 60 s early"
+        );
+        core.handle_timeout(t0 + Duration::from_secs(60));
+        let refresh = drain_registration(&mut core);
+        assert_eq!(refresh[0].cseq().unwrap().cseq, 3);
+        assert!(
+            refresh[0]
+                .header(&Name::AUTHORIZATION)
+                .unwrap()
+                .contains("nc=00000002")
+        );
+    }
+
+    #[test]
+    fn register_423_retries_with_min_expires_and_unregister_sends_zero() {
+        let t0 = crate::sip::core::test_origin();
+        let (mut core, sent) = registration(t0);
+        let sent = reply(&mut core, t0, &sent[0], 423, &[(Name::MIN_EXPIRES, "7200")]);
+        assert_eq!(sent[0].header(&Name::EXPIRES), Some("7200"));
+        reply(&mut core, t0, &sent[0], 200, &[]);
+        assert!(core.is_registered());
+        core.unregister(t0);
+        let unreg = drain_registration(&mut core);
+        assert_eq!(unreg[0].header(&Name::EXPIRES), Some("0"));
+        reply(&mut core, t0, &unreg[0], 200, &[]);
+        assert_eq!(core.state(), RegistrationState::Done);
     }
 }

@@ -1,34 +1,36 @@
 //! The driver task: sockets in, cores in the middle, sockets out.
 
-use super::transport::connect_tcp;
-use super::{Account, CallConfig, Command, UaConfig, UaStats};
+use super::resolve::{local_ip_toward, request_uri, resolve};
+
+use super::{CallConfig, Command, UaConfig, UaStats};
 use crate::sip::core::call::{CallCore, CallSetup};
-use crate::sip::core::dialog::{LocalParty, Transport, response_to};
+use crate::sip::core::dialog::{Transport, stateless_response};
 use crate::sip::core::dtmf::DtmfTiming;
 use crate::sip::core::message::{Framed, SipMessage, parse_datagram};
-use crate::sip::core::registration::{RegistrationCore, RegistrationSetup};
+use crate::sip::core::registration::{RegistrationCore, RegistrationSetup, RegistrationState};
 use crate::sip::core::sdp::LocalMedia as SdpMedia;
 use crate::sip::core::{Authenticator, CallEnd, CallEvent, Output};
 use bytes::Bytes;
-use ezk_sip_types::{Method, Name};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+mod outbound;
+
 pub(super) enum Inbound {
     Message(Box<SipMessage>, SocketAddr),
-    Closed(SocketAddr),
+    Closed(SocketAddr, String),
     Dropped,
     Resolved {
         call_id: String,
-        call_hop: Result<SocketAddr, String>,
-        registrar_hop: Option<Result<SocketAddr, String>>,
+        call_hop: Result<(SocketAddr, String), String>,
+        registrar_hop: Option<Result<(SocketAddr, String), String>>,
     },
 }
 
@@ -86,6 +88,11 @@ struct Engine {
     calls: HashMap<String, CallSlot>,
     registrations: HashMap<RegKey, RegSlot>,
     tcp: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
+    /// The name a TLS peer's certificate must carry, by address (from the URI we resolved).
+    tls_names: HashMap<SocketAddr, String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Set once shutdown began: who waits for it to finish.
+    stopping: Option<Vec<oneshot::Sender<()>>>,
     rng: StdRng,
 }
 
@@ -109,6 +116,9 @@ pub(super) fn spawn(
         calls: HashMap::new(),
         registrations: HashMap::new(),
         tcp: HashMap::new(),
+        tls_names: HashMap::new(),
+        tls: None,
+        stopping: None,
         rng: StdRng::from_os_rng(),
     };
     tokio::spawn(engine.run());
@@ -124,11 +134,12 @@ impl Engine {
         let mut accepting_commands = true;
         loop {
             self.flush().await;
-            if !accepting_commands
-                && self.calls.is_empty()
-                && self.dials.is_empty()
-                && self.registrations.is_empty()
-            {
+            let idle =
+                self.calls.is_empty() && self.dials.is_empty() && self.registrations.is_empty();
+            if idle && (!accepting_commands || self.stopping.is_some()) {
+                for done in self.stopping.take().unwrap_or_default() {
+                    let _ = done.send(());
+                }
                 return;
             }
             let deadline = self.next_timeout();
@@ -154,7 +165,10 @@ impl Engine {
                 Some(inbound) = self.inbound.recv() => self.on_inbound(inbound),
                 command = self.commands.recv(), if accepting_commands => match command {
                     Some(command) => self.on_command(command),
-                    None => accepting_commands = false,
+                    None => {
+                        accepting_commands = false;
+                        self.begin_shutdown(None);
+                    }
                 },
                 _ = sleep => {}
             }
@@ -188,8 +202,36 @@ impl Engine {
         }
     }
 
+    /// Hangs up every call and removes every registration; the task ends when all are done.
+    fn begin_shutdown(&mut self, done: Option<oneshot::Sender<()>>) {
+        let now = now();
+        self.stopping.get_or_insert_with(Vec::new).extend(done);
+        for slot in self.calls.values_mut() {
+            slot.core.hangup(now);
+        }
+        for (_, dial) in self.dials.drain() {
+            finish(dial, CallEnd::local("SIP user agent is shutting down"));
+        }
+        for slot in self.registrations.values_mut() {
+            for (_, dial, _) in slot.waiting.drain(..) {
+                finish(dial, CallEnd::local("SIP user agent is shutting down"));
+            }
+            if slot.users.is_empty() {
+                slot.core.unregister(now);
+            }
+        }
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
+            Command::Dial { config, events, .. } if self.stopping.is_some() => {
+                let dial = PendingDial {
+                    config,
+                    events,
+                    waiters: Vec::new(),
+                };
+                finish(dial, CallEnd::local("SIP user agent is shutting down"));
+            }
             Command::Dial {
                 call_id,
                 config,
@@ -222,6 +264,7 @@ impl Engine {
                     let _ = done.send(());
                 }
             }
+            Command::Shutdown { done } => self.begin_shutdown(Some(done)),
             Command::Keyframe { call_id } => {
                 if let Some(slot) = self.calls.get_mut(&call_id) {
                     slot.core.request_keyframe(now());
@@ -275,8 +318,16 @@ impl Engine {
     fn on_inbound(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Message(msg, source) => self.route(*msg, source, Transport::Tcp),
-            Inbound::Closed(peer) => {
+            Inbound::Closed(peer, reason) => {
                 self.tcp.remove(&peer);
+                let now = now();
+                for slot in self
+                    .calls
+                    .values_mut()
+                    .filter(|c| c.hop.addr == peer && c.hop.transport != Transport::Udp)
+                {
+                    slot.core.transport_failed(now, &reason);
+                }
             }
             Inbound::Dropped => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -291,13 +342,17 @@ impl Engine {
                 };
                 let transport = dial.config.account.transport;
                 let call_hop = match call_hop {
-                    Ok(addr) => Hop { addr, transport },
+                    Ok((addr, name)) => {
+                        self.tls_names.insert(addr, name);
+                        Hop { addr, transport }
+                    }
                     Err(err) => return finish(dial, CallEnd::local(err)),
                 };
                 match registrar_hop {
                     None => self.start_call(call_id, dial, call_hop, None),
                     Some(Err(err)) => finish(dial, CallEnd::local(err)),
-                    Some(Ok(addr)) => {
+                    Some(Ok((addr, name))) => {
+                        self.tls_names.insert(addr, name);
                         self.register_then_call(call_id, dial, call_hop, Hop { addr, transport })
                     }
                 }
@@ -319,14 +374,19 @@ impl Engine {
             account.registrar.clone().unwrap_or_default(),
             account.transport,
         );
+        // A binding that failed or ended (its calls may live on) is started afresh below.
+        let mut users = Vec::new();
         if let Some(slot) = self.registrations.get_mut(&key) {
             if slot.core.is_registered() {
                 slot.users.push(call_id.clone());
                 return self.start_call(call_id, dial, call_hop, Some(key));
             }
-            let _ = dial.events.send(CallEvent::Registering);
-            slot.waiting.push((call_id, dial, call_hop));
-            return;
+            if slot.core.state() == RegistrationState::Registering {
+                let _ = dial.events.send(CallEvent::Registering);
+                slot.waiting.push((call_id, dial, call_hop));
+                return;
+            }
+            users = std::mem::take(&mut slot.users);
         }
         let local = self.local_party(account, reg_hop);
         let registrar = account
@@ -353,7 +413,7 @@ impl Engine {
             RegSlot {
                 core,
                 hop: reg_hop,
-                users: Vec::new(),
+                users,
                 waiting: vec![(call_id, dial, call_hop)],
             },
         );
@@ -417,37 +477,6 @@ impl Engine {
         );
     }
 
-    fn local_party(&self, account: &Account, hop: Hop) -> LocalParty {
-        let ip = self
-            .config
-            .public_addr
-            .unwrap_or_else(|| local_ip_toward(self.local_addr, hop.addr));
-        let host = match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("[{v6}]"),
-        };
-        let sent_by = format!("{host}:{}", self.local_addr.port());
-        LocalParty {
-            aor: format!("sip:{}@{}", account.user, account.domain),
-            display_name: account.display_name.clone(),
-            contact: format!(
-                "sip:{}@{sent_by}{}",
-                account.user,
-                account.transport.uri_param()
-            ),
-            sent_by,
-            transport: account.transport,
-            outbound_proxy: account.proxy.as_ref().map(|p| {
-                if p.contains(";lr") {
-                    p.clone()
-                } else {
-                    format!("{p};lr")
-                }
-            }),
-            user_agent: self.config.user_agent.clone(),
-        }
-    }
-
     /// Hands a message to its call or registration, or answers it statelessly.
     fn route(&mut self, msg: SipMessage, source: SocketAddr, transport: Transport) {
         let now = now();
@@ -462,27 +491,14 @@ impl Engine {
         {
             return slot.core.handle_message(now, &msg);
         }
-        let Some(method) = msg.method().cloned() else {
+        if msg.status().is_some() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
-        };
-        // §8.2 / §12.2.2: nothing here knows this request.
-        let (code, reason) = if method == Method::ACK {
-            return;
-        } else if msg.to_tag().is_some() {
-            (481, "Call/Transaction Does Not Exist")
-        } else if method == Method::INVITE {
-            (603, "Decline")
-        } else if method == Method::OPTIONS {
-            (200, "OK")
-        } else {
-            (405, "Method Not Allowed")
-        };
-        let tag = crate::sip::core::random_token(&mut self.rng, 10);
-        let mut resp = response_to(&msg, code, reason, Some(&tag));
-        if code == 405 || code == 200 {
-            resp.push(Name::ALLOW, crate::sip::core::dialog::ALLOW);
         }
+        let tag = crate::sip::core::random_token(&mut self.rng, 10);
+        let Some(resp) = stateless_response(&msg, &tag) else {
+            return;
+        };
         let hop = Hop {
             addr: source,
             transport,
@@ -583,34 +599,12 @@ impl Engine {
             }
         }
         self.registrations.retain(|_, r| {
-            r.core.state() != crate::sip::core::registration::RegistrationState::Done
+            r.core.state() != RegistrationState::Done
                 || !r.users.is_empty()
                 || !r.waiting.is_empty()
         });
         for (hop, data) in sends {
             self.send(hop, data).await;
-        }
-    }
-
-    async fn send(&mut self, hop: Hop, data: Bytes) {
-        match hop.transport {
-            Transport::Udp => {
-                if let Err(err) = self.udp.send_to(&data, hop.addr).await {
-                    tracing::warn!(to = %hop.addr, %err, "SIP send failed");
-                }
-            }
-            Transport::Tcp | Transport::Tls => {
-                let inbound = self.inbound_tx.clone();
-                let writer = self
-                    .tcp
-                    .entry(hop.addr)
-                    .or_insert_with(|| connect_tcp(hop.addr, inbound));
-                if writer.send(data.clone()).is_err() {
-                    let writer = connect_tcp(hop.addr, self.inbound_tx.clone());
-                    let _ = writer.send(data);
-                    self.tcp.insert(hop.addr, writer);
-                }
-            }
         }
     }
 }
@@ -619,100 +613,5 @@ fn finish(dial: PendingDial, end: CallEnd) {
     let _ = dial.events.send(CallEvent::Ended(end));
     for waiter in dial.waiters {
         let _ = waiter.send(());
-    }
-}
-
-/// `sip:…`/`sips:…` as given; a bare user or number is dialed at the account's domain.
-pub(super) fn request_uri(to: &str, domain: &str) -> String {
-    let lower = to.to_ascii_lowercase();
-    if lower.starts_with("sip:") || lower.starts_with("sips:") {
-        to.to_string()
-    } else {
-        format!("sip:{to}@{domain}")
-    }
-}
-
-/// host and port of a SIP URI (or host[:port]); the default port follows the transport.
-fn host_port(uri: &str, transport: Transport) -> (String, u16) {
-    let rest = uri
-        .split_once(':')
-        .filter(|(scheme, _)| {
-            scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
-        })
-        .map(|(_, r)| r)
-        .unwrap_or(uri);
-    let rest = rest.trim_start_matches('<');
-    let hostport = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
-    let hostport = hostport.split([';', '>', '?']).next().unwrap_or(hostport);
-    let default = if transport == Transport::Tls {
-        5061
-    } else {
-        5060
-    };
-    if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, tail) = v6.split_once(']').unwrap_or((v6, ""));
-        let port = tail
-            .strip_prefix(':')
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(default);
-        return (host.to_string(), port);
-    }
-    match hostport.rsplit_once(':') {
-        Some((host, port)) => (host.to_string(), port.parse().unwrap_or(default)),
-        None => (hostport.to_string(), default),
-    }
-}
-
-/// A/AAAA resolution of a URI's host. (RFC 3263 NAPTR/SRV is not done yet.)
-async fn resolve(uri: &str, transport: Transport) -> Result<SocketAddr, String> {
-    let (host, port) = host_port(uri, transport);
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    let mut addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|err| format!("cannot resolve {host}: {err}"))?;
-    addrs.next().ok_or_else(|| format!("{host} has no address"))
-}
-
-/// The local address the OS would use toward `peer` (for Via, Contact and SDP).
-fn local_ip_toward(bound: SocketAddr, peer: SocketAddr) -> IpAddr {
-    if !bound.ip().is_unspecified() {
-        return bound.ip();
-    }
-    let probe = std::net::UdpSocket::bind(SocketAddr::new(bound.ip(), 0)).and_then(|s| {
-        s.connect(peer)?;
-        s.local_addr()
-    });
-    probe.map(|a| a.ip()).unwrap_or(bound.ip())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_and_hops() {
-        assert_eq!(
-            request_uri("311705123", "zoomcrc.com"),
-            "sip:311705123@zoomcrc.com"
-        );
-        assert_eq!(request_uri("sip:a@b", "x"), "sip:a@b");
-        assert_eq!(
-            host_port("sip:a@b.example:5070;transport=tcp", Transport::Tcp),
-            ("b.example".into(), 5070)
-        );
-        assert_eq!(
-            host_port("sip:sbc.example.com;lr", Transport::Tls),
-            ("sbc.example.com".into(), 5061)
-        );
-        assert_eq!(
-            host_port("sip:[2001:db8::1]:5062", Transport::Udp),
-            ("2001:db8::1".into(), 5062)
-        );
-        assert_eq!(
-            host_port("pbx.example.com", Transport::Udp),
-            ("pbx.example.com".into(), 5060)
-        );
     }
 }

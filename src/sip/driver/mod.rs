@@ -3,6 +3,7 @@
 //! timeout. [`UserAgent`] is the handle the rest of sipcast holds.
 
 mod engine;
+mod resolve;
 mod transport;
 
 use crate::secret::SecretSource;
@@ -29,6 +30,8 @@ pub struct UaConfig {
     pub user_agent: String,
     /// Registration lifetime we ask for.
     pub register_expires: u32,
+    /// CA certificates (PEM) that SIP TLS peers must chain to; the system's when unset.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl UaConfig {
@@ -39,6 +42,7 @@ impl UaConfig {
             timers: TimerConfig::default(),
             user_agent: format!("sipcast/{}", env!("CARGO_PKG_VERSION")),
             register_expires: 3600,
+            tls_ca_file: None,
         }
     }
 }
@@ -120,6 +124,9 @@ pub(crate) enum Command {
     Keyframe {
         call_id: String,
     },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The SIP user agent handle. Cheap to clone; the driver task stops when every handle and call
@@ -162,6 +169,15 @@ impl UserAgent {
     /// Messages dropped so far (malformed, oversized, unroutable).
     pub fn dropped_messages(&self) -> u64 {
         self.stats.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Hangs up every call, un-REGISTERs every binding and waits until that is done (the BYEs
+    /// and REGISTERs answered or timed out). Dials after this end at once.
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { done }).is_ok() {
+            let _ = wait.await;
+        }
     }
 
     /// Starts a call attempt. Events arrive until [`CallEvent::Ended`], the last one.

@@ -1,0 +1,348 @@
+//! The real [`Dialer`]: a SIP call leg, its media session and one RTMP publisher per target.
+//!
+//! One task per attempt owns all three. The legs are independent: a target that drops
+//! reconnects on its own (and asks the caller for a keyframe through the media path) while the
+//! call stays up; a call that ends stops the publishers cleanly. Keyframes are requested when
+//! media starts, after every RTMP (re)connect, and escalated to SIP INFO when RTCP requests go
+//! unanswered. No RTP and no RTCP for `media_timeout` hangs up with a reason that says so.
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::targets::{TargetLegs, copy_format};
+use super::{CallCommand, CallEnd, CallEvent, CallRequest, CallSession, Dialer, EndCause};
+use crate::clock;
+use crate::media::{self, AudioOutputs, MediaConfig, MediaEvent, MediaSession, RemoteMedia};
+use crate::sip::{self, NegotiatedMedia, NegotiatedStream, UserAgent};
+use crate::spec::{AudioCodec, BroadcastSpec, RtmpTarget};
+
+/// How often target states, media counters and the watchdog are looked at.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// Where media sockets come from.
+#[derive(Clone, Debug)]
+pub struct MediaPorts {
+    pub ip: IpAddr,
+    pub range: RangeInclusive<u16>,
+}
+
+/// Dials with the daemon's SIP user agent and publishes with real RTMP publishers.
+pub struct LiveDialer {
+    ua: UserAgent,
+    ports: MediaPorts,
+}
+
+impl LiveDialer {
+    pub fn new(ua: UserAgent, ports: MediaPorts) -> Self {
+        LiveDialer { ua, ports }
+    }
+}
+
+impl Dialer for LiveDialer {
+    fn dial(&self, request: CallRequest) -> CallSession {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events, event_rx) = mpsc::unbounded_channel();
+        let span =
+            tracing::info_span!("call", broadcast = %request.broadcast, attempt = request.attempt);
+        let attempt = Attempt {
+            ua: self.ua.clone(),
+            ports: self.ports.clone(),
+            spec: request.spec,
+            commands: command_rx,
+            events,
+        };
+        tokio::spawn(tracing::Instrument::instrument(attempt.run(), span));
+        CallSession {
+            commands,
+            events: event_rx,
+        }
+    }
+}
+
+struct Attempt {
+    ua: UserAgent,
+    ports: MediaPorts,
+    spec: Arc<BroadcastSpec>,
+    commands: mpsc::UnboundedReceiver<CallCommand>,
+    events: mpsc::UnboundedSender<CallEvent>,
+}
+
+/// How phase one (until answer) ended.
+enum Answered {
+    Yes(NegotiatedMedia),
+    No(CallEnd),
+}
+
+impl Attempt {
+    async fn run(mut self) {
+        let end = self.call().await;
+        let _ = self.events.send(CallEvent::Ended(end));
+    }
+
+    fn emit(&self, event: CallEvent) {
+        let _ = self.events.send(event);
+    }
+
+    async fn call(&mut self) -> CallEnd {
+        let call_spec = &self.spec.call;
+        let local =
+            match media::LocalMedia::bind(self.ports.ip, self.ports.range.clone(), call_spec.video)
+                .await
+            {
+                Ok(local) => local,
+                Err(e) => return CallEnd::failed(None, format!("media: {e}")),
+            };
+        let (call, mut sip_events) = self.ua.dial(call_config(&self.spec, &local));
+        self.emit(CallEvent::Dialing {
+            call_id: call.call_id().to_string(),
+        });
+        let mut targets = self.spec.rtmp.clone();
+        let negotiated = match self
+            .until_answer(&mut sip_events, &call, &mut targets)
+            .await
+        {
+            Answered::Yes(negotiated) => negotiated,
+            Answered::No(end) => return end,
+        };
+        let remote = remote_media(&negotiated);
+        self.emit(CallEvent::Established {
+            audio_codec: negotiated.audio.as_ref().map(|a| a.codec.clone()),
+            video_codec: negotiated.video.as_ref().map(|v| v.codec.clone()),
+        });
+        let (media, mut outputs) = match MediaSession::start(local, remote, media_config(&targets))
+        {
+            Ok(started) => started,
+            Err(e) => {
+                call.hangup().await;
+                return CallEnd::failed(None, format!("media: {e}"));
+            }
+        };
+        media.request_keyframe();
+        let copy = negotiated
+            .audio
+            .as_ref()
+            .and_then(|a| copy_format(&a.codec));
+        let mut legs = TargetLegs::start(&targets, copy);
+        let media_timeout = self.spec.call.media_timeout;
+        let established_at = clock::monotonic();
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        let end = loop {
+            tokio::select! {
+                Some(frame) = outputs.frames.recv() => legs.send(&frame),
+                Some(MediaEvent::KeyframeUnanswered) = outputs.events.recv() => {
+                    tracing::info!(broadcast = %self.spec.name, "keyframe requests unanswered; asking with SIP INFO");
+                    call.request_keyframe();
+                }
+                event = sip_events.recv() => match event {
+                    Some(sip::CallEvent::DtmfSent { so_far }) => self.emit(CallEvent::DtmfSent(so_far)),
+                    Some(sip::CallEvent::MediaChanged(negotiated)) => media.update_remote(remote_media(&negotiated)),
+                    Some(sip::CallEvent::Ended(end)) => break call_end(end),
+                    Some(_) => {}
+                    None => break CallEnd::failed(None, "the SIP user agent stopped"),
+                },
+                command = self.commands.recv() => match command {
+                    Some(CallCommand::UpdateTargets(next)) => {
+                        legs.update(&next);
+                        media.request_keyframe();
+                    }
+                    Some(CallCommand::Hangup) | None => {
+                        call.hangup().await;
+                        break local_hangup();
+                    }
+                },
+                _ = report.tick() => {
+                    if legs.take_keyframe_requests() {
+                        media.request_keyframe();
+                    }
+                    let status = media.status();
+                    self.emit(CallEvent::Targets(legs.statuses()));
+                    self.emit(media_counters(&status.stats));
+                    if let Some(silent) = silent_for(&status, established_at)
+                        && silent >= media_timeout
+                    {
+                        tracing::warn!(broadcast = %self.spec.name, "no RTP or RTCP for {silent:?}; hanging up");
+                        call.hangup().await;
+                        break CallEnd::failed(None, format!("no RTP or RTCP for {}", humantime::format_duration(media_timeout)));
+                    }
+                }
+            }
+        };
+        // Close the streams first (viewers see a clean end), then the media sockets.
+        legs.stop_all().await;
+        media.stop().await;
+        end
+    }
+
+    /// Reports progress until the call is answered, fails, or we are told to hang up.
+    async fn until_answer(
+        &mut self,
+        sip_events: &mut mpsc::UnboundedReceiver<sip::CallEvent>,
+        call: &sip::CallHandle,
+        targets: &mut Vec<RtmpTarget>,
+    ) -> Answered {
+        loop {
+            tokio::select! {
+                event = sip_events.recv() => match event {
+                    Some(sip::CallEvent::Registering) => self.emit(CallEvent::Registering),
+                    Some(sip::CallEvent::Registered | sip::CallEvent::Trying) => self.emit(CallEvent::Dialing {
+                        call_id: call.call_id().to_string(),
+                    }),
+                    Some(sip::CallEvent::Ringing { status }) => self.emit(CallEvent::Ringing { sip_status: status }),
+                    Some(sip::CallEvent::Established { negotiated, .. }) => return Answered::Yes(negotiated),
+                    Some(sip::CallEvent::Ended(end)) => return Answered::No(call_end(end)),
+                    Some(_) => {}
+                    None => return Answered::No(CallEnd::failed(None, "the SIP user agent stopped")),
+                },
+                command = self.commands.recv() => match command {
+                    Some(CallCommand::UpdateTargets(next)) => *targets = next,
+                    Some(CallCommand::Hangup) | None => {
+                        call.hangup().await;
+                        return Answered::No(local_hangup());
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn local_hangup() -> CallEnd {
+    CallEnd {
+        cause: EndCause::LocalHangup,
+        sip_status: None,
+        reason: "hung up".into(),
+        retry_after: None,
+    }
+}
+
+fn call_end(end: sip::CallEnd) -> CallEnd {
+    CallEnd {
+        cause: if end.by_remote {
+            EndCause::RemoteHangup
+        } else {
+            EndCause::Failed
+        },
+        sip_status: end.sip_status,
+        reason: end.reason,
+        retry_after: end.retry_after,
+    }
+}
+
+/// How long neither RTP nor RTCP has arrived (counting from the answer).
+fn silent_for(status: &media::MediaStatus, established_at: Instant) -> Option<Duration> {
+    let last = [
+        status.last_rtp_at,
+        status.last_rtcp_at,
+        Some(established_at),
+    ]
+    .into_iter()
+    .flatten()
+    .max()?;
+    Some(clock::monotonic().saturating_duration_since(last))
+}
+
+fn media_counters(stats: &media::MediaStats) -> CallEvent {
+    let tracks = [&stats.audio, &stats.video];
+    CallEvent::Media {
+        rtp_packets: tracks
+            .iter()
+            .filter_map(|t| t.as_ref())
+            .map(|t| t.packets)
+            .sum(),
+        rtp_lost: tracks
+            .iter()
+            .filter_map(|t| t.as_ref())
+            .map(|t| t.lost)
+            .sum(),
+    }
+}
+
+/// The SIP side of one attempt, from the spec and the media ports just bound.
+fn call_config(spec: &BroadcastSpec, local: &media::LocalMedia) -> sip::CallConfig {
+    let s = &spec.sip;
+    sip::CallConfig {
+        account: sip::Account {
+            user: s.user.clone(),
+            domain: s.domain.clone(),
+            auth_user: Some(s.auth_user.clone()),
+            password: s.password.clone(),
+            register: s.register,
+            registrar: s.registrar.clone(),
+            proxy: s.proxy.clone(),
+            transport: s.transport,
+            display_name: s.display_name.clone(),
+        },
+        to: spec.call.to.clone(),
+        answer_timeout: spec.call.answer_timeout,
+        local_media: sip::LocalMedia {
+            audio_rtp_port: Some(local.audio.rtp_port()),
+            video_rtp_port: local.video.as_ref().map(|v| v.rtp_port()),
+            // Receive-only in spirit, but many gateways refuse anything but sendrecv; we offer
+            // sendrecv and simply send nothing but DTMF.
+            direction: sip::Direction::SendRecv,
+        },
+        dtmf: sip::DtmfPlan {
+            digits: spec.call.dtmf.clone(),
+            method: spec.call.dtmf_method,
+            delay: spec.call.dtmf_delay,
+        },
+        dtmf_rtp: Some(local.audio.rtp.clone()),
+    }
+}
+
+/// What the media path needs from the SDP answer.
+pub fn remote_media(negotiated: &NegotiatedMedia) -> RemoteMedia {
+    let stream = |s: &NegotiatedStream| media::RemoteStream {
+        rtp: s.remote_rtp,
+        rtcp: Some(std::net::SocketAddr::new(
+            s.remote_rtp.ip(),
+            s.remote_rtcp_port,
+        )),
+        rtcp_mux: s.rtcp_mux,
+        payload_type: s.payload_type,
+        codec: s.codec.clone(),
+        clock_rate: s.clock_rate,
+        channels: s.channels,
+        fmtp: s
+            .fmtp
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+        rtcp_fb: s.rtcp_fb.clone(),
+    };
+    RemoteMedia {
+        audio: negotiated.audio.as_ref().map(stream),
+        video: negotiated.video.as_ref().map(stream),
+    }
+}
+
+/// Audio flavours and the keyframe limit from the targets.
+fn media_config(targets: &[RtmpTarget]) -> MediaConfig {
+    let defaults = MediaConfig::default();
+    let mut keyframes = defaults.keyframes;
+    if let Some(shortest) = targets.iter().map(|t| t.keyframe_interval).min() {
+        keyframes.max_interval = shortest;
+    }
+    MediaConfig {
+        audio_outputs: AudioOutputs {
+            aac: targets
+                .iter()
+                .any(|t| t.audio_codec == AudioCodec::Aac)
+                .then(Default::default),
+            copy: targets.iter().any(|t| t.audio_codec == AudioCodec::Copy),
+        },
+        keyframes,
+        ..defaults
+    }
+}

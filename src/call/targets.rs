@@ -1,0 +1,192 @@
+//! The RTMP legs of one call: a publisher per target, each fed the frames its audio codec wants.
+//!
+//! Targets are compared by value, so an in-call edit of `[[rtmp]]` keeps the publishers whose
+//! target did not change, stops the removed ones and starts the new ones.
+
+use crate::frame::{AudioFormat, MediaFrame};
+use crate::rtmp::{self, PublishTarget, PublisherConfig, PublisherHandle};
+use crate::spec::{AudioCodec, RtmpTarget};
+use crate::status::RtmpStatus;
+
+struct Leg {
+    target: RtmpTarget,
+    handle: PublisherHandle,
+    keyframes: tokio::sync::watch::Receiver<u64>,
+}
+
+/// The publishers of one call, in spec order.
+pub struct TargetLegs {
+    legs: Vec<Leg>,
+    /// The call's audio as sent (for `audio_codec = "copy"` targets' metadata).
+    copy_format: Option<AudioFormat>,
+}
+
+impl TargetLegs {
+    /// Starts a publisher per target. `copy_format` is the call's negotiated audio, if any.
+    pub fn start(targets: &[RtmpTarget], copy_format: Option<AudioFormat>) -> Self {
+        TargetLegs {
+            legs: targets.iter().map(start_leg).collect(),
+            copy_format,
+        }
+    }
+
+    /// Hands a frame to every publisher that wants it. Never blocks.
+    pub fn send(&self, frame: &MediaFrame) {
+        for leg in &self.legs {
+            if let Some(frame) = frame_for(leg.target.audio_codec, self.copy_format, frame) {
+                leg.handle.send(frame);
+            }
+        }
+    }
+
+    /// Keeps unchanged targets, stops removed ones (in the background) and starts new ones.
+    pub fn update(&mut self, next: &[RtmpTarget]) {
+        let mut old: Vec<Option<Leg>> = std::mem::take(&mut self.legs)
+            .into_iter()
+            .map(Some)
+            .collect();
+        for target in next {
+            let kept = old
+                .iter_mut()
+                .find(|l| l.as_ref().is_some_and(|l| &l.target == target))
+                .and_then(Option::take);
+            self.legs.push(kept.unwrap_or_else(|| start_leg(target)));
+        }
+        for leg in old.into_iter().flatten() {
+            tokio::spawn(leg.handle.stop());
+        }
+    }
+
+    /// True if any publisher (re)connected since the last call and needs a keyframe.
+    pub fn take_keyframe_requests(&mut self) -> bool {
+        let mut wanted = false;
+        for leg in &mut self.legs {
+            if leg.keyframes.has_changed().unwrap_or(false) {
+                leg.keyframes.borrow_and_update();
+                wanted = true;
+            }
+        }
+        wanted
+    }
+
+    pub fn statuses(&self) -> Vec<RtmpStatus> {
+        self.legs
+            .iter()
+            .map(|leg| leg.handle.status().borrow().clone())
+            .collect()
+    }
+
+    /// Unpublishes every target, all at once.
+    pub async fn stop_all(&mut self) {
+        let stops: Vec<_> = std::mem::take(&mut self.legs)
+            .into_iter()
+            .map(|leg| tokio::spawn(leg.handle.stop()))
+            .collect();
+        for stop in stops {
+            let _ = stop.await;
+        }
+    }
+}
+
+fn start_leg(target: &RtmpTarget) -> Leg {
+    let handle = rtmp::spawn(
+        PublishTarget {
+            url: target.url.clone(),
+            stream_key: target.stream_key.clone(),
+            ca_file: target.ca_file.clone(),
+        },
+        PublisherConfig::default(),
+    );
+    let keyframes = handle.keyframe_requests();
+    Leg {
+        target: target.clone(),
+        handle,
+        keyframes,
+    }
+}
+
+/// The frame as a target with this audio codec should get it, or `None` to skip it.
+fn frame_for(
+    codec: AudioCodec,
+    copy_format: Option<AudioFormat>,
+    frame: &MediaFrame,
+) -> Option<MediaFrame> {
+    match (codec, frame) {
+        (AudioCodec::Aac, MediaFrame::Audio { format, .. }) if *format != AudioFormat::Aac => None,
+        (AudioCodec::Copy, MediaFrame::Audio { format, .. }) if *format == AudioFormat::Aac => None,
+        (AudioCodec::Copy, MediaFrame::AudioConfig(_)) => None,
+        (AudioCodec::Copy, MediaFrame::Metadata(metadata)) => {
+            let mut metadata = metadata.clone();
+            metadata.audio = copy_format;
+            metadata.audio_sample_rate = copy_format.map(|f| {
+                if f == AudioFormat::Speex {
+                    16_000
+                } else {
+                    8_000
+                }
+            });
+            metadata.audio_bitrate_kbps = None;
+            Some(MediaFrame::Metadata(metadata))
+        }
+        _ => Some(frame.clone()),
+    }
+}
+
+/// The FLV audio format of a negotiated codec name, for `copy` targets.
+pub fn copy_format(codec: &str) -> Option<AudioFormat> {
+    match codec.to_ascii_uppercase().as_str() {
+        "PCMU" => Some(AudioFormat::Pcmu),
+        "PCMA" => Some(AudioFormat::Pcma),
+        "SPEEX" => Some(AudioFormat::Speex),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::StreamMetadata;
+    use bytes::Bytes;
+
+    fn audio(format: AudioFormat) -> MediaFrame {
+        MediaFrame::Audio {
+            ts_ms: 0,
+            format,
+            data: Bytes::from_static(b"x"),
+        }
+    }
+
+    #[test]
+    fn each_target_gets_only_its_audio_flavour() {
+        let aac = audio(AudioFormat::Aac);
+        let pcmu = audio(AudioFormat::Pcmu);
+        let asc = MediaFrame::AudioConfig(Bytes::from_static(&[0x12, 0x10]));
+        assert!(frame_for(AudioCodec::Aac, None, &aac).is_some());
+        assert!(frame_for(AudioCodec::Aac, None, &pcmu).is_none());
+        assert!(frame_for(AudioCodec::Aac, None, &asc).is_some());
+        assert!(frame_for(AudioCodec::Copy, Some(AudioFormat::Pcmu), &aac).is_none());
+        assert!(frame_for(AudioCodec::Copy, Some(AudioFormat::Pcmu), &pcmu).is_some());
+        assert!(frame_for(AudioCodec::Copy, Some(AudioFormat::Pcmu), &asc).is_none());
+    }
+
+    #[test]
+    fn copy_targets_announce_the_call_audio_in_metadata() {
+        let meta = MediaFrame::Metadata(StreamMetadata {
+            audio: Some(AudioFormat::Aac),
+            audio_sample_rate: Some(48_000),
+            audio_bitrate_kbps: Some(64),
+            ..Default::default()
+        });
+        let Some(MediaFrame::Metadata(m)) =
+            frame_for(AudioCodec::Copy, Some(AudioFormat::Pcma), &meta)
+        else {
+            panic!("metadata dropped");
+        };
+        assert_eq!(
+            (m.audio, m.audio_sample_rate, m.audio_bitrate_kbps),
+            (Some(AudioFormat::Pcma), Some(8000), None)
+        );
+        assert_eq!(copy_format("pcmu"), Some(AudioFormat::Pcmu));
+        assert_eq!(copy_format("opus"), None);
+    }
+}

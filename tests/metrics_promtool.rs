@@ -1,0 +1,58 @@
+//! `/metrics` passes Prometheus' own linter (`promtool check metrics`, Debian package
+//! `prometheus`), with broadcasts in several states and every counter non-zero.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use sipcast::status::{BroadcastStatus, Phase, RtmpState, RtmpStatus, StatusBoard, render_metrics};
+
+#[test]
+fn promtool_accepts_the_metrics() {
+    let (board, reader) = StatusBoard::new();
+    board.update(|s| {
+        s.ready = true;
+        *s.reloads.entry("applied").or_default() += 3;
+        for (name, phase) in [("allhands", Phase::Streaming), ("lobby", Phase::Backoff)] {
+            let mut b = BroadcastStatus::new(name, &format!("{name}.toml"));
+            b.accepted = true;
+            b.phase = phase;
+            b.counters.attempts_by_result.insert("established", 2);
+            b.counters.attempts_by_result.insert("busy", 1);
+            b.counters.connected_seconds = 12.5;
+            b.counters.current.rtp_packets = 1000;
+            b.counters.current.rtp_lost = 3;
+            b.rtmp.push(RtmpStatus {
+                url: "rtmp://127.0.0.1/live/****".into(),
+                state: RtmpState::Publishing,
+                bytes_sent: 123_456,
+                reconnects: 1,
+                ..Default::default()
+            });
+            s.broadcasts.insert(name.into(), b);
+        }
+    });
+    let text = reader.with(render_metrics);
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is needed (apt-get install --no-install-recommends prometheus)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
