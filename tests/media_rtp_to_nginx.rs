@@ -59,7 +59,7 @@ async fn rtp_from_ffmpeg_is_published_to_nginx_as_h264_and_aac() {
     publisher.stop().await;
     session.stop().await;
     assert!(frames > 400, "{frames} frames");
-    assert_eq!(target.drops, 0, "{target:?}");
+    assert_eq!(target.dropped_frames, 0, "{target:?}");
     assert!(
         media_status.stats.keyframe_requests >= 1,
         "{media_status:?}"
