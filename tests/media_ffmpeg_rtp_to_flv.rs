@@ -3,87 +3,19 @@
 //! the expected audio codec, a duration within 10 % of what was sent, a keyframe first and
 //! monotonic timestamps.
 
+mod media_support;
+
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use media_support::{RtpSource, require};
+
 use sipcast::frame::{AudioFormat, MediaFrame};
-use sipcast::media::{
-    AudioOutputs, LocalMedia, MediaConfig, MediaSession, RemoteMedia, RemoteStream,
-};
+use sipcast::media::{AudioOutputs, LocalMedia, MediaConfig, MediaSession};
 
 const SECONDS: f64 = 6.0;
-
-/// Kills the child on drop so a failing test leaves no ffmpeg behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn require(program: &str) {
-    let found = Command::new(program)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        found.is_ok_and(|s| s.success()),
-        "{program} is required for this test (install ffmpeg)"
-    );
-}
-
-/// Minimal SDP reading for what ffmpeg writes: per m= line, port, payload type, rtpmap, fmtp.
-fn remote_from_sdp(sdp: &str) -> RemoteMedia {
-    let mut remote = RemoteMedia::default();
-    let mut current: Option<(String, RemoteStream)> = None;
-    let finish = |current: Option<(String, RemoteStream)>, remote: &mut RemoteMedia| {
-        if let Some((kind, stream)) = current {
-            match kind.as_str() {
-                "audio" => remote.audio = Some(stream),
-                _ => remote.video = Some(stream),
-            }
-        }
-    };
-    for line in sdp.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("m=") {
-            finish(current.take(), &mut remote);
-            let fields: Vec<&str> = m.split_whitespace().collect();
-            let payload_type: u8 = fields[3].parse().unwrap();
-            let (codec, clock_rate) = match payload_type {
-                0 => ("PCMU", 8000),
-                8 => ("PCMA", 8000),
-                _ => ("", 90_000),
-            };
-            current = Some((
-                fields[0].to_string(),
-                RemoteStream::new(
-                    format!("127.0.0.1:{}", fields[1]).parse().unwrap(),
-                    payload_type,
-                    codec,
-                    clock_rate,
-                ),
-            ));
-        } else if let (Some(rtpmap), Some((_, stream))) =
-            (line.strip_prefix("a=rtpmap:"), current.as_mut())
-        {
-            let (_, map) = rtpmap.split_once(' ').unwrap();
-            let mut parts = map.split('/');
-            stream.codec = parts.next().unwrap().to_string();
-            stream.clock_rate = parts.next().unwrap().parse().unwrap();
-        } else if let (Some(fmtp), Some((_, stream))) =
-            (line.strip_prefix("a=fmtp:"), current.as_mut())
-        {
-            stream.fmtp = fmtp.split_once(' ').unwrap().1.to_string();
-        }
-    }
-    finish(current, &mut remote);
-    remote
-}
 
 /// A test-only FLV writer (Adobe FLV v10.1 §E): enough for ffprobe to read the recording.
 mod flv {
@@ -185,82 +117,16 @@ fn packets(path: &Path, stream: &str) -> Vec<(f64, String)> {
 }
 
 async fn run_ffmpeg_into_session(outputs: AudioOutputs, dir: &Path) -> Vec<MediaFrame> {
-    require("ffmpeg");
     require("ffprobe");
     let local = LocalMedia::bind(IpAddr::from([127, 0, 0, 1]), 20_000..=59_999, true)
         .await
         .unwrap();
-    let video_port = local.video.as_ref().unwrap().rtp_port();
-    let audio_port = local.audio.rtp_port();
-    let sdp_path = dir.join("ffmpeg.sdp");
-    let ffmpeg = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
-        // Durations on the sources: an output -t would bind only the first output.
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc=size=320x240:rate=25:duration={SECONDS}"),
-        ])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency=440:sample_rate=8000:duration={SECONDS}"),
-        ])
-        .args([
-            "-map",
-            "0:v",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        // zerolatency: like a video phone, no 1.7 s lookahead between capture and sending.
-        .args(["-tune", "zerolatency", "-bf", "0", "-g", "50"])
-        .args(["-f", "rtp", &format!("rtp://127.0.0.1:{video_port}")])
-        .args([
-            "-map",
-            "1:a",
-            "-c:a",
-            "pcm_mulaw",
-            "-ar",
-            "8000",
-            "-ac",
-            "1",
-            "-f",
-            "rtp",
-        ])
-        .arg(format!("rtp://127.0.0.1:{audio_port}"))
-        .arg("-sdp_file")
-        .arg(&sdp_path)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("ffmpeg is required for this test");
-    let mut ffmpeg = KillOnDrop(ffmpeg);
-
-    // The sockets are bound, so packets queue in the kernel while we wait for the SDP.
-    let mut sdp = String::new();
-    for _ in 0..100 {
-        sdp = std::fs::read_to_string(&sdp_path).unwrap_or_default();
-        if sdp.contains("m=audio") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let remote = remote_from_sdp(&sdp);
-    assert_eq!(
-        remote.video.as_ref().map(|v| v.codec.as_str()),
-        Some("H264"),
-        "{sdp}"
-    );
+    let mut source = RtpSource::start(&local, SECONDS, dir).await;
     let config = MediaConfig {
         audio_outputs: outputs,
         ..Default::default()
     };
-    let (session, mut media) = MediaSession::start(local, remote, config).unwrap();
+    let (session, mut media) = MediaSession::start(local, source.remote.clone(), config).unwrap();
 
     let mut frames = Vec::new();
     let mut check = tokio::time::interval(Duration::from_millis(100));
@@ -270,7 +136,7 @@ async fn run_ffmpeg_into_session(outputs: AudioOutputs, dir: &Path) -> Vec<Media
         tokio::select! {
             frame = media.frames.recv() => frames.push(frame.unwrap()),
             _ = check.tick() => {
-                if ffmpeg.0.try_wait().unwrap().is_some() {
+                if source.finished() {
                     break;
                 }
             }

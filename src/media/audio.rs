@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::aac::{AacError, AacFrame, AacTrack};
-use super::g711::{self, G711Law};
+use super::decode::{AudioCodec, PcmDecoder};
 use super::remote::{AudioOutputs, RemoteStream};
 use super::reorder::{ReorderBuffer, ReorderConfig};
 use super::resample::Resampler;
@@ -20,45 +20,16 @@ use super::stats::TrackStats;
 use super::timeline::{Timeline, Track, flv_ms};
 use crate::frame::{AudioFormat, MediaFrame};
 
-/// Audio codecs the path can decode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AudioCodec {
-    G711(G711Law),
-}
-
-impl AudioCodec {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name.to_ascii_uppercase().as_str() {
-            "PCMU" => Some(AudioCodec::G711(G711Law::MuLaw)),
-            "PCMA" => Some(AudioCodec::G711(G711Law::ALaw)),
-            _ => None,
-        }
-    }
-
-    /// The FLV format for `audio_codec = "copy"`, if FLV can carry it.
-    pub fn copy_format(self) -> Option<AudioFormat> {
-        match self {
-            AudioCodec::G711(G711Law::MuLaw) => Some(AudioFormat::Pcmu),
-            AudioCodec::G711(G711Law::ALaw) => Some(AudioFormat::Pcma),
-        }
-    }
-
-    pub fn pcm_rate(self) -> u32 {
-        match self {
-            AudioCodec::G711(_) => 8000,
-        }
-    }
-}
-
 /// Decoding state, apart from the reorder buffer so the release callback can borrow it.
 #[derive(Debug)]
 struct Decode {
-    codec: Option<AudioCodec>,
+    decoder: Option<PcmDecoder>,
     payload_type: u8,
     aac: Option<AacTrack>,
     copy: Option<AudioFormat>,
     resampler: Option<Resampler>,
     pcm: Vec<i16>,
+    scratch: Vec<i16>,
     resampled: Vec<i16>,
     errors: u64,
 }
@@ -77,14 +48,15 @@ impl AudioPath {
         reorder: ReorderConfig,
         now: Instant,
     ) -> Result<Self, AacError> {
-        let codec = remote.and_then(|r| AudioCodec::from_name(&r.codec));
+        let codec = remote.and_then(|r| AudioCodec::from_name(&r.codec, r.clock_rate));
         let aac = outputs.aac.map(AacTrack::new).transpose()?;
-        let resampler = match (&aac, codec) {
-            (Some(aac), Some(codec)) => {
-                Some(Resampler::new(codec.pcm_rate(), aac.config().sample_rate))
-            }
+        let pcm_rate = codec.and_then(AudioCodec::pcm_rate);
+        let resampler = match (&aac, pcm_rate) {
+            (Some(aac), Some(rate)) => Some(Resampler::new(rate, aac.config().sample_rate)),
             _ => None,
         };
+        // Decode only for AAC; copy needs none.
+        let decoder = codec.and_then(PcmDecoder::new).filter(|_| aac.is_some());
         let clock_rate = remote.map_or(8000, |r| r.clock_rate);
         Ok(AudioPath {
             source: SourceReception::new(
@@ -94,14 +66,15 @@ impl AudioPath {
                 now,
             ),
             decode: Decode {
-                codec,
+                decoder,
                 payload_type: remote.map_or(0, |r| r.payload_type),
                 aac,
                 copy: codec
                     .and_then(AudioCodec::copy_format)
                     .filter(|_| outputs.copy),
                 resampler,
-                pcm: Vec::with_capacity(2048),
+                pcm: Vec::with_capacity(4096),
+                scratch: Vec::with_capacity(4096),
                 resampled: Vec::with_capacity(8192),
                 errors: 0,
             },
@@ -201,13 +174,7 @@ impl Decode {
             self.errors += 1;
             return;
         };
-        let Some(codec) = self
-            .codec
-            .filter(|_| packet.payload_type == self.payload_type)
-        else {
-            return;
-        };
-        if packet.payload.is_empty() {
+        if packet.payload_type != self.payload_type || packet.payload.is_empty() {
             return;
         }
         let ts_ms = timeline.map(Track::Audio, now, packet.ssrc, packet.timestamp);
@@ -218,12 +185,16 @@ impl Decode {
                 data: Bytes::copy_from_slice(packet.payload),
             });
         }
-        let (Some(aac), Some(resampler)) = (self.aac.as_mut(), self.resampler.as_mut()) else {
+        let (Some(aac), Some(resampler), Some(decoder)) = (
+            self.aac.as_mut(),
+            self.resampler.as_mut(),
+            self.decoder.as_mut(),
+        ) else {
             return;
         };
-        self.pcm.clear();
-        match codec {
-            AudioCodec::G711(law) => g711::decode(law, packet.payload, &mut self.pcm),
+        if !decoder.decode(packet.payload, &mut self.pcm, &mut self.scratch) {
+            self.errors += 1;
+            return;
         }
         self.resampled.clear();
         resampler.process(&self.pcm, &mut self.resampled);

@@ -258,6 +258,16 @@ impl H264Depacketizer {
         }
     }
 
+    /// The RTP source changed (new SSRC): the access unit in progress is dropped and video
+    /// waits for an IDR from the new source, whose first packet is not treated as loss.
+    pub fn source_changed(&mut self) {
+        self.on_loss();
+        self.au.clear();
+        self.au_timestamp = None;
+        self.au_broken = false;
+        self.au_keyframe = false;
+    }
+
     fn on_loss(&mut self) {
         self.au_broken = true;
         self.fu_start = None;

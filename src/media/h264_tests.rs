@@ -242,6 +242,21 @@ fn an_sps_change_republishes_the_config_before_the_next_frame() {
 }
 
 #[test]
+fn a_new_source_drops_the_half_done_frame_and_starts_from_its_first_idr() {
+    let mut d = with_sprop();
+    d.push(&packet(1, 0, true, IDR), 0).unwrap();
+    let p_frame: Vec<u8> = [0x41].into_iter().chain(1..=100u8).collect();
+    d.push(&packet(2, 3000, false, &fu_a(&p_frame, 40)[0]), 0)
+        .unwrap();
+    d.source_changed();
+    d.push(&packet(9000, 777, true, NON_IDR), 0).unwrap();
+    d.push(&packet(9001, 4377, true, IDR), 0).unwrap();
+    let out = drain(&mut d);
+    assert!(out.contains(&H264Output::KeyframeNeeded), "{out:?}");
+    assert_eq!(units(&out), vec![(0, true), (4377, true)]);
+}
+
+#[test]
 fn a_missing_marker_ends_the_access_unit_at_the_timestamp_change() {
     let mut d = with_sprop();
     d.push(&packet(1, 0, false, IDR), 0).unwrap();

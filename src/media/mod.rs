@@ -1,13 +1,45 @@
 //! The media path: RTP in, [`crate::frame::MediaFrame`]s out.
 //!
 //! Sans-IO cores, one file per concern: [`rtp`] and [`rtcp`] wire formats, the per-SSRC
-//! [`reorder`] buffer, the [`h264`] depacketizer with its [`sps`] reader and [`avcc`] record,
-//! audio decoding ([`g711`]) and AAC encoding ([`aac`]), the [`timeline`] that puts every track
-//! on one millisecond clock and the [`keyframe`] request policy.
+//! [`reorder`] buffer (in [`source`], per track), the [`h264`] depacketizer with its [`sps`]
+//! reader and [`avcc`] record, audio decoding ([`g711`], [`decode`]), [`resample`] and AAC
+//! encoding ([`aac`]), the [`timeline`] that puts every track on one millisecond clock and the
+//! [`keyframe`] request policy. [`audio`] and [`video`] are the two track paths, [`receiver`]
+//! ties them into one machine per call, and [`session`] is its tokio driver.
+//!
+//! How a call uses it:
+//!
+//! ```no_run
+//! # async fn call(remote: sipcast::media::RemoteMedia) -> Result<(), sipcast::media::SessionError> {
+//! use sipcast::media::{AudioOutputs, LocalMedia, MediaConfig, MediaEvent, MediaSession};
+//! // Before the SDP offer: bind the ports it will name.
+//! let local = LocalMedia::bind("0.0.0.0".parse().unwrap(), 16_384..=32_767, true).await?;
+//! let (audio_port, video_port) = (local.audio.rtp_port(), local.video.as_ref().map(|v| v.rtp_port()));
+//! // After the answer: `remote` is the negotiated SDP mapped onto RemoteMedia.
+//! let config = MediaConfig {
+//!     audio_outputs: AudioOutputs { aac: Some(Default::default()), copy: true },
+//!     ..Default::default()
+//! };
+//! let (session, mut outputs) = MediaSession::start(local, remote, config)?;
+//! let dtmf_socket = session.audio_rtp_socket(); // RFC 4733 from the port the peer latched
+//! while let Some(frame) = outputs.frames.recv().await {
+//!     // Fan out: AAC audio to `aac` targets, PCMU/PCMA/Speex audio to `copy` targets,
+//!     // everything else to all. On a target's keyframe request: session.request_keyframe().
+//! #   let _ = (&frame, &dtmf_socket, audio_port, video_port);
+//! }
+//! if let Ok(MediaEvent::KeyframeUnanswered) = outputs.events.try_recv() {
+//!     // send SIP INFO picture_fast_update
+//! }
+//! let watchdog = session.status(); // last_rtp_at / last_rtcp_at for media_timeout, stats
+//! # let _ = watchdog;
+//! session.stop().await; // RTCP BYE
+//! # Ok(()) }
+//! ```
 
 pub mod aac;
 pub mod audio;
 pub mod avcc;
+pub mod decode;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;

@@ -82,6 +82,14 @@ fn video_path(
         .ok_or_else(|| MediaError::VideoCodec(stream.codec.clone()))
 }
 
+/// FLV's rate for copied audio: G.711 is 8 kHz, Speex must be wideband.
+fn copy_sample_rate(format: AudioFormat) -> u32 {
+    match format {
+        AudioFormat::Speex => 16_000,
+        _ => 8000,
+    }
+}
+
 fn index(track: Track) -> usize {
     match track {
         Track::Audio => 0,
@@ -116,9 +124,10 @@ impl MediaReceiver {
             audio: audio
                 .as_ref()
                 .and_then(|a| a.aac_config().map(|_| AudioFormat::Aac).or(a.copy_format())),
-            audio_sample_rate: audio
-                .as_ref()
-                .and_then(|a| a.aac_sample_rate().or(a.copy_format().map(|_| 8000))),
+            audio_sample_rate: audio.as_ref().and_then(|a| {
+                a.aac_sample_rate()
+                    .or(a.copy_format().map(copy_sample_rate))
+            }),
             audio_channels: audio.as_ref().map(|_| 1),
             audio_bitrate_kbps: config.audio_outputs.aac.map(|aac| aac.bitrate / 1000),
         };
@@ -244,7 +253,13 @@ impl MediaReceiver {
         }
         self.poll_keyframe_actions(now);
         if now >= self.next_report {
-            self.next_report = now + self.config.report_interval;
+            // RFC 3550 §6.3.1: randomised over [0.5, 1.5] × the interval so that many calls
+            // from one host do not report in lockstep.
+            self.next_report = now
+                + self
+                    .config
+                    .report_interval
+                    .mul_f64(rand::random_range(0.5..1.5));
             self.queue_reports(now);
         }
     }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::media::remote::{AudioOutputs, RemoteStream};
 use crate::media::rtp::write_packet;
+use crate::media::sps::tests::{PPS, SPS_320X240};
 
 const SPROP: &str = "Z0LADdkBQfsBEAAAAwAQAAADAyDxQqSA,aMuDyyA=";
 const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00, 0x33, 0xff];
@@ -117,6 +118,11 @@ fn asks_for_a_keyframe_once_the_video_source_is_known_then_escalates() {
     let t0 = crate::clock::monotonic().into_std();
     let mut receiver = MediaReceiver::new(&remote(), MediaConfig::default(), t0).unwrap();
     assert!(transmits(&mut receiver).is_empty(), "no SSRC to name yet");
+    receiver.handle_timeout(t0);
+    assert!(
+        receiver.poll_timeout().is_some_and(|at| at > t0),
+        "a request waiting for the video SSRC must not keep the driver spinning"
+    );
     receiver
         .handle_rtp(t0, Track::Video, &rtp(96, 1, 0, 7, true, NON_IDR))
         .unwrap();
@@ -182,7 +188,176 @@ fn sends_receiver_reports_and_aac_silence_without_audio() {
         rtcp::parse_compound(&reports[0].data).next(),
         Some(Ok(RtcpPacket::ReceiverReport { ssrc: 0x5143_4153 }))
     ));
+    let rates: Vec<_> = out
+        .iter()
+        .filter_map(|f| match f {
+            MediaFrame::Metadata(meta) => meta.frame_rate,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rates, vec![25.0], "the frame rate is measured once");
     let stats = receiver.stats();
     assert_eq!(stats.keyframe_interval_ms, Some(2000));
     assert_eq!(stats.video.unwrap().packets, 150);
+}
+
+/// One second of `codec` audio in 20 ms packets becomes about one second of AAC.
+fn one_second_of_aac(codec: &str, payload_type: u8, clock_rate: u32, payloads: &[Vec<u8>]) {
+    let t0 = crate::clock::monotonic().into_std();
+    let remote = RemoteMedia {
+        audio: Some(stream(codec, payload_type, clock_rate, "")),
+        video: None,
+    };
+    let mut receiver = MediaReceiver::new(&remote, MediaConfig::default(), t0).unwrap();
+    let step = clock_rate / 50;
+    for (i, payload) in payloads.iter().enumerate() {
+        let now = t0 + Duration::from_millis(i as u64 * 20);
+        let datagram = rtp(payload_type, i as u16, i as u32 * step, 5, false, payload);
+        receiver.handle_rtp(now, Track::Audio, &datagram).unwrap();
+    }
+    let aac: Vec<u32> = frames(&mut receiver)
+        .into_iter()
+        .filter_map(|f| match f {
+            MediaFrame::Audio {
+                ts_ms,
+                format: AudioFormat::Aac,
+                ..
+            } => Some(ts_ms),
+            _ => None,
+        })
+        .collect();
+    // 50 packets of 20 ms = 46.9 AAC frames at 48 kHz; the encoder holds back its delay.
+    assert!(
+        (40..=47).contains(&aac.len()),
+        "{codec}: {} frames",
+        aac.len()
+    );
+    assert_eq!(aac[0], 0);
+    assert_eq!(receiver.stats().audio.unwrap().errors, 0, "{codec}");
+}
+
+#[test]
+fn g722_and_opus_calls_are_transcoded_to_aac() {
+    use audio_codec::Encoder as _;
+    let tone = |rate: u32, n: usize| -> Vec<i16> {
+        (0..n)
+            .map(|i| (6000.0 * (i as f64 * 0.05 * 48_000.0 / f64::from(rate)).sin()) as i16)
+            .collect()
+    };
+    let mut g722 = audio_codec::g722::G722Encoder::new();
+    let g722_payloads: Vec<_> = tone(16_000, 16_000)
+        .chunks(320)
+        .map(|f| g722.encode(f))
+        .collect();
+    one_second_of_aac("G722", 9, 8000, &g722_payloads);
+    let mut opus = audio_codec::opus::OpusEncoder::new(48_000, 1);
+    let opus_payloads: Vec<_> = tone(48_000, 48_000)
+        .chunks(960)
+        .map(|f| opus.encode(f))
+        .collect();
+    one_second_of_aac("opus", 111, 48_000, &opus_payloads);
+}
+
+#[test]
+fn wideband_speex_is_copied_and_gets_aac_silence() {
+    let t0 = crate::clock::monotonic().into_std();
+    let remote = RemoteMedia {
+        audio: Some(stream("speex", 97, 16_000, "")),
+        video: None,
+    };
+    let config = MediaConfig {
+        audio_outputs: AudioOutputs {
+            aac: Some(Default::default()),
+            copy: true,
+        },
+        ..Default::default()
+    };
+    let mut receiver = MediaReceiver::new(&remote, config, t0).unwrap();
+    for i in 0..50u16 {
+        let now = t0 + Duration::from_millis(u64::from(i) * 20);
+        let datagram = rtp(97, i, u32::from(i) * 320, 5, false, &[0x1e; 70]);
+        receiver.handle_rtp(now, Track::Audio, &datagram).unwrap();
+        receiver.handle_timeout(now);
+    }
+    let out = frames(&mut receiver);
+    let count = |format| {
+        out.iter()
+            .filter(|f| matches!(f, MediaFrame::Audio { format: x, .. } if *x == format))
+            .count()
+    };
+    assert_eq!(count(AudioFormat::Speex), 50);
+    assert!(
+        count(AudioFormat::Aac) > 30,
+        "silence keeps AAC going: {}",
+        count(AudioFormat::Aac)
+    );
+}
+
+#[test]
+fn a_reinvite_rebuilds_only_what_changed_and_keeps_the_timeline() {
+    let t0 = crate::clock::monotonic().into_std();
+    let mut receiver = MediaReceiver::new(&remote(), MediaConfig::default(), t0).unwrap();
+    receiver
+        .handle_rtp(t0, Track::Video, &rtp(96, 1, 0, 7, true, IDR))
+        .unwrap();
+    frames(&mut receiver);
+    transmits(&mut receiver);
+
+    // Only the address moved: nothing restarts.
+    let mut moved = remote();
+    moved.video.as_mut().unwrap().rtp = "127.0.0.1:7000".parse().unwrap();
+    let t1 = t0 + Duration::from_secs(1);
+    receiver.update_remote(&moved, t1).unwrap();
+    receiver
+        .handle_rtp(t1, Track::Video, &rtp(96, 2, 90_000, 7, true, NON_IDR))
+        .unwrap();
+    let out = frames(&mut receiver);
+    assert!(
+        matches!(
+            out[..],
+            [MediaFrame::Video {
+                dts_ms: 1000,
+                keyframe: false,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+
+    // New video parameters: the video path restarts, waits for an IDR and asks for one.
+    let mut renegotiated = moved.clone();
+    renegotiated.video.as_mut().unwrap().fmtp = "packetization-mode=1".into();
+    let t2 = t0 + Duration::from_secs(2);
+    receiver.update_remote(&renegotiated, t2).unwrap();
+    let idr_with_sets = [SPS_320X240, PPS, IDR];
+    let mut stap = vec![0x18];
+    for nal in idr_with_sets {
+        stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+        stap.extend_from_slice(nal);
+    }
+    receiver
+        .handle_rtp(t2, Track::Video, &rtp(96, 3, 180_000, 7, true, NON_IDR))
+        .unwrap();
+    assert_eq!(
+        transmits(&mut receiver).len(),
+        1,
+        "a PLI for the restarted path"
+    );
+    let t3 = t2 + Duration::from_millis(40);
+    receiver
+        .handle_rtp(t3, Track::Video, &rtp(96, 4, 183_600, 7, true, &stap))
+        .unwrap();
+    let out = frames(&mut receiver);
+    assert!(matches!(out[0], MediaFrame::VideoConfig(_)), "{out:?}");
+    assert!(
+        matches!(
+            out[1],
+            MediaFrame::Video {
+                dts_ms: 2040,
+                keyframe: true,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
 }

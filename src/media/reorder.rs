@@ -114,11 +114,6 @@ impl ReorderBuffer {
         }
     }
 
-    /// Reports the next released packet as preceded by loss (a source change, say).
-    pub fn mark_discontinuity(&mut self) {
-        self.lost_pending = self.lost_pending.max(1);
-    }
-
     pub fn stats(&self) -> ReceptionStats {
         self.stats
     }

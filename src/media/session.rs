@@ -269,11 +269,14 @@ impl Driver {
         let (mut v_rtp, mut v_rtcp) = ([0u8; MAX_DATAGRAM], [0u8; MAX_DATAGRAM]);
         let mut status_tick = tokio::time::interval(STATUS_EVERY);
         loop {
+            // Never a deadline already passed: a timeout the receiver cannot act on must not
+            // turn this loop into a spin.
             let deadline = self
                 .receiver
                 .poll_timeout()
                 .map(Instant::from_std)
-                .unwrap_or_else(|| monotonic() + Duration::from_secs(1));
+                .unwrap_or_else(|| monotonic() + Duration::from_secs(1))
+                .max(monotonic() + Duration::from_millis(1));
             tokio::select! {
                 _ = &mut stop => break,
                 command = commands.recv() => match command {

@@ -31,8 +31,9 @@ impl SourceReception {
         }
     }
 
-    /// Switches to `ssrc` if it is new; true when it replaced an earlier source.
-    fn follow(&mut self, now: Instant, ssrc: u32) -> bool {
+    /// Switches to `ssrc` if it is new; true when it replaced an earlier source (the caller
+    /// resets what depends on the old one; [`Self::push`] follows by itself otherwise).
+    pub fn follow(&mut self, now: Instant, ssrc: u32) -> bool {
         if self.ssrc == Some(ssrc) {
             return false;
         }
@@ -40,8 +41,6 @@ impl SourceReception {
         if replaced {
             self.earlier = self.stats(1, 0);
             self.reorder = ReorderBuffer::new(self.config, self.clock_rate, now);
-            // The new source's first packet breaks the picture chain like loss does.
-            self.reorder.mark_discontinuity();
         }
         replaced
     }

@@ -23,6 +23,9 @@ struct Depacketize {
     keyframes: KeyframePolicy,
     errors: u64,
     frames: u64,
+    clock_rate: u32,
+    /// First RTP timestamp and access units counted since, until the frame rate is known.
+    rate_probe: Option<(u32, u32)>,
     last_error: Option<H264Error>,
 }
 
@@ -62,6 +65,8 @@ impl VideoPath {
                 keyframes,
                 errors,
                 frames: 0,
+                clock_rate: remote.clock_rate.max(1),
+                rate_probe: None,
                 last_error: None,
             },
         })
@@ -89,6 +94,10 @@ impl VideoPath {
         out: &mut VecDeque<MediaFrame>,
         metadata: &mut StreamMetadata,
     ) {
+        if self.source.follow(now, packet.ssrc) {
+            // A new sender: what the old one left half-done is dropped; wait for an IDR.
+            self.state.h264.source_changed();
+        }
         let state = &mut self.state;
         self.source.push(now, packet, datagram, &mut |bytes, lost| {
             state.on_released(now, bytes, lost, timeline, out, metadata);
@@ -111,13 +120,13 @@ impl VideoPath {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.source.poll_timeout(),
-            self.state.keyframes.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Keyframe requests wait for the sender's SSRC (the first packet wakes us anyway);
+        // without this an open request before any video would be a timeout always due.
+        let keyframes = self.ssrc().and(self.state.keyframes.poll_timeout());
+        [self.source.poll_timeout(), keyframes]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn reorder(&mut self) -> &mut ReorderBuffer {
@@ -142,7 +151,31 @@ impl VideoPath {
     }
 }
 
+/// Access units timed before the frame rate goes into the metadata.
+const RATE_PROBE_FRAMES: u32 = 25;
+
 impl Depacketize {
+    /// Measures the frame rate over the first access units, for onMetaData (once).
+    fn probe_frame_rate(
+        &mut self,
+        rtp_timestamp: u32,
+        out: &mut VecDeque<MediaFrame>,
+        metadata: &mut StreamMetadata,
+    ) {
+        if metadata.frame_rate.is_some() {
+            return;
+        }
+        let (first, counted) = *self.rate_probe.get_or_insert((rtp_timestamp, 0));
+        let counted = counted + 1;
+        self.rate_probe = Some((first, counted));
+        let span = rtp_timestamp.wrapping_sub(first);
+        if counted > RATE_PROBE_FRAMES && span > 0 {
+            let fps = f64::from(counted - 1) * f64::from(self.clock_rate) / f64::from(span);
+            metadata.frame_rate = Some((fps * 100.0).round() / 100.0);
+            out.push_back(MediaFrame::Metadata(metadata.clone()));
+        }
+    }
+
     fn on_released(
         &mut self,
         now: Instant,
@@ -188,6 +221,7 @@ impl Depacketize {
                         self.keyframes.on_keyframe(now);
                     }
                     self.frames += 1;
+                    self.probe_frame_rate(rtp_timestamp, out, metadata);
                     out.push_back(MediaFrame::Video {
                         dts_ms: flv_ms(ms),
                         cts_ms: 0,

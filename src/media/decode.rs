@@ -1,0 +1,221 @@
+//! Audio codecs of the call and their decoders to 16-bit mono PCM.
+//!
+//! G.711 is ours ([`super::g711`]); G.722 (ITU-T G.722, RFC 3551 §4.5.2: 16 kHz audio on an
+//! 8 kHz RTP clock) and Opus (RFC 6716, RFC 7587: always a 48 kHz RTP clock) come from the
+//! pure-Rust `audio-codec` crate, so no C toolchain or system library is needed. Speex
+//! (RFC 5574) is not decoded: wideband Speex can be copied into FLV as it is, and AAC targets
+//! get silence for it.
+//!
+//! A third-party decoder sees network input, so a panic inside it is caught, counted as a
+//! decode error and answered with a fresh decoder rather than taking the call down.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use audio_codec::Decoder as _;
+use audio_codec::g722::G722Decoder;
+use audio_codec::opus::OpusDecoder;
+
+use super::g711::{self, G711Law};
+use crate::frame::AudioFormat;
+
+/// 20 ms of 48 kHz stereo, the most one Opus packet decodes to here.
+const MAX_DECODED: usize = 960 * 2;
+
+/// Audio codecs the call may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioCodec {
+    G711(G711Law),
+    G722,
+    Opus,
+    /// Speex at this RTP clock rate (8000 narrowband, 16000 wideband).
+    Speex {
+        clock_rate: u32,
+    },
+}
+
+impl AudioCodec {
+    pub fn from_name(name: &str, clock_rate: u32) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(AudioCodec::G711(G711Law::MuLaw)),
+            "PCMA" => Some(AudioCodec::G711(G711Law::ALaw)),
+            "G722" => Some(AudioCodec::G722),
+            "OPUS" => Some(AudioCodec::Opus),
+            "SPEEX" => Some(AudioCodec::Speex { clock_rate }),
+            _ => None,
+        }
+    }
+
+    /// The FLV format for `audio_codec = "copy"`, if FLV can carry it (Speex only at 16 kHz).
+    pub fn copy_format(self) -> Option<AudioFormat> {
+        match self {
+            AudioCodec::G711(G711Law::MuLaw) => Some(AudioFormat::Pcmu),
+            AudioCodec::G711(G711Law::ALaw) => Some(AudioFormat::Pcma),
+            AudioCodec::Speex { clock_rate: 16_000 } => Some(AudioFormat::Speex),
+            _ => None,
+        }
+    }
+
+    /// The rate of the decoded PCM, `None` if we do not decode it.
+    pub fn pcm_rate(self) -> Option<u32> {
+        match self {
+            AudioCodec::G711(_) => Some(8000),
+            AudioCodec::G722 => Some(16_000),
+            AudioCodec::Opus => Some(48_000),
+            AudioCodec::Speex { .. } => None,
+        }
+    }
+}
+
+/// A decoder for one stream.
+pub enum PcmDecoder {
+    G711(G711Law),
+    G722(Box<G722Decoder>),
+    Opus(Box<OpusDecoder>),
+}
+
+impl std::fmt::Debug for PcmDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PcmDecoder::G711(law) => write!(f, "G711({law:?})"),
+            PcmDecoder::G722(_) => f.write_str("G722"),
+            PcmDecoder::Opus(_) => f.write_str("Opus"),
+        }
+    }
+}
+
+impl PcmDecoder {
+    pub fn new(codec: AudioCodec) -> Option<Self> {
+        match codec {
+            AudioCodec::G711(law) => Some(PcmDecoder::G711(law)),
+            AudioCodec::G722 => Some(PcmDecoder::G722(Box::default())),
+            AudioCodec::Opus => Some(PcmDecoder::Opus(Box::new(OpusDecoder::new(48_000, 1)))),
+            AudioCodec::Speex { .. } => None,
+        }
+    }
+
+    /// Decodes one RTP payload, replacing `out`'s content with mono PCM. `scratch` is a reusable
+    /// buffer. Returns false if the payload could not be decoded.
+    pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>, scratch: &mut Vec<i16>) -> bool {
+        out.clear();
+        match self {
+            PcmDecoder::G711(law) => {
+                g711::decode(*law, payload, out);
+                true
+            }
+            PcmDecoder::G722(decoder) => {
+                // Two samples per byte at 64 kbit/s; larger buffers never hurt.
+                out.resize(payload.len() * 2, 0);
+                let decoded = guarded(|| decoder.decode_into(payload, out));
+                match decoded {
+                    Some(Ok(n)) => {
+                        out.truncate(n);
+                        true
+                    }
+                    Some(Err(_)) => false,
+                    None => {
+                        **decoder = G722Decoder::default();
+                        false
+                    }
+                }
+            }
+            PcmDecoder::Opus(decoder) => {
+                scratch.clear();
+                scratch.resize(MAX_DECODED, 0);
+                let decoded = guarded(|| decoder.decode_into(payload, scratch));
+                let Some(Ok(n)) = decoded else {
+                    if decoded.is_none() {
+                        **decoder = OpusDecoder::new(48_000, 1);
+                    }
+                    return false;
+                };
+                if decoder.channels() == 2 {
+                    // A stereo packet: the decoder followed it; mix down for our mono AAC.
+                    let frames = scratch[..n].chunks_exact(2);
+                    out.extend(frames.map(|lr| ((i32::from(lr[0]) + i32::from(lr[1])) / 2) as i16));
+                } else {
+                    out.extend_from_slice(&scratch[..n]);
+                }
+                true
+            }
+        }
+    }
+}
+
+/// Runs a third-party decoder, turning a panic into `None`.
+fn guarded<T>(decode: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(decode)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use audio_codec::Encoder as _;
+    use audio_codec::g722::G722Encoder;
+    use audio_codec::opus::OpusEncoder;
+
+    fn tone(rate: u32, samples: usize) -> Vec<i16> {
+        (0..samples)
+            .map(|n| {
+                (8000.0 * (n as f64 * 440.0 * std::f64::consts::TAU / f64::from(rate)).sin()) as i16
+            })
+            .collect()
+    }
+
+    fn energy(pcm: &[i16]) -> f64 {
+        pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64
+    }
+
+    #[test]
+    fn names_and_copy_formats() {
+        assert_eq!(
+            AudioCodec::from_name("pcmu", 8000),
+            Some(AudioCodec::G711(G711Law::MuLaw))
+        );
+        assert_eq!(
+            AudioCodec::from_name("opus", 48_000).and_then(AudioCodec::pcm_rate),
+            Some(48_000)
+        );
+        let wideband = AudioCodec::from_name("speex", 16_000).unwrap();
+        assert_eq!(wideband.copy_format(), Some(AudioFormat::Speex));
+        assert_eq!(AudioCodec::Speex { clock_rate: 8000 }.copy_format(), None);
+        assert_eq!(AudioCodec::from_name("G729", 8000), None);
+    }
+
+    #[test]
+    fn g722_decodes_what_its_encoder_made() {
+        let mut encoder = G722Encoder::new();
+        let mut decoder = PcmDecoder::new(AudioCodec::G722).unwrap();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        let input = tone(16_000, 320 * 10);
+        let mut decoded = Vec::new();
+        for frame in input.chunks(320) {
+            let payload = encoder.encode(frame);
+            assert_eq!(payload.len(), 160);
+            assert!(decoder.decode(&payload, &mut out, &mut scratch));
+            decoded.extend_from_slice(&out);
+        }
+        assert_eq!(decoded.len(), input.len());
+        let ratio = energy(&decoded[640..]) / energy(&input[640..]);
+        assert!((0.5..2.0).contains(&ratio), "{ratio}");
+    }
+
+    #[test]
+    fn opus_decodes_what_its_encoder_made_and_survives_garbage() {
+        let mut encoder = OpusEncoder::new(48_000, 1);
+        let mut decoder = PcmDecoder::new(AudioCodec::Opus).unwrap();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        let input = tone(48_000, 960 * 20);
+        let mut decoded = Vec::new();
+        for frame in input.chunks(960) {
+            let payload = encoder.encode(frame);
+            assert!(decoder.decode(&payload, &mut out, &mut scratch));
+            assert_eq!(out.len(), 960);
+            decoded.extend_from_slice(&out);
+        }
+        let ratio = energy(&decoded[4800..]) / energy(&input[4800..]);
+        assert!((0.3..3.0).contains(&ratio), "{ratio}");
+        for garbage in [&[0xff, 0xff, 0xff][..], &[0x00], &[0xfc; 40]] {
+            let _ = decoder.decode(garbage, &mut out, &mut scratch);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Shared pieces of the media integration tests: ffmpeg as an RTP source (H.264 from testsrc
+//! plus PCMU), its SDP mapped onto [`RemoteMedia`], and a child process killed on drop.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sipcast::media::{LocalMedia, RemoteMedia, RemoteStream};
+
+/// Kills the child on drop so a failing test leaves no ffmpeg behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn require(program: &str) {
+    let found = Command::new(program)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        found.is_ok_and(|s| s.success()),
+        "{program} is required for this test (install ffmpeg)"
+    );
+}
+
+/// Minimal SDP reading for what ffmpeg writes: per m= line, port, payload type, rtpmap, fmtp.
+pub fn remote_from_sdp(sdp: &str) -> RemoteMedia {
+    let mut remote = RemoteMedia::default();
+    let mut current: Option<(String, RemoteStream)> = None;
+    let finish = |current: Option<(String, RemoteStream)>, remote: &mut RemoteMedia| {
+        if let Some((kind, stream)) = current {
+            match kind.as_str() {
+                "audio" => remote.audio = Some(stream),
+                _ => remote.video = Some(stream),
+            }
+        }
+    };
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            finish(current.take(), &mut remote);
+            let fields: Vec<&str> = m.split_whitespace().collect();
+            let payload_type: u8 = fields[3].parse().unwrap();
+            let (codec, clock_rate) = match payload_type {
+                0 => ("PCMU", 8000),
+                8 => ("PCMA", 8000),
+                _ => ("", 90_000),
+            };
+            current = Some((
+                fields[0].to_string(),
+                RemoteStream::new(
+                    format!("127.0.0.1:{}", fields[1]).parse().unwrap(),
+                    payload_type,
+                    codec,
+                    clock_rate,
+                ),
+            ));
+        } else if let (Some(rtpmap), Some((_, stream))) =
+            (line.strip_prefix("a=rtpmap:"), current.as_mut())
+        {
+            let (_, map) = rtpmap.split_once(' ').unwrap();
+            let mut parts = map.split('/');
+            stream.codec = parts.next().unwrap().to_string();
+            stream.clock_rate = parts.next().unwrap().parse().unwrap();
+        } else if let (Some(fmtp), Some((_, stream))) =
+            (line.strip_prefix("a=fmtp:"), current.as_mut())
+        {
+            stream.fmtp = fmtp.split_once(' ').unwrap().1.to_string();
+        }
+    }
+    finish(current, &mut remote);
+    remote
+}
+
+/// ffmpeg sending `seconds` of H.264 (320x240, 25 fps, a keyframe every 2 s) and PCMU in real
+/// time to `local`'s ports.
+pub struct RtpSource {
+    ffmpeg: KillOnDrop,
+    pub remote: RemoteMedia,
+}
+
+impl RtpSource {
+    pub async fn start(local: &LocalMedia, seconds: f64, dir: &Path) -> RtpSource {
+        let video_port = local.video.as_ref().unwrap().rtp_port();
+        Self::start_to(video_port, local.audio.rtp_port(), seconds, dir).await
+    }
+
+    /// Sends to these ports; the SDP goes to `dir/ffmpeg.sdp`, which must not exist yet.
+    pub async fn start_to(video_port: u16, audio_port: u16, seconds: f64, dir: &Path) -> RtpSource {
+        require("ffmpeg");
+        let sdp_path = dir.join("ffmpeg.sdp");
+        let ffmpeg = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
+            // Durations on the sources: an output -t would bind only the first output.
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("testsrc=size=320x240:rate=25:duration={seconds}"),
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("sine=frequency=440:sample_rate=8000:duration={seconds}"),
+            ])
+            .args([
+                "-map",
+                "0:v",
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "baseline",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            // zerolatency: like a video phone, no 1.7 s lookahead between capture and sending.
+            .args(["-tune", "zerolatency", "-bf", "0", "-g", "50"])
+            .args(["-f", "rtp", &format!("rtp://127.0.0.1:{video_port}")])
+            .args([
+                "-map",
+                "1:a",
+                "-c:a",
+                "pcm_mulaw",
+                "-ar",
+                "8000",
+                "-ac",
+                "1",
+                "-f",
+                "rtp",
+            ])
+            .arg(format!("rtp://127.0.0.1:{audio_port}"))
+            .arg("-sdp_file")
+            .arg(&sdp_path)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("ffmpeg is required for this test");
+        let ffmpeg = KillOnDrop(ffmpeg);
+
+        // The sockets are bound, so packets queue in the kernel while we wait for the SDP.
+        let mut sdp = String::new();
+        for _ in 0..100 {
+            sdp = std::fs::read_to_string(&sdp_path).unwrap_or_default();
+            if sdp.contains("m=audio") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let remote = remote_from_sdp(&sdp);
+        assert_eq!(
+            remote.video.as_ref().map(|v| v.codec.as_str()),
+            Some("H264"),
+            "{sdp}"
+        );
+        RtpSource { ffmpeg, remote }
+    }
+
+    /// Whether ffmpeg has sent everything and exited.
+    pub fn finished(&mut self) -> bool {
+        self.ffmpeg.0.try_wait().ok().flatten().is_some()
+    }
+}
