@@ -138,7 +138,6 @@ fn target_added_while_live_starts_publishing_without_a_redial() {
 /// stream's metadata and sequence headers (sent once, at the start of the call), so nginx
 /// records nothing from it (a 13-byte FLV) and a CDN could not decode it.
 #[test]
-#[ignore = "bug in src/call/targets.rs: a target added mid-call never gets the sequence headers"]
 fn target_added_while_live_records_h264_and_aac_from_a_keyframe() {
     add_a_target_while_live(true);
 }

@@ -19,6 +19,34 @@ pub struct TargetLegs {
     legs: Vec<Leg>,
     /// The call's audio as sent (for `audio_codec = "copy"` targets' metadata).
     copy_format: Option<AudioFormat>,
+    /// The latest metadata and sequence headers, replayed into targets added mid-call (the
+    /// media path sends them once, at the start and when they change).
+    headers: StreamHeaders,
+}
+
+#[derive(Default)]
+struct StreamHeaders {
+    metadata: Option<MediaFrame>,
+    video_config: Option<MediaFrame>,
+    audio_config: Option<MediaFrame>,
+}
+
+impl StreamHeaders {
+    fn remember(&mut self, frame: &MediaFrame) {
+        let slot = match frame {
+            MediaFrame::Metadata(_) => &mut self.metadata,
+            MediaFrame::VideoConfig(_) => &mut self.video_config,
+            MediaFrame::AudioConfig(_) => &mut self.audio_config,
+            _ => return,
+        };
+        *slot = Some(frame.clone());
+    }
+
+    fn replay(&self) -> impl Iterator<Item = &MediaFrame> {
+        [&self.metadata, &self.video_config, &self.audio_config]
+            .into_iter()
+            .flatten()
+    }
 }
 
 impl TargetLegs {
@@ -27,11 +55,13 @@ impl TargetLegs {
         TargetLegs {
             legs: targets.iter().map(start_leg).collect(),
             copy_format,
+            headers: StreamHeaders::default(),
         }
     }
 
     /// Hands a frame to every publisher that wants it. Never blocks.
-    pub fn send(&self, frame: &MediaFrame) {
+    pub fn send(&mut self, frame: &MediaFrame) {
+        self.headers.remember(frame);
         for leg in &self.legs {
             if let Some(frame) = frame_for(leg.target.audio_codec, self.copy_format, frame) {
                 leg.handle.send(frame);
@@ -50,7 +80,16 @@ impl TargetLegs {
                 .iter_mut()
                 .find(|l| l.as_ref().is_some_and(|l| &l.target == target))
                 .and_then(Option::take);
-            self.legs.push(kept.unwrap_or_else(|| start_leg(target)));
+            let leg = kept.unwrap_or_else(|| {
+                let leg = start_leg(target);
+                for header in self.headers.replay() {
+                    if let Some(frame) = frame_for(target.audio_codec, self.copy_format, header) {
+                        leg.handle.send(frame);
+                    }
+                }
+                leg
+            });
+            self.legs.push(leg);
         }
         for leg in old.into_iter().flatten() {
             tokio::spawn(leg.handle.stop());
