@@ -103,10 +103,24 @@ async fn run(options: Options) -> Fallible<()> {
         require(program)?;
     }
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let source = make_source(dir.path())?;
+    let outcome = compare(&options, dir.path()).await;
+    outcome.map_err(|e| {
+        // The logs the error points to live there.
+        let kept = dir.keep();
+        format!(
+            "{e}
+(logs, SDP files and nginx's config kept in {})",
+            kept.display()
+        )
+    })
+}
+
+/// Runs both sides against one sink, prints the report, and fails if a stream did not publish.
+async fn compare(options: &Options, dir: &Path) -> Fallible<()> {
+    let source = make_source(dir)?;
     let source_kbps =
         std::fs::metadata(&source).map_or(0, |m| m.len()) * 8 / 1000 / u64::from(SOURCE_SECONDS);
-    let nginx = Nginx::start(dir.path())?;
+    let nginx = Nginx::start(dir)?;
 
     // sipcast first: this process's VmHWM then covers the sipcast side only.
     let setup = Setup {
@@ -114,7 +128,7 @@ async fn run(options: Options) -> Fallible<()> {
         window: Duration::from_secs(options.seconds),
         source: &source,
         nginx: &nginx,
-        dir: dir.path(),
+        dir,
     };
     let sipcast = sipcast_side::run(&setup).await?;
     let ffmpeg = ffmpeg_side::run(&setup).await?;
