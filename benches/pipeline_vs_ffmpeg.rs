@@ -177,35 +177,39 @@ fn print_report(sipcast: &SideResult, ffmpeg: &SideResult, source_kbps: u64) {
     );
     println!();
     println!(
-        "{:<16}{:>8}{:>20}{:>22}{:>24}{:>20}",
+        "{:<16}{:>8}{:>20}{:>22}{:>22}{:>24}{:>20}",
         "side",
         "streams",
         "CPU s/stream-min",
         "peak RSS MB/stream",
+        "private MB/stream",
         "RSS growth MB/stream",
         "sink kbit/s/stream"
     );
     for side in [sipcast, ffmpeg] {
         println!(
-            "{:<16}{:>8}{:>20.3}{:>22.1}{:>+24.2}{:>20.0}",
+            "{:<16}{:>8}{:>20.3}{:>22.1}{:>22.1}{:>+24.2}{:>20.0}",
             side.label,
             side.streams,
             side.cpu_per_stream_minute(),
             side.peak_rss_mb_per_stream(),
+            side.private_mb_per_stream(),
             side.rss_growth_mb_per_stream(),
             side.sink_kbps_per_stream()
         );
     }
     println!(
-        "{:<16}{:>8}{:>19.1}x{:>21.1}x",
+        "{:<16}{:>8}{:>19.1}x{:>21.1}x{:>21.1}x",
         "ffmpeg/sipcast",
         "",
         ffmpeg.cpu_per_stream_minute() / sipcast.cpu_per_stream_minute(),
-        ffmpeg.peak_rss_mb_per_stream() / sipcast.peak_rss_mb_per_stream()
+        ffmpeg.peak_rss_mb_per_stream() / sipcast.peak_rss_mb_per_stream(),
+        ffmpeg.private_mb_per_stream() / sipcast.private_mb_per_stream()
     );
     println!(
-        "(sipcast's peak RSS is the whole process's VmHWM divided by the streams; {:.1} MB of it \
-         was there before the first pipeline)",
+        "(sipcast's memory is the whole process's divided by the streams; its RSS was {:.1} MB \
+         before the first pipeline. RSS counts shared libraries in every process, private \
+         memory (USS, smaps_rollup) does not.)",
         kb_to_mb(sipcast.baseline_rss_kb)
     );
     println!();
@@ -248,6 +252,10 @@ impl SideResult {
 
     fn peak_rss_mb_per_stream(&self) -> f64 {
         kb_to_mb(self.window.peak_rss_kb) / self.streams as f64
+    }
+
+    fn private_mb_per_stream(&self) -> f64 {
+        kb_to_mb(self.window.private_kb) / self.streams as f64
     }
 
     fn rss_growth_mb_per_stream(&self) -> f64 {

@@ -24,6 +24,9 @@ pub struct Window {
     pub cpu_s: f64,
     /// Sum of the processes' peak RSS (VmHWM) at the end.
     pub peak_rss_kb: u64,
+    /// Sum of the processes' private memory (USS) at the end: what one more would cost, without
+    /// the shared libraries that RSS counts in every process.
+    pub private_kb: u64,
     /// Sum of the processes' VmRSS at the end minus at the start.
     pub rss_growth_kb: i64,
     /// Bytes nginx received from the side's streams.
@@ -52,6 +55,7 @@ pub async fn measure(setup: &Setup<'_>, names: &[String], pids: &[String]) -> Fa
         measured,
         cpu_s: pairs().map(|(a, b)| a.cpu_s - b.cpu_s).sum(),
         peak_rss_kb: after.iter().map(|a| a.hwm_kb).sum(),
+        private_kb: after.iter().map(|a| a.private_kb).sum(),
         rss_growth_kb: pairs()
             .map(|(a, b)| a.rss_kb as i64 - b.rss_kb as i64)
             .sum(),
@@ -95,6 +99,8 @@ pub struct Usage {
     pub rss_kb: u64,
     /// Peak RSS so far (VmHWM).
     pub hwm_kb: u64,
+    /// Private_Clean + Private_Dirty now (USS).
+    pub private_kb: u64,
 }
 
 /// `pid` is a process id or `self`.
@@ -113,18 +119,21 @@ pub fn usage(pid: &str) -> Fallible<Usage> {
         return Err(format!("/proc/{pid}/stat unreadable: {stat}"));
     };
     let status = read("status")?;
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let rollup = read("smaps_rollup")?;
     Ok(Usage {
         cpu_s: (utime + stime) as f64 / clock_ticks_per_second(),
-        rss_kb: kb("VmRSS:"),
-        hwm_kb: kb("VmHWM:"),
+        rss_kb: kb(&status, "VmRSS:"),
+        hwm_kb: kb(&status, "VmHWM:"),
+        private_kb: kb(&rollup, "Private_Clean:") + kb(&rollup, "Private_Dirty:"),
     })
+}
+
+/// A `Key:   123 kB` line of a /proc file, in kB.
+fn kb(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// USER_HZ, the unit of /proc's CPU times.
