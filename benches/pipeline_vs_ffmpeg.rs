@@ -1,0 +1,273 @@
+//! The media benchmark: N sipcast pipelines against N ffmpeg processes doing the same job, on the
+//! same input, in the same run, one side after the other.
+//!
+//! `cargo bench --bench pipeline_vs_ffmpeg -- --streams N --seconds S` (defaults 4 and 30).
+//!
+//! The job, per stream: H.264 and PCMU arrive over RTP on loopback (an ffmpeg *sender* replays a
+//! recorded call in real time); video is passed through, audio becomes AAC-LC; the result is
+//! published over RTMP to nginx-rtmp (`live on`, nothing recorded). sipcast runs in this process
+//! through the library API, as the daemon runs it ([`sipcast_side`]); the reference is one
+//! `ffmpeg -c:v copy -c:a aac -f flv` *receiver* per stream ([`ffmpeg_side`]). Measured per
+//! side after a warm-up ([`measure`]): CPU seconds (user + system, `/proc/PID/stat`) per
+//! stream-minute, peak RSS (`VmHWM`) per stream and RSS growth over the window. The senders are
+//! separate processes and not counted on either side. nginx's own statistics ([`nginx`]) show
+//! what each stream delivered, so a broken pipeline cannot look fast: the program fails if any
+//! stream published nothing.
+//!
+//! A program that prints figures, not a test: `cargo test --benches` builds it and, without the
+//! `--bench` flag `cargo bench` passes, it only says how to run it.
+
+// The crate root is this file, so its modules are named by path.
+#[path = "pipeline_vs_ffmpeg/ffmpeg_side.rs"]
+mod ffmpeg_side;
+#[path = "pipeline_vs_ffmpeg/measure.rs"]
+mod measure;
+#[path = "pipeline_vs_ffmpeg/nginx.rs"]
+mod nginx;
+#[path = "pipeline_vs_ffmpeg/peers.rs"]
+mod peers;
+#[path = "pipeline_vs_ffmpeg/sipcast_side.rs"]
+mod sipcast_side;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sipcast::media::aac::AacConfig;
+
+use measure::Window;
+use nginx::Nginx;
+use peers::{SOURCE_SECONDS, make_source, require};
+
+type Fallible<T> = Result<T, String>;
+
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!(
+            "pipeline_vs_ffmpeg is a benchmark program: run it with \
+             `cargo bench --bench pipeline_vs_ffmpeg -- --streams N --seconds S`"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let outcome = parse_args(&args).and_then(|options| {
+        let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
+        runtime.block_on(run(options))
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pipeline_vs_ffmpeg: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Options {
+    streams: usize,
+    seconds: u64,
+}
+
+fn parse_args(args: &[String]) -> Fallible<Options> {
+    let mut options = Options {
+        streams: 4,
+        seconds: 30,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> Fallible<u64> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name} needs a positive number"))
+        };
+        match arg.as_str() {
+            "--streams" => options.streams = number("--streams")? as usize,
+            "--seconds" => options.seconds = number("--seconds")?,
+            "--bench" => {}
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (--streams N --seconds S)"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+async fn run(options: Options) -> Fallible<()> {
+    for program in ["ffmpeg", "nginx"] {
+        require(program)?;
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let outcome = compare(&options, dir.path()).await;
+    outcome.map_err(|e| {
+        // The logs the error points to live there.
+        let kept = dir.keep();
+        format!(
+            "{e}
+(logs, SDP files and nginx's config kept in {})",
+            kept.display()
+        )
+    })
+}
+
+/// Runs both sides against one sink, prints the report, and fails if a stream did not publish.
+async fn compare(options: &Options, dir: &Path) -> Fallible<()> {
+    let source = make_source(dir)?;
+    let source_kbps =
+        std::fs::metadata(&source).map_or(0, |m| m.len()) * 8 / 1000 / u64::from(SOURCE_SECONDS);
+    let nginx = Nginx::start(dir)?;
+
+    // sipcast first: this process's VmHWM then covers the sipcast side only.
+    let setup = Setup {
+        streams: options.streams,
+        window: Duration::from_secs(options.seconds),
+        source: &source,
+        nginx: &nginx,
+        dir,
+    };
+    let sipcast = sipcast_side::run(&setup).await?;
+    let ffmpeg = ffmpeg_side::run(&setup).await?;
+
+    print_report(&sipcast, &ffmpeg, source_kbps);
+    let broken: Vec<&str> = sipcast
+        .broken
+        .iter()
+        .chain(&ffmpeg.broken)
+        .map(String::as_str)
+        .collect();
+    if !broken.is_empty() {
+        let broken = broken.join("\n  ");
+        return Err(format!(
+            "BROKEN, the figures above do not count:\n  {broken}"
+        ));
+    }
+    Ok(())
+}
+
+fn print_report(sipcast: &SideResult, ffmpeg: &SideResult, source_kbps: u64) {
+    let aac = AacConfig::default();
+    println!();
+    println!(
+        "pipeline_vs_ffmpeg: {} streams per side, {:.1} s measured after a {} s warm-up, \
+         sides run one after the other",
+        sipcast.streams,
+        sipcast.window.measured.as_secs_f64(),
+        measure::warm_up_seconds()
+    );
+    println!(
+        "input: H.264 Constrained Baseline 640x360@25 (-g 50, no B-frames) + PCMU 8 kHz in 20 ms \
+         packets, {source_kbps} kbit/s, replayed over RTP on loopback"
+    );
+    println!(
+        "output: H.264 copied + AAC-LC {} kHz mono {} kbit/s, RTMP to nginx-rtmp on loopback",
+        aac.sample_rate / 1000,
+        aac.bitrate / 1000
+    );
+    println!(
+        "machine: {} cores, shared with other builds (1-min load average {:.2} / {:.2} at the \
+         end of each window)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        sipcast.window.load_average,
+        ffmpeg.window.load_average
+    );
+    println!();
+    println!(
+        "{:<16}{:>8}{:>20}{:>22}{:>22}{:>24}{:>20}",
+        "side",
+        "streams",
+        "CPU s/stream-min",
+        "peak RSS MB/stream",
+        "private MB/stream",
+        "RSS growth MB/stream",
+        "sink kbit/s/stream"
+    );
+    for side in [sipcast, ffmpeg] {
+        println!(
+            "{:<16}{:>8}{:>20.3}{:>22.1}{:>22.1}{:>+24.2}{:>20.0}",
+            side.label,
+            side.streams,
+            side.cpu_per_stream_minute(),
+            side.peak_rss_mb_per_stream(),
+            side.private_mb_per_stream(),
+            side.rss_growth_mb_per_stream(),
+            side.sink_kbps_per_stream()
+        );
+    }
+    println!(
+        "{:<16}{:>8}{:>19.1}x{:>21.1}x{:>21.1}x",
+        "ffmpeg/sipcast",
+        "",
+        ffmpeg.cpu_per_stream_minute() / sipcast.cpu_per_stream_minute(),
+        ffmpeg.peak_rss_mb_per_stream() / sipcast.peak_rss_mb_per_stream(),
+        ffmpeg.private_mb_per_stream() / sipcast.private_mb_per_stream()
+    );
+    println!(
+        "(sipcast's memory is the whole process's divided by the streams; its RSS was {:.1} MB \
+         before the first pipeline. RSS counts shared libraries in every process, private \
+         memory (USS, smaps_rollup) does not.)",
+        kb_to_mb(sipcast.baseline_rss_kb)
+    );
+    println!();
+    for line in sipcast.checks.iter().chain(&ffmpeg.checks) {
+        println!("{line}");
+    }
+}
+
+/// What each side runs against.
+#[derive(Clone, Copy)]
+pub struct Setup<'a> {
+    streams: usize,
+    /// The measured window, after the warm-up.
+    window: Duration,
+    /// The recording the senders replay.
+    source: &'a Path,
+    nginx: &'a Nginx,
+    /// Where SDP files and logs go.
+    dir: &'a Path,
+}
+
+/// What one side cost and delivered.
+pub struct SideResult {
+    label: &'static str,
+    streams: usize,
+    /// RSS of the measured process before any pipeline (sipcast only).
+    baseline_rss_kb: u64,
+    window: Window,
+    /// One line per stream saying what it delivered.
+    checks: Vec<String>,
+    /// Streams that did not do the job.
+    broken: Vec<String>,
+}
+
+impl SideResult {
+    fn cpu_per_stream_minute(&self) -> f64 {
+        let minutes = self.window.measured.as_secs_f64() / 60.0;
+        self.window.cpu_s / self.streams as f64 / minutes
+    }
+
+    fn peak_rss_mb_per_stream(&self) -> f64 {
+        kb_to_mb(self.window.peak_rss_kb) / self.streams as f64
+    }
+
+    fn private_mb_per_stream(&self) -> f64 {
+        kb_to_mb(self.window.private_kb) / self.streams as f64
+    }
+
+    fn rss_growth_mb_per_stream(&self) -> f64 {
+        self.window.rss_growth_kb as f64 / 1024.0 / self.streams as f64
+    }
+
+    fn sink_kbps_per_stream(&self) -> f64 {
+        let bits = self.window.sink_bytes as f64 * 8.0;
+        bits / 1000.0 / self.window.measured.as_secs_f64() / self.streams as f64
+    }
+}
+
+fn kb_to_mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}

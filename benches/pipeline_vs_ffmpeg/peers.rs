@@ -1,0 +1,172 @@
+//! The programs around the pipelines: the recorded input, the ffmpeg RTP senders, child
+//! processes and free ports.
+
+use std::fs::File;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{Fallible, LOOPBACK};
+
+/// Length of the recording; the senders loop it.
+pub const SOURCE_SECONDS: u32 = 30;
+const VIDEO_KBPS: u32 = 600;
+
+pub fn require(program: &str) -> Fallible<()> {
+    let found = Command::new(program)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    found
+        .then_some(())
+        .ok_or_else(|| format!("{program} is required (install it; CI does)"))
+}
+
+/// A child process, stderr to `log`, killed when dropped.
+pub struct Process {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    pub fn spawn(mut command: Command, log: &Path) -> Fallible<Process> {
+        let file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .map_err(|e| format!("{:?}: {e}", command.get_program()))?;
+        Ok(Process {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A recorded call to replay: H.264 Constrained Baseline 640x360@25 with a keyframe every 2 s
+/// and no B-frames, and a 440 Hz tone as PCMU in 20 ms packets (what a phone sends), in
+/// Matroska, which `-c copy` streams as it is.
+pub fn make_source(dir: &Path) -> Fallible<PathBuf> {
+    let path = dir.join("source.mkv");
+    // A fixed rate, as a phone's encoder keeps: testsrc alone would need far fewer bits.
+    let video_rate = format!(
+        "-b:v {VIDEO_KBPS}k -maxrate {VIDEO_KBPS}k -bufsize {}k",
+        2 * VIDEO_KBPS
+    );
+    let out = Command::new("ffmpeg")
+        .args(words("-nostdin -hide_banner -loglevel error -y"))
+        .args(words("-f lavfi -i testsrc=size=640x360:rate=25"))
+        .args(words(
+            "-f lavfi -i sine=frequency=440:sample_rate=8000:samples_per_frame=160",
+        ))
+        .args(["-t", &SOURCE_SECONDS.to_string()])
+        .args(words(
+            "-map 0:v -c:v libx264 -profile:v baseline -pix_fmt yuv420p -bf 0 -g 50",
+        ))
+        .args(words(&video_rate))
+        .args(words("-map 1:a -c:a pcm_mulaw -ar 8000 -ac 1"))
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("ffmpeg: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("ffmpeg making the source: {stderr}"));
+    }
+    Ok(path)
+}
+
+/// An ffmpeg replaying a recording in real time, forever, as RTP; killed when dropped.
+pub struct Sender {
+    _process: Process,
+    /// The SDP file the sender wrote: what it sends, for the receiving side.
+    pub sdp_path: PathBuf,
+    pub sdp: String,
+}
+
+/// Starts a sender of `source` to the given video and audio RTP ports, logging into `dir`, and
+/// waits for its SDP.
+pub async fn start_sender(
+    source: &Path,
+    dir: &Path,
+    name: &str,
+    (video_port, audio_port): (u16, u16),
+) -> Fallible<Sender> {
+    let sdp_path = dir.join(format!("{name}.sdp"));
+    let mut sender = Command::new("ffmpeg");
+    sender
+        .args(words(
+            "-nostdin -hide_banner -loglevel error -re -stream_loop -1 -i",
+        ))
+        .arg(source)
+        .args(words("-map 0:v -c copy -f rtp"))
+        .arg(format!("rtp://{LOOPBACK}:{video_port}"))
+        .args(words("-map 0:a -c copy -f rtp"))
+        .arg(format!("rtp://{LOOPBACK}:{audio_port}"))
+        .arg("-sdp_file")
+        .arg(&sdp_path);
+    let mut process = Process::spawn(sender, &dir.join(format!("{name}-sender.log")))?;
+    for _ in 0..200 {
+        let sdp = std::fs::read_to_string(&sdp_path).unwrap_or_default();
+        if sdp.contains("m=audio") {
+            return Ok(Sender {
+                _process: process,
+                sdp_path,
+                sdp,
+            });
+        }
+        if !process.alive() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let log = process.log.display();
+    Err(format!("the RTP sender wrote no SDP; see {log}"))
+}
+
+/// Command-line words, for arguments without spaces.
+pub fn words(line: &str) -> impl Iterator<Item = &str> {
+    line.split_whitespace()
+}
+
+pub fn free_tcp_port() -> Fallible<u16> {
+    TcpListener::bind((LOOPBACK, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free TCP port: {e}"))
+}
+
+/// An even UDP port and the odd one above it, both free; held until the sockets are dropped.
+pub fn reserve_udp_pair() -> Fallible<(UdpSocket, UdpSocket)> {
+    for _ in 0..200 {
+        let Ok(rtp) = UdpSocket::bind((LOOPBACK, 0)) else {
+            continue;
+        };
+        let port = rtp.local_addr().map_or(1, |a| a.port());
+        if port % 2 == 1 || port == u16::MAX - 1 {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind((LOOPBACK, port + 1)) {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err("no free even/odd UDP port pair on 127.0.0.1".into())
+}
