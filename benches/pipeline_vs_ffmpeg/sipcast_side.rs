@@ -61,7 +61,7 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
             stats.video_frames,
             stats.audio_frames,
             target.bytes_sent as f64 / 1e6,
-            target.drops,
+            target.dropped_frames,
             target.reconnects,
             describe_sink(sink)
         ));
