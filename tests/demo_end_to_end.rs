@@ -1,6 +1,9 @@
 //! `sipcast demo` end to end: the real binary runs its built-in callee and RTMP receiver with
 //! the daemon between them, and ffprobe checks the recording it leaves behind.
 
+mod peers;
+use peers::require;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,19 +16,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn require(program: &str) {
-    let found = Command::new(program)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "{program} is required for this test (install it; CI does)"
-    );
 }
 
 fn ffprobe(args: &[&str], file: &Path) -> String {

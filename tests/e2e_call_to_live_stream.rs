@@ -4,6 +4,7 @@
 //! digest authentication.
 
 mod e2e_support;
+mod peers;
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! and as SIP INFO (checked by the sipp scenario).
 
 mod e2e_support;
+mod peers;
 
 use std::net::UdpSocket;
 use std::time::Duration;

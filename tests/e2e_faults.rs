@@ -3,6 +3,7 @@
 //! nginx-rtmp on 127.0.0.1.
 
 mod e2e_support;
+mod peers;
 
 use std::time::Duration;
 

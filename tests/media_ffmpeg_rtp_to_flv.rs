@@ -4,6 +4,7 @@
 //! monotonic timestamps.
 
 mod media_support;
+mod peers;
 
 use std::net::IpAddr;
 use std::path::Path;

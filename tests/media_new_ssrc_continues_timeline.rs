@@ -3,6 +3,7 @@
 //! same timeline without a jump, video resumes with a keyframe, and timestamps stay monotonic.
 
 mod media_support;
+mod peers;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //! timestamps, a duration within 10 % of what was sent.
 
 mod media_support;
+mod peers;
 mod rtmp_support;
 
 use std::net::IpAddr;

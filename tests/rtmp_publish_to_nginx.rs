@@ -1,6 +1,7 @@
 //! Publishing MediaFrames (read from ffmpeg-made FLV) to a real nginx-rtmp, which records them;
 //! ffprobe checks the recording.
 
+mod peers;
 mod rtmp_support;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! nginx dies mid-stream and comes back: the publisher reconnects on its own, asks for a
 //! keyframe, and the new recording starts with headers and a keyframe; timestamps continue.
 
+mod peers;
 mod rtmp_support;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! A server's refusal becomes the target's state and error, with the stream key kept out.
 
+mod peers;
 mod rtmp_support;
 
 use std::time::Duration;

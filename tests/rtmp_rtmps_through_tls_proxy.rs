@@ -1,6 +1,7 @@
 //! rtmps:// against nginx's stream module terminating TLS (test CA made by openssl) in front of
 //! the RTMP server: SNI and name verification against the configured CA file.
 
+mod peers;
 mod rtmp_support;
 
 use std::time::Duration;

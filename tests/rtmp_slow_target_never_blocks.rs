@@ -2,6 +2,7 @@
 //! its queue drops media and counts it, its connection is declared dead after the write
 //! timeout, and the healthy target keeps publishing.
 
+mod peers;
 mod rtmp_support;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The SIP user agent against real sipp peers on 127.0.0.1. Each test passes only if sipp ran
 //! its scenario (tests/sipp/*.xml) to the end and exited 0.
+mod peers;
 mod sip_support;
 use sip_support::*;
 use sipcast::secret::{Secret, SecretSource};

@@ -202,17 +202,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         // SIGTERM lets it hang up and close its streams; SIGKILL if it does not go.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        for _ in 0..60 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::peers::stop(&mut self.child, Duration::from_secs(3));
         if std::thread::panicking() {
             eprintln!("==== sipcast run log (tail) ====\n{}", tail(&self.log()));
         }

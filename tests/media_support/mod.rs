@@ -2,6 +2,8 @@
 //! plus PCMU), its SDP mapped onto [`RemoteMedia`], and a child process killed on drop.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub use crate::peers::require;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,18 +18,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-pub fn require(program: &str) {
-    let found = Command::new(program)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        found.is_ok_and(|s| s.success()),
-        "{program} is required for this test (install ffmpeg)"
-    );
 }
 
 /// Minimal SDP reading for what ffmpeg writes: per m= line, port, payload type, rtpmap, fmtp.

@@ -2,6 +2,8 @@
 //! stream module for TLS), FLV sources made by ffmpeg, ffprobe on nginx's recordings.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub use crate::peers::require;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,20 +16,6 @@ use sipcast::rtmp::flv_file::FlvReader;
 
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 const STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
-
-/// Fails the test with a clear message when a peer program is missing.
-pub fn require(program: &str) {
-    let found = Command::new(program)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "{program} is required for this test (install it; CI does)"
-    );
-}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -123,17 +123,7 @@ fn spawn_foreground(name: &str, port: u16, dir: &std::path::Path, extra: &[&str]
 impl Drop for Sipp {
     fn drop(&mut self) {
         // SIGTERM first so sipp flushes its logs; then make sure it is gone.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        for _ in 0..20 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::peers::stop(&mut self.child, Duration::from_secs(1));
         if std::env::var_os("SIPCAST_KEEP_SIPP_LOGS").is_some() {
             eprintln!("sipp logs kept in {}", self.dir.path().display());
             std::mem::forget(std::mem::replace(
