@@ -32,6 +32,15 @@ fn dropped_spec_dials_sipp_streams_to_nginx_and_deleting_it_sends_bye_within_a_s
         midway["rtmp"][0]["bytes_sent"].as_u64().unwrap_or(0) > 20_000,
         "{midway}"
     );
+    // The call's media as measured: packets flowing, the pcap's 1 s GOP seen.
+    let media = &midway["call"]["media"];
+    assert!(media["rtp_packets"].as_u64().unwrap_or(0) > 20, "{midway}");
+    let gop = media["keyframe_interval_ms"].as_u64().unwrap_or(0);
+    assert!(
+        (800..=1200).contains(&gop),
+        "keyframe interval {gop} ms: {midway}"
+    );
+    assert!(media["jitter_ms"].as_f64().is_some(), "{midway}");
 
     let call_seconds = hang_up_after_the_pcap(daemon, &mut callee, "allhands", answered_at(&live));
     check_recording(nginx, "allhands", call_seconds);

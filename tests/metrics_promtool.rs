@@ -19,6 +19,13 @@ fn promtool_accepts_the_metrics() {
             b.counters.attempts_by_result.insert("established", 2);
             b.counters.attempts_by_result.insert("busy", 1);
             b.counters.connected_seconds = 12.5;
+            b.call.media = Some(sipcast::status::CallMedia {
+                rtp_packets: 1000,
+                rtp_lost: 3,
+                jitter_ms: Some(4.5),
+                keyframe_interval_ms: Some(2000),
+                av_offset_ms: Some(-40),
+            });
             b.counters.current.rtp_packets = 1000;
             b.counters.current.rtp_lost = 3;
             b.rtmp.push(RtmpStatus {

@@ -20,6 +20,7 @@ use crate::clock;
 use crate::media::{self, AudioOutputs, MediaConfig, MediaEvent, MediaSession, RemoteMedia};
 use crate::sip::{self, NegotiatedMedia, NegotiatedStream, UserAgent};
 use crate::spec::{AudioCodec, BroadcastSpec, RtmpTarget};
+use crate::status::CallMedia;
 
 /// How often target states, media counters and the watchdog are looked at.
 const REPORT_EVERY: Duration = Duration::from_millis(250);
@@ -247,19 +248,15 @@ fn silent_for(status: &media::MediaStatus, established_at: Instant) -> Option<Du
 }
 
 fn media_counters(stats: &media::MediaStats) -> CallEvent {
-    let tracks = [&stats.audio, &stats.video];
-    CallEvent::Media {
-        rtp_packets: tracks
-            .iter()
-            .filter_map(|t| t.as_ref())
-            .map(|t| t.packets)
-            .sum(),
-        rtp_lost: tracks
-            .iter()
-            .filter_map(|t| t.as_ref())
-            .map(|t| t.lost)
-            .sum(),
-    }
+    let tracks: Vec<&media::TrackStats> =
+        [&stats.audio, &stats.video].into_iter().flatten().collect();
+    CallEvent::Media(CallMedia {
+        rtp_packets: tracks.iter().map(|t| t.packets).sum(),
+        rtp_lost: tracks.iter().map(|t| t.lost).sum(),
+        jitter_ms: tracks.iter().map(|t| t.jitter_ms).reduce(f64::max),
+        keyframe_interval_ms: stats.keyframe_interval_ms,
+        av_offset_ms: stats.av_offset_ms,
+    })
 }
 
 /// The SIP side of one attempt, from the spec and the media ports just bound.

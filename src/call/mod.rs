@@ -53,11 +53,8 @@ pub enum CallEvent {
     DtmfSent(String),
     /// The state of every RTMP target, in spec order.
     Targets(Vec<RtmpStatus>),
-    /// Media counters since the call began.
-    Media {
-        rtp_packets: u64,
-        rtp_lost: u64,
-    },
+    /// The call's media since it began.
+    Media(crate::status::CallMedia),
     /// The attempt is over; nothing follows.
     Ended(CallEnd),
 }

@@ -379,12 +379,10 @@ impl Supervisor {
                     b.rtmp = targets;
                 });
             }
-            CallEvent::Media {
-                rtp_packets,
-                rtp_lost,
-            } => self.write(|b| {
-                b.counters.current.rtp_packets = rtp_packets;
-                b.counters.current.rtp_lost = rtp_lost;
+            CallEvent::Media(media) => self.write(|b| {
+                b.counters.current.rtp_packets = media.rtp_packets;
+                b.counters.current.rtp_lost = media.rtp_lost;
+                b.call.media = Some(media);
             }),
             CallEvent::Ended(_) => {}
         }

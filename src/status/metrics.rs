@@ -129,6 +129,33 @@ pub fn render_metrics(s: &Snapshot) -> String {
         "RTP packets received.",
         per(&|b| b.counters.total().rtp_packets as f64),
     );
+    let gauge = |f: &dyn Fn(&super::CallMedia) -> Option<f64>| -> Vec<(String, f64)> {
+        s.broadcasts
+            .values()
+            .filter_map(|b| {
+                let value = b.call.media.as_ref().and_then(f)?;
+                Some((format!("{{broadcast=\"{}\"}}", b.name), value))
+            })
+            .collect()
+    };
+    family(
+        "rtp_jitter_seconds",
+        "gauge",
+        "Interarrival jitter of the call's RTP (RFC 3550), the larger of audio and video.",
+        gauge(&|m| m.jitter_ms.map(|ms| ms / 1000.0)),
+    );
+    family(
+        "video_keyframe_interval_seconds",
+        "gauge",
+        "Time between the last two keyframes the caller sent.",
+        gauge(&|m| m.keyframe_interval_ms.map(|ms| ms as f64 / 1000.0)),
+    );
+    family(
+        "av_offset_seconds",
+        "gauge",
+        "Video lag minus audio lag of the call (positive: video late), from RTCP sender reports.",
+        gauge(&|m| m.av_offset_ms.map(|ms| ms as f64 / 1000.0)),
+    );
     family(
         "rtp_lost_packets_total",
         "counter",

@@ -89,6 +89,22 @@ pub struct CallStatus {
     pub audio_codec: Option<String>,
     pub video_codec: Option<String>,
     pub dtmf_sent: Option<String>,
+    /// How the call's media is doing, while it is up.
+    pub media: Option<CallMedia>,
+}
+
+/// The call's media as received, for status and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CallMedia {
+    pub rtp_packets: u64,
+    /// Packets missing from the sequence (RFC 3550 cumulative loss).
+    pub rtp_lost: u64,
+    /// Interarrival jitter (RFC 3550 A.8), the larger of audio and video.
+    pub jitter_ms: Option<f64>,
+    /// Time between the last two keyframes the caller sent.
+    pub keyframe_interval_ms: Option<u64>,
+    /// Video lag minus audio lag (positive: video late), once sender reports allow measuring.
+    pub av_offset_ms: Option<i64>,
 }
 
 /// A Kubernetes-style condition: a fact about the broadcast, with when it last changed.
