@@ -8,19 +8,40 @@ use sipcast::call::scripted::{RecordKind, Script};
 use sipcast::clock::WallClock;
 use support::{spec, start_with};
 
+/// A spec directory holding `NAME.toml`, and an engine on it with a scripted call.
+async fn one_broadcast(
+    name: &str,
+    text: &str,
+    clock: WallClock,
+    script: Script,
+) -> (
+    tempfile::TempDir,
+    sipcast::daemon::Engine,
+    sipcast::call::scripted::ScriptedDialer,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+    let (engine, dialer) = start_with(dir.path(), clock, script).await;
+    (dir, engine, dialer)
+}
+
 fn t(s: &str) -> jiff::Timestamp {
     s.parse().unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_rejected_call_redials_after_2_4_8_16_32_60_60_seconds_with_jitter() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("busy.toml"), spec("sip:1@pbx.test", "")).unwrap();
     let script = Script::Reject {
         after: Duration::ZERO,
         sip_status: 486,
     };
-    let (engine, dialer) = start_with(dir.path(), WallClock::System, script).await;
+    let (_dir, engine, dialer) = one_broadcast(
+        "busy",
+        &spec("sip:1@pbx.test", ""),
+        WallClock::System,
+        script,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(250)).await;
 
     let dials = dialer.dials();
@@ -44,12 +65,16 @@ async fn a_rejected_call_redials_after_2_4_8_16_32_60_60_seconds_with_jitter() {
 
 #[tokio::test(start_paused = true)]
 async fn a_503_retry_after_is_honoured_and_a_remote_bye_redials() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("full.toml"), spec("sip:1@pbx.test", "")).unwrap();
     let script = Script::Unavailable {
         retry_after: Duration::from_secs(20),
     };
-    let (engine, dialer) = start_with(dir.path(), WallClock::System, script).await;
+    let (_dir, engine, dialer) = one_broadcast(
+        "full",
+        &spec("sip:1@pbx.test", ""),
+        WallClock::System,
+        script,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     let dials = dialer.dials();
     assert_eq!(dials.len(), 2, "{dials:?}");
@@ -59,12 +84,16 @@ async fn a_503_retry_after_is_honoured_and_a_remote_bye_redials() {
     );
     engine.shutdown().await;
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bye.toml"), spec("sip:1@pbx.test", "")).unwrap();
     let script = Script::AnswerThenRemoteBye {
         hold: Duration::from_secs(5),
     };
-    let (engine, dialer) = start_with(dir.path(), WallClock::System, script).await;
+    let (_dir, engine, dialer) = one_broadcast(
+        "bye",
+        &spec("sip:1@pbx.test", ""),
+        WallClock::System,
+        script,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(9)).await;
     let dials = dialer.dials();
     assert_eq!(dials.len(), 2, "remote BYE redials after ~2 s backoff");
@@ -73,14 +102,12 @@ async fn a_503_retry_after_is_honoured_and_a_remote_bye_redials() {
 
 #[tokio::test(start_paused = true)]
 async fn on_remote_hangup_complete_stays_down() {
-    let dir = tempfile::tempdir().unwrap();
     let text =
         spec("sip:1@pbx.test", "").replace("[call]\n", "[call]\non_remote_hangup = \"complete\"\n");
-    std::fs::write(dir.path().join("once.toml"), text).unwrap();
     let script = Script::AnswerThenRemoteBye {
         hold: Duration::from_secs(5),
     };
-    let (engine, dialer) = start_with(dir.path(), WallClock::System, script).await;
+    let (_dir, engine, dialer) = one_broadcast("once", &text, WallClock::System, script).await;
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(dialer.dials().len(), 1);
     let phase = engine.status.with(|s| s.broadcasts["once"].phase);
@@ -90,14 +117,13 @@ async fn on_remote_hangup_complete_stays_down() {
 
 #[tokio::test(start_paused = true)]
 async fn a_one_off_window_with_lead_dials_early_and_hangs_up_at_the_end() {
-    let dir = tempfile::tempdir().unwrap();
     let text = spec("sip:1@pbx.test", "")
         + "[schedule]\ntimezone = \"Europe/Berlin\"\nlead = \"1m\"\nwindows = [{ start = \"2026-12-24T15:00\", end = \"2026-12-24T15:30\" }]\n";
-    std::fs::write(dir.path().join("xmas.toml"), text).unwrap();
     // 14:00 UTC+1 = 13:00Z; the window opens 14:00Z, dial from 13:59Z.
     let clock = WallClock::starting_at(t("2026-12-24T13:50:00Z"));
-    let (engine, dialer) = start_with(
-        dir.path(),
+    let (_dir, engine, dialer) = one_broadcast(
+        "xmas",
+        &text,
         clock.clone(),
         Script::Answer {
             after: Duration::ZERO,
@@ -135,13 +161,12 @@ async fn a_one_off_window_with_lead_dials_early_and_hangs_up_at_the_end() {
 
 #[tokio::test(start_paused = true)]
 async fn a_clock_stepped_past_the_window_end_hangs_up_and_stepped_back_redials() {
-    let dir = tempfile::tempdir().unwrap();
     let text = spec("sip:1@pbx.test", "")
         + "[schedule]\ntimezone = \"UTC\"\nwindows = [{ start = \"2026-06-01T10:00\", duration = \"2h\" }]\n";
-    std::fs::write(dir.path().join("step.toml"), text).unwrap();
     let clock = WallClock::starting_at(t("2026-06-01T10:30:00Z")); // joins mid-window
-    let (engine, dialer) = start_with(
-        dir.path(),
+    let (_dir, engine, dialer) = one_broadcast(
+        "step",
+        &text,
         clock.clone(),
         Script::Answer {
             after: Duration::ZERO,
@@ -190,13 +215,17 @@ async fn sigterm_style_shutdown_hangs_everything_up_quickly() {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_that_stayed_up_ten_minutes_resets_the_backoff() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("long.toml"), spec("sip:1@pbx.test", "")).unwrap();
     // Short calls first: the backoff grows 2, 4, 8 s.
     let script = Script::AnswerThenRemoteBye {
         hold: Duration::from_secs(1),
     };
-    let (engine, dialer) = start_with(dir.path(), WallClock::System, script).await;
+    let (_dir, engine, dialer) = one_broadcast(
+        "long",
+        &spec("sip:1@pbx.test", ""),
+        WallClock::System,
+        script,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(
         dialer.dials().len(),
