@@ -131,12 +131,7 @@ pub fn scan(dir: &Path, cache: &mut BTreeMap<String, ScannedFile>) -> DirectoryS
             Err(message) => ScannedFile {
                 file: file_name.clone(),
                 hash: [0; 32],
-                spec: Err(SpecErrors(vec![spec::SpecError {
-                    file: file_name.clone(),
-                    line: 1,
-                    col: 1,
-                    message,
-                }])),
+                spec: Err(SpecErrors::whole_file(&file_name, message)),
             },
         };
         files.insert(name.to_string(), scanned);

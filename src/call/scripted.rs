@@ -93,13 +93,9 @@ impl ScriptedDialer {
 
     fn record(&self, broadcast: &str, kind: RecordKind) {
         let mut shared = self.shared.lock().expect("poisoned");
-        match kind {
-            RecordKind::Dial { .. } => {
-                shared.active += 1;
-                shared.max_active = shared.max_active.max(shared.active);
-            }
-            RecordKind::HangUp => {}
-            RecordKind::Retarget { .. } => {}
+        if let RecordKind::Dial { .. } = kind {
+            shared.active += 1;
+            shared.max_active = shared.max_active.max(shared.active);
         }
         shared.records.push(Record {
             broadcast: broadcast.to_string(),

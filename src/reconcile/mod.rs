@@ -57,6 +57,8 @@ pub struct Reconciler {
     accepted: BTreeMap<String, Accepted>,
     /// Names of the spec files present at the last successful scan.
     present: std::collections::BTreeSet<String>,
+    /// Content hash of each file whose current content was refused (logged once per content).
+    rejected: BTreeMap<String, [u8; 32]>,
 }
 
 impl Reconciler {
@@ -66,6 +68,7 @@ impl Reconciler {
             supervisors: BTreeMap::new(),
             accepted: BTreeMap::new(),
             present: Default::default(),
+            rejected: BTreeMap::new(),
         }
     }
 
@@ -127,11 +130,7 @@ impl Reconciler {
                         outcome: Err(errors.to_string()),
                         description: None,
                     });
-                    let known = self.ctx.board.reader().with(|s| {
-                        s.broadcasts.get(name).and_then(|b| b.error.clone())
-                            == Some(errors.to_string())
-                    });
-                    if !known {
+                    if self.rejected.insert(name.clone(), file.hash) != Some(file.hash) {
                         tracing::warn!(broadcast = %name, kept_generation = kept, "spec rejected: {errors}");
                         changed = true;
                     }
@@ -149,6 +148,8 @@ impl Reconciler {
             self.accepted.remove(&name);
             changed = true;
         }
+        self.rejected
+            .retain(|name, _| scan.files.get(name).is_some_and(|f| f.spec.is_err()));
         changed |= self.present.len() != scan.files.len();
         self.present = scan.files.keys().cloned().collect();
         let supervised: Vec<String> = self.supervisors.keys().cloned().collect();

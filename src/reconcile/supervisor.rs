@@ -58,6 +58,7 @@ impl SupervisorHandle {
             retry_at: None,
             attempts: 0,
             completed: false,
+            call_id: None,
         };
         SupervisorHandle {
             spec_tx,
@@ -102,6 +103,8 @@ struct Supervisor {
     attempts: u64,
     /// `on_remote_hangup = "complete"` fired: stay down until the window ends or the spec changes.
     completed: bool,
+    /// The current attempt's Call-ID, for log lines.
+    call_id: Option<String>,
 }
 
 /// Why a wait ended.
@@ -133,7 +136,8 @@ enum Outcome {
 impl Supervisor {
     async fn run(mut self) {
         tracing::info!(broadcast = %self.name, "supervisor started");
-        self.write(|b| init_targets(b, &self_targets(&self.spec)));
+        let targets = self_targets(&self.spec);
+        self.write(|b| b.rtmp = targets);
         loop {
             let (desired, next_change) = self.evaluate();
             if !desired || self.completed {
@@ -188,7 +192,6 @@ impl Supervisor {
             next_start: s.next_start,
             next_end: s.next_end,
         });
-        let generation_spec = self.spec.clone();
         self.write(|b| {
             b.desired = if desired {
                 Desired::Live
@@ -196,7 +199,6 @@ impl Supervisor {
                 Desired::Idle
             };
             b.schedule = schedule;
-            b.description = generation_spec.description.clone();
         });
         (desired, Some(next_change))
     }
@@ -235,7 +237,7 @@ impl Supervisor {
             .set_bounds(next.redial.initial, next.redial.max);
         if change == SpecChange::Targets {
             let targets = self_targets(&next);
-            self.write(|b| init_targets(b, &targets));
+            self.write(|b| b.rtmp = targets);
         }
         self.spec = next;
         Wake::SpecChanged(change)
@@ -332,11 +334,14 @@ impl Supervisor {
                 b.phase = Phase::Registering;
                 b.call.state = CallState::Registering;
             }),
-            CallEvent::Dialing { call_id } => self.write(|b| {
-                b.phase = Phase::Dialing;
-                b.call.state = CallState::Dialing;
-                b.call.call_id = Some(call_id);
-            }),
+            CallEvent::Dialing { call_id } => {
+                self.call_id = Some(call_id.clone());
+                self.write(|b| {
+                    b.phase = Phase::Dialing;
+                    b.call.state = CallState::Dialing;
+                    b.call.call_id = Some(call_id);
+                });
+            }
             CallEvent::Ringing { sip_status } => self.write(|b| {
                 b.phase = Phase::Ringing;
                 b.call.state = CallState::Ringing;
@@ -347,7 +352,7 @@ impl Supervisor {
                 video_codec,
             } => {
                 *established_at = Some(clock::monotonic());
-                tracing::info!(broadcast = %name, call_id = ?self.call_id(), "call established");
+                tracing::info!(broadcast = %name, call_id = ?self.call_id, "call established");
                 self.write(|b| {
                     b.phase = Phase::Connected;
                     b.call.state = CallState::Established;
@@ -388,14 +393,6 @@ impl Supervisor {
         }
     }
 
-    fn call_id(&self) -> Option<String> {
-        self.ctx.board.reader().with(|s| {
-            s.broadcasts
-                .get(&self.name)
-                .and_then(|b| b.call.call_id.clone())
-        })
-    }
-
     fn record_end(&self, end: &CallEnd, was_established: bool, connected_for: Duration) {
         let now = self.ctx.clock.now();
         let class = end.result_class(was_established);
@@ -426,7 +423,7 @@ impl Supervisor {
                 end.reason.clone(),
                 now,
             );
-            init_targets(b, &targets);
+            b.rtmp = targets;
         });
     }
 
@@ -480,10 +477,6 @@ fn self_targets(spec: &BroadcastSpec) -> Vec<RtmpStatus> {
             ..Default::default()
         })
         .collect()
-}
-
-fn init_targets(b: &mut BroadcastStatus, targets: &[RtmpStatus]) {
-    b.rtmp = targets.to_vec();
 }
 
 /// The redial backoff a spec asks for: `[redial]`, ±20 %.

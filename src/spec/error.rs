@@ -42,6 +42,18 @@ impl fmt::Display for SpecErrors {
 
 impl std::error::Error for SpecErrors {}
 
+impl SpecErrors {
+    /// A problem with the file as a whole (unreadable, too large, not UTF-8), shown at 1:1.
+    pub fn whole_file(file: &str, message: impl Into<String>) -> Self {
+        SpecErrors(vec![SpecError {
+            file: file.to_string(),
+            line: 1,
+            col: 1,
+            message: message.into(),
+        }])
+    }
+}
+
 /// Turns byte offsets into `line:col` for one file's text.
 pub(crate) struct Locator<'a> {
     file: &'a str,

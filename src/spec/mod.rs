@@ -137,14 +137,7 @@ pub fn load(path: &std::path::Path) -> Result<Arc<BroadcastSpec>, SpecErrors> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     let shown = path.display().to_string();
-    let text = read_bounded(path).map_err(|message| {
-        SpecErrors(vec![SpecError {
-            file: shown.clone(),
-            line: 1,
-            col: 1,
-            message,
-        }])
-    })?;
+    let text = read_bounded(path).map_err(|message| SpecErrors::whole_file(&shown, message))?;
     convert::parse(&file, &text)
         .map(Arc::new)
         .map_err(|SpecErrors(errors)| {
