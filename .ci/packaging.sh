@@ -146,6 +146,8 @@ check "sipcast.toml is a conffile" \
     sh -c "dpkg-query -W -f '\${Conffiles}' sipcast | grep -q ' /etc/sipcast/sipcast.toml '"
 check "copyright carries the Fraunhofer FDK AAC licence" \
     grep -q "Software License for The Fraunhofer FDK AAC Codec Library" /usr/share/doc/sipcast/copyright
+check "copyright carries the libspeex licence" \
+    grep -q "Neither the name of the Xiph.org Foundation" /usr/share/doc/sipcast/copyright
 # Rendered from a copy outside the manual path so that man-db caches no cat page.
 man_copy="$(mktemp -d)"
 zcat /usr/share/man/man1/sipcast.1.gz >"$man_copy/sipcast.1"

@@ -19,6 +19,18 @@ pub enum AudioFormat {
     Speex,
 }
 
+impl AudioFormat {
+    /// The sample rate FLV implies: fixed for G.711 (8 kHz) and Speex (16 kHz); AAC's comes
+    /// from its AudioSpecificConfig, and 44.1 kHz is the FLV header's guess when unknown.
+    pub fn flv_sample_rate(self) -> u32 {
+        match self {
+            AudioFormat::Aac => 44_100,
+            AudioFormat::Pcmu | AudioFormat::Pcma => 8000,
+            AudioFormat::Speex => 16_000,
+        }
+    }
+}
+
 /// Stream properties for `@setDataFrame onMetaData`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamMetadata {

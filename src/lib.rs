@@ -6,7 +6,9 @@
 //!
 //! Protocol cores (`sip::core`, `media`'s depacketizers and muxers, `rtmp`'s session) are sans-IO:
 //! they take `now` as an argument and never touch sockets or clocks. Only drivers do.
-#![forbid(unsafe_code)]
+//!
+//! `unsafe` is denied everywhere but `media::speex::ffi`, the FFI to the libspeex decoder.
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod backoff;

@@ -1,7 +1,7 @@
-//! ffmpeg sends H.264 (testsrc) + PCMU over RTP into a MediaSession; the MediaFrames it produces
-//! are written to an FLV file, which ffprobe must find well-formed: H.264 at the source's size,
-//! the expected audio codec, a duration within 10 % of what was sent, a keyframe first and
-//! monotonic timestamps.
+//! ffmpeg sends H.264 (testsrc) + a 440 Hz tone in PCMU or Speex over RTP into a MediaSession;
+//! the MediaFrames it produces are written to an FLV file, which ffprobe must find well-formed:
+//! H.264 at the source's size, the expected audio codec, a duration within 10 % of what was
+//! sent, a keyframe first and monotonic timestamps. Transcoded audio must still be the tone.
 
 mod media_support;
 mod peers;
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use media_support::{RtpSource, require};
+use media_support::{RtpSource, SourceAudio, require};
 
 use sipcast::frame::{AudioFormat, MediaFrame};
 use sipcast::media::{AudioOutputs, LocalMedia, MediaConfig, MediaSession};
@@ -117,12 +117,16 @@ fn packets(path: &Path, stream: &str) -> Vec<(f64, String)> {
         .collect()
 }
 
-async fn run_ffmpeg_into_session(outputs: AudioOutputs, dir: &Path) -> Vec<MediaFrame> {
+async fn run_ffmpeg_into_session(
+    audio: SourceAudio,
+    outputs: AudioOutputs,
+    dir: &Path,
+) -> Vec<MediaFrame> {
     require("ffprobe");
     let local = LocalMedia::bind(IpAddr::from([127, 0, 0, 1]), 20_000..=59_999, true)
         .await
         .unwrap();
-    let mut source = RtpSource::start(&local, SECONDS, dir).await;
+    let mut source = RtpSource::start_with(&local, audio, SECONDS, dir).await;
     let config = MediaConfig {
         audio_outputs: outputs,
         ..Default::default()
@@ -153,6 +157,12 @@ async fn run_ffmpeg_into_session(outputs: AudioOutputs, dir: &Path) -> Vec<Media
     let video = status.stats.video.clone().unwrap();
     assert!(video.packets > 100, "{status:?}");
     assert_eq!(video.lost, 0, "{status:?}");
+    let audio_stats = status.stats.audio.clone().unwrap();
+    assert!(audio_stats.packets > 40, "{status:?}");
+    assert_eq!(
+        audio_stats.errors, 0,
+        "every audio packet decoded: {status:?}"
+    );
     assert!(
         status.last_rtp_at.is_some() && status.last_rtcp_at.is_some(),
         "{status:?}"
@@ -209,6 +219,53 @@ fn check_recording(frames: &[MediaFrame], path: &Path, audio_codec: &str) {
     }
 }
 
+/// The recording's audio, decoded by ffmpeg, is the source's 440 Hz tone: loud (the sine
+/// source is -21 dBFS RMS; silence is what a broken decoder would give) and with its power at
+/// 440 Hz, not spread over other frequencies.
+fn check_tone(path: &Path) {
+    let output = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pcm: Vec<f64> = output
+        .stdout
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])))
+        .collect();
+    // The middle, away from the encoder's start-up and the end of the call.
+    let middle = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
+    let rms = (middle.iter().map(|x| x * x).sum::<f64>() / middle.len() as f64).sqrt();
+    let dbfs = 20.0 * (rms / 32768.0).log10();
+    assert!((-30.0..-12.0).contains(&dbfs), "tone level {dbfs:.1} dBFS");
+    let power = |hz: f64| {
+        let w = std::f64::consts::TAU * hz / 16_000.0;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for &x in middle {
+            let s = x + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2
+    };
+    let (tone, other) = (power(440.0), power(1250.0).max(power(700.0)));
+    eprintln!(
+        "{}: {dbfs:.1} dBFS, 440 Hz is {:.0} dB above 700/1250 Hz",
+        path.file_name().unwrap().to_string_lossy(),
+        10.0 * (tone / other).log10()
+    );
+    assert!(
+        tone > 1000.0 * other,
+        "440 Hz {tone:e} vs elsewhere {other:e}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_h264_and_pcmu_become_h264_and_aac_in_flv() {
     let dir = tempfile::tempdir().unwrap();
@@ -216,9 +273,11 @@ async fn ffmpeg_h264_and_pcmu_become_h264_and_aac_in_flv() {
         aac: Some(Default::default()),
         copy: false,
     };
-    let frames = run_ffmpeg_into_session(outputs, dir.path()).await;
+    let frames = run_ffmpeg_into_session(SourceAudio::Pcmu, outputs, dir.path()).await;
     assert!(matches!(frames[0], MediaFrame::Metadata(_)));
-    check_recording(&frames, &dir.path().join("aac.flv"), "aac");
+    let path = dir.path().join("aac.flv");
+    check_recording(&frames, &path, "aac");
+    check_tone(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,6 +287,39 @@ async fn ffmpeg_pcmu_is_copied_into_flv_when_asked() {
         aac: None,
         copy: true,
     };
-    let frames = run_ffmpeg_into_session(outputs, dir.path()).await;
+    let frames = run_ffmpeg_into_session(SourceAudio::Pcmu, outputs, dir.path()).await;
     check_recording(&frames, &dir.path().join("copy.flv"), "pcm_mulaw");
+}
+
+async fn speex_becomes_aac_with_the_tone_intact(rate: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = AudioOutputs {
+        aac: Some(Default::default()),
+        copy: false,
+    };
+    let frames = run_ffmpeg_into_session(SourceAudio::Speex(rate), outputs, dir.path()).await;
+    let path = dir.path().join(format!("speex{rate}.flv"));
+    check_recording(&frames, &path, "aac");
+    check_tone(&path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_wideband_speex_becomes_aac_with_the_tone_intact() {
+    speex_becomes_aac_with_the_tone_intact(16_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_narrowband_speex_becomes_aac_with_the_tone_intact() {
+    speex_becomes_aac_with_the_tone_intact(8000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_wideband_speex_is_copied_into_flv_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = AudioOutputs {
+        aac: None,
+        copy: true,
+    };
+    let frames = run_ffmpeg_into_session(SourceAudio::Speex(16_000), outputs, dir.path()).await;
+    check_recording(&frames, &dir.path().join("copy.flv"), "speex");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use media_support::RtpSource;
+use media_support::{RtpSource, SourceAudio};
 use sipcast::frame::{AudioFormat, MediaFrame};
 use sipcast::media::{AudioOutputs, LocalMedia, MediaConfig, MediaSession};
 
@@ -55,7 +55,14 @@ async fn a_restarted_sender_continues_the_timeline() {
     let mut frames = Vec::new();
     collect_until_done(&mut first, &mut media.frames, &mut frames).await;
     let switch = frames.len();
-    let mut second = RtpSource::start_to(video_port, audio_port, LEG, second_dir.path()).await;
+    let mut second = RtpSource::start_to(
+        video_port,
+        audio_port,
+        SourceAudio::Pcmu,
+        LEG,
+        second_dir.path(),
+    )
+    .await;
     collect_until_done(&mut second, &mut media.frames, &mut frames).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     while let Ok(frame) = media.frames.try_recv() {

@@ -127,7 +127,7 @@ impl Attempt {
         let copy = negotiated
             .audio
             .as_ref()
-            .and_then(|a| copy_format(&a.codec));
+            .and_then(|a| copy_format(&a.codec, a.clock_rate));
         let mut legs = TargetLegs::start(&targets, copy);
         let media_timeout = self.spec.call.media_timeout;
         let established_at = clock::monotonic();

@@ -4,6 +4,7 @@
 //! target did not change, stops the removed ones and starts the new ones.
 
 use crate::frame::{AudioFormat, MediaFrame};
+use crate::media;
 use crate::rtmp::{self, PublishTarget, PublisherConfig, PublisherHandle};
 use crate::spec::{AudioCodec, RtmpTarget};
 use crate::status::RtmpStatus;
@@ -157,13 +158,7 @@ fn frame_for(
         (AudioCodec::Copy, MediaFrame::Metadata(metadata)) => {
             let mut metadata = metadata.clone();
             metadata.audio = copy_format;
-            metadata.audio_sample_rate = copy_format.map(|f| {
-                if f == AudioFormat::Speex {
-                    16_000
-                } else {
-                    8_000
-                }
-            });
+            metadata.audio_sample_rate = copy_format.map(AudioFormat::flv_sample_rate);
             metadata.audio_bitrate_kbps = None;
             Some(MediaFrame::Metadata(metadata))
         }
@@ -171,14 +166,10 @@ fn frame_for(
     }
 }
 
-/// The FLV audio format of a negotiated codec name, for `copy` targets.
-pub fn copy_format(codec: &str) -> Option<AudioFormat> {
-    match codec.to_ascii_uppercase().as_str() {
-        "PCMU" => Some(AudioFormat::Pcmu),
-        "PCMA" => Some(AudioFormat::Pcma),
-        "SPEEX" => Some(AudioFormat::Speex),
-        _ => None,
-    }
+/// The FLV audio format of a negotiated codec, for `copy` targets (the media path's rule).
+pub fn copy_format(codec: &str, clock_rate: u32) -> Option<AudioFormat> {
+    media::decode::AudioCodec::from_name(codec, clock_rate)
+        .and_then(media::decode::AudioCodec::copy_format)
 }
 
 #[cfg(test)]
@@ -225,7 +216,13 @@ mod tests {
             (m.audio, m.audio_sample_rate, m.audio_bitrate_kbps),
             (Some(AudioFormat::Pcma), Some(8000), None)
         );
-        assert_eq!(copy_format("pcmu"), Some(AudioFormat::Pcmu));
-        assert_eq!(copy_format("opus"), None);
+        assert_eq!(copy_format("pcmu", 8000), Some(AudioFormat::Pcmu));
+        assert_eq!(copy_format("speex", 16_000), Some(AudioFormat::Speex));
+        assert_eq!(
+            copy_format("speex", 8000),
+            None,
+            "FLV has no narrowband Speex"
+        );
+        assert_eq!(copy_format("opus", 48_000), None);
     }
 }

@@ -2,9 +2,8 @@
 //!
 //! G.711 is ours ([`super::g711`]); G.722 (ITU-T G.722, RFC 3551 §4.5.2: 16 kHz audio on an
 //! 8 kHz RTP clock) and Opus (RFC 6716, RFC 7587: always a 48 kHz RTP clock) come from the
-//! pure-Rust `audio-codec` crate, so no C toolchain or system library is needed. Speex
-//! (RFC 5574) is not decoded: wideband Speex can be copied into FLV as it is, and AAC targets
-//! get silence for it.
+//! pure-Rust `audio-codec` crate. Speex (RFC 5574, narrowband, wideband and ultra-wideband)
+//! is decoded by libspeex through [`super::speex`].
 //!
 //! A third-party decoder sees network input, so a panic inside it is caught, counted as a
 //! decode error and answered with a fresh decoder rather than taking the call down.
@@ -16,6 +15,7 @@ use audio_codec::g722::G722Decoder;
 use audio_codec::opus::OpusDecoder;
 
 use super::g711::{self, G711Law};
+use super::speex::{SpeexBand, SpeexDecoder};
 use crate::frame::AudioFormat;
 
 /// 20 ms of 48 kHz stereo, the most one Opus packet decodes to here.
@@ -61,7 +61,9 @@ impl AudioCodec {
             AudioCodec::G711(_) => Some(8000),
             AudioCodec::G722 => Some(16_000),
             AudioCodec::Opus => Some(48_000),
-            AudioCodec::Speex { .. } => None,
+            AudioCodec::Speex { clock_rate } => {
+                SpeexBand::from_clock_rate(clock_rate).map(SpeexBand::sample_rate)
+            }
         }
     }
 }
@@ -71,6 +73,7 @@ pub enum PcmDecoder {
     G711(G711Law),
     G722(Box<G722Decoder>),
     Opus(Box<OpusDecoder>),
+    Speex(SpeexDecoder),
 }
 
 impl std::fmt::Debug for PcmDecoder {
@@ -79,6 +82,7 @@ impl std::fmt::Debug for PcmDecoder {
             PcmDecoder::G711(law) => write!(f, "G711({law:?})"),
             PcmDecoder::G722(_) => f.write_str("G722"),
             PcmDecoder::Opus(_) => f.write_str("Opus"),
+            PcmDecoder::Speex(decoder) => write!(f, "Speex({:?})", decoder.band()),
         }
     }
 }
@@ -89,7 +93,8 @@ impl PcmDecoder {
             AudioCodec::G711(law) => Some(PcmDecoder::G711(law)),
             AudioCodec::G722 => Some(PcmDecoder::G722(Box::default())),
             AudioCodec::Opus => Some(PcmDecoder::Opus(Box::new(OpusDecoder::new(48_000, 1)))),
-            AudioCodec::Speex { .. } => None,
+            AudioCodec::Speex { clock_rate } => SpeexBand::from_clock_rate(clock_rate)
+                .map(|band| PcmDecoder::Speex(SpeexDecoder::new(band))),
         }
     }
 
@@ -137,6 +142,8 @@ impl PcmDecoder {
                 }
                 true
             }
+            // libspeex reports corrupt input by return code; it does not unwind.
+            PcmDecoder::Speex(decoder) => decoder.decode(payload, out).is_ok(),
         }
     }
 }

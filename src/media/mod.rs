@@ -51,6 +51,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod session;
 pub mod source;
+pub mod speex;
 pub mod sps;
 pub mod stats;
 pub mod timeline;

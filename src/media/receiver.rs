@@ -82,14 +82,6 @@ fn video_path(
         .ok_or_else(|| MediaError::VideoCodec(stream.codec.clone()))
 }
 
-/// FLV's rate for copied audio: G.711 is 8 kHz, Speex must be wideband.
-fn copy_sample_rate(format: AudioFormat) -> u32 {
-    match format {
-        AudioFormat::Speex => 16_000,
-        _ => 8000,
-    }
-}
-
 fn index(track: Track) -> usize {
     match track {
         Track::Audio => 0,
@@ -126,7 +118,7 @@ impl MediaReceiver {
                 .and_then(|a| a.aac_config().map(|_| AudioFormat::Aac).or(a.copy_format())),
             audio_sample_rate: audio.as_ref().and_then(|a| {
                 a.aac_sample_rate()
-                    .or(a.copy_format().map(copy_sample_rate))
+                    .or(a.copy_format().map(AudioFormat::flv_sample_rate))
             }),
             audio_channels: audio.as_ref().map(|_| 1),
             audio_bitrate_kbps: config.audio_outputs.aac.map(|aac| aac.bitrate / 1000),

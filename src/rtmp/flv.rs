@@ -126,11 +126,7 @@ pub fn metadata_body(meta: &StreamMetadata, form: ScriptForm) -> Bytes {
         if let Some(kbps) = meta.audio_bitrate_kbps {
             props.push(("audiodatarate", Property::Number(f64::from(kbps))));
         }
-        let rate = meta.audio_sample_rate.unwrap_or(match format {
-            AudioFormat::Aac => 44_100,
-            AudioFormat::Pcmu | AudioFormat::Pcma => 8_000,
-            AudioFormat::Speex => 16_000,
-        });
+        let rate = meta.audio_sample_rate.unwrap_or(format.flv_sample_rate());
         props.push(("audiosamplerate", Property::Number(f64::from(rate))));
         props.push(("audiosamplesize", Property::Number(16.0)));
         let stereo = meta.audio_channels.unwrap_or(1) > 1;

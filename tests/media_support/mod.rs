@@ -1,5 +1,5 @@
 //! Shared pieces of the media integration tests: ffmpeg as an RTP source (H.264 from testsrc
-//! plus PCMU), its SDP mapped onto [`RemoteMedia`], and a child process killed on drop.
+//! plus a 440 Hz tone in PCMU or Speex), its SDP mapped onto [`RemoteMedia`], and a child process killed on drop.
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub use crate::peers::require;
@@ -68,21 +68,62 @@ pub fn remote_from_sdp(sdp: &str) -> RemoteMedia {
     remote
 }
 
-/// ffmpeg sending `seconds` of H.264 (320x240, 25 fps, a keyframe every 2 s) and PCMU in real
-/// time to `local`'s ports.
+/// The audio codec ffmpeg sends the 440 Hz tone in.
+#[derive(Clone, Copy, Debug)]
+pub enum SourceAudio {
+    Pcmu,
+    /// libspeex at this sampling rate: 8000 narrowband, 16000 wideband.
+    Speex(u32),
+}
+
+impl SourceAudio {
+    fn sample_rate(self) -> u32 {
+        match self {
+            SourceAudio::Pcmu => 8000,
+            SourceAudio::Speex(rate) => rate,
+        }
+    }
+
+    fn encoder(self) -> &'static str {
+        match self {
+            SourceAudio::Pcmu => "pcm_mulaw",
+            SourceAudio::Speex(_) => "libspeex",
+        }
+    }
+}
+
+/// ffmpeg sending `seconds` of H.264 (320x240, 25 fps, a keyframe every 2 s) and a 440 Hz tone
+/// in real time to `local`'s ports.
 pub struct RtpSource {
     ffmpeg: KillOnDrop,
     pub remote: RemoteMedia,
 }
 
 impl RtpSource {
+    /// Sends H.264 and PCMU.
     pub async fn start(local: &LocalMedia, seconds: f64, dir: &Path) -> RtpSource {
+        Self::start_with(local, SourceAudio::Pcmu, seconds, dir).await
+    }
+
+    pub async fn start_with(
+        local: &LocalMedia,
+        audio: SourceAudio,
+        seconds: f64,
+        dir: &Path,
+    ) -> RtpSource {
         let video_port = local.video.as_ref().unwrap().rtp_port();
-        Self::start_to(video_port, local.audio.rtp_port(), seconds, dir).await
+        Self::start_to(video_port, local.audio.rtp_port(), audio, seconds, dir).await
     }
 
     /// Sends to these ports; the SDP goes to `dir/ffmpeg.sdp`, which must not exist yet.
-    pub async fn start_to(video_port: u16, audio_port: u16, seconds: f64, dir: &Path) -> RtpSource {
+    pub async fn start_to(
+        video_port: u16,
+        audio_port: u16,
+        audio: SourceAudio,
+        seconds: f64,
+        dir: &Path,
+    ) -> RtpSource {
+        let rate = audio.sample_rate().to_string();
         require("ffmpeg");
         let sdp_path = dir.join("ffmpeg.sdp");
         let ffmpeg = Command::new("ffmpeg")
@@ -98,7 +139,7 @@ impl RtpSource {
                 "-f",
                 "lavfi",
                 "-i",
-                &format!("sine=frequency=440:sample_rate=8000:duration={seconds}"),
+                &format!("sine=frequency=440:sample_rate={rate}:duration={seconds}"),
             ])
             .args([
                 "-map",
@@ -117,9 +158,9 @@ impl RtpSource {
                 "-map",
                 "1:a",
                 "-c:a",
-                "pcm_mulaw",
+                audio.encoder(),
                 "-ar",
-                "8000",
+                &rate,
                 "-ac",
                 "1",
                 "-f",
