@@ -54,8 +54,9 @@ python3 "$root/scripts/soak_loop_pcap.py" "$root/tests/media/h264_320x240_15fps.
     "$work/video.pcap" "$seconds" 90000 >/dev/null
 python3 "$root/scripts/soak_loop_pcap.py" "$root/tests/media/pcmu_8k.pcap" \
     "$work/audio.pcap" "$seconds" 8000 >/dev/null
-sed -e 's#\.\./media/pcmu_8k\.pcap#audio.pcap#' \
-    -e 's#\.\./media/h264_320x240_15fps\.pcap#video.pcap#' \
+python3 "$root/tests/media/merge_rtp_pcaps.py" "$work/media.pcap" \
+    "$work/audio.pcap" "$work/video.pcap" >/dev/null
+sed -e 's#\.\./media/h264_pcmu\.pcap#media.pcap#' \
     "$root/tests/sipp/e2e_callee.xml" >"$work/callee.xml"
 
 mkdir -p "$work/nginx" "$work/broadcasts.d"

@@ -149,6 +149,8 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
         Some("1"),
         "first video frame is not a keyframe: {first_frame}"
     );
+    // The clip's audio is a 440 Hz tone: it must come through, not AAC silence.
+    peers::tone::check_440_hz(&flv);
 }
 
 #[test]

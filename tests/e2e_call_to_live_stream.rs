@@ -1,7 +1,7 @@
 //! End to end: a spec file dropped into the daemon's directory makes `sipcast run` dial a real
 //! sipp callee that plays the committed H.264 + PCMU pcaps; the stream reaches nginx-rtmp;
-//! deleting the file hangs up within a second. Directly, and through a registrar/proxy with
-//! digest authentication.
+//! deleting the file hangs up within a second. Directly, through a registrar/proxy with digest
+//! authentication, and with a callee sending wideband Speex instead of PCMU.
 
 mod e2e_support;
 mod peers;
@@ -76,4 +76,22 @@ fn registered_call_through_digest_registrar_and_proxy_streams_then_unregisters()
     check_recording(nginx, "pbx", call_seconds);
     // The registration ends with the call: the registrar's scenario ends with our un-REGISTER.
     registrar.finish(Duration::from_secs(5));
+}
+
+#[test]
+fn a_wideband_speex_call_reaches_nginx_as_aac_carrying_the_callee_s_tone() {
+    let Stage { daemon, nginx, .. } = &Stage::new();
+    let mut callee = Sipp::start("e2e_callee_speex.xml", &[]);
+    let spec = SpecText::direct(&callee.addr(), &[stream_url(nginx, "speex")]);
+    let live = daemon.go_live("speex", &spec);
+    assert_eq!(live["call"]["audio_codec"], "speex", "{live}");
+
+    std::thread::sleep(Duration::from_secs(3));
+    let midway = daemon.status("speex").expect("status");
+    let media = &midway["call"]["media"];
+    assert!(media["rtp_packets"].as_u64().unwrap_or(0) > 20, "{midway}");
+    assert_eq!(media["audio_decode_errors"], 0, "{midway}");
+
+    let call_seconds = hang_up_after_the_pcap(daemon, &mut callee, "speex", answered_at(&live));
+    check_recording(nginx, "speex", call_seconds);
 }

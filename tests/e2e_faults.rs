@@ -52,6 +52,7 @@ fn nginx_killed_and_restarted_mid_call_keeps_the_call_and_resumes_with_a_keyfram
         covered_seconds(&after, "video") > 2.0,
         "video resumed after the restart"
     );
+    peers::tone::check_440_hz(&files[1]);
 }
 
 #[test]
@@ -192,4 +193,5 @@ fn add_a_target_while_live(check_recordings: bool) {
     assert_eq!(second.len(), 1, "{second:?}");
     let probe = probe_stream(&second[0]);
     assert!(covered_seconds(&probe, "video") > 3.0);
+    peers::tone::check_440_hz(&second[0]);
 }

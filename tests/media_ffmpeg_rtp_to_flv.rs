@@ -219,53 +219,6 @@ fn check_recording(frames: &[MediaFrame], path: &Path, audio_codec: &str) {
     }
 }
 
-/// The recording's audio, decoded by ffmpeg, is the source's 440 Hz tone: loud (the sine
-/// source is -21 dBFS RMS; silence is what a broken decoder would give) and with its power at
-/// 440 Hz, not spread over other frequencies.
-fn check_tone(path: &Path) {
-    let output = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pcm: Vec<f64> = output
-        .stdout
-        .chunks_exact(2)
-        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])))
-        .collect();
-    // The middle, away from the encoder's start-up and the end of the call.
-    let middle = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
-    let rms = (middle.iter().map(|x| x * x).sum::<f64>() / middle.len() as f64).sqrt();
-    let dbfs = 20.0 * (rms / 32768.0).log10();
-    assert!((-30.0..-12.0).contains(&dbfs), "tone level {dbfs:.1} dBFS");
-    let power = |hz: f64| {
-        let w = std::f64::consts::TAU * hz / 16_000.0;
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &x in middle {
-            let s = x + 2.0 * w.cos() * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2
-    };
-    let (tone, other) = (power(440.0), power(1250.0).max(power(700.0)));
-    eprintln!(
-        "{}: {dbfs:.1} dBFS, 440 Hz is {:.0} dB above 700/1250 Hz",
-        path.file_name().unwrap().to_string_lossy(),
-        10.0 * (tone / other).log10()
-    );
-    assert!(
-        tone > 1000.0 * other,
-        "440 Hz {tone:e} vs elsewhere {other:e}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_h264_and_pcmu_become_h264_and_aac_in_flv() {
     let dir = tempfile::tempdir().unwrap();
@@ -277,7 +230,7 @@ async fn ffmpeg_h264_and_pcmu_become_h264_and_aac_in_flv() {
     assert!(matches!(frames[0], MediaFrame::Metadata(_)));
     let path = dir.path().join("aac.flv");
     check_recording(&frames, &path, "aac");
-    check_tone(&path);
+    peers::tone::check_440_hz(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,7 +241,9 @@ async fn ffmpeg_pcmu_is_copied_into_flv_when_asked() {
         copy: true,
     };
     let frames = run_ffmpeg_into_session(SourceAudio::Pcmu, outputs, dir.path()).await;
-    check_recording(&frames, &dir.path().join("copy.flv"), "pcm_mulaw");
+    let path = dir.path().join("copy.flv");
+    check_recording(&frames, &path, "pcm_mulaw");
+    peers::tone::check_440_hz(&path);
 }
 
 async fn speex_becomes_aac_with_the_tone_intact(rate: u32) {
@@ -300,7 +255,7 @@ async fn speex_becomes_aac_with_the_tone_intact(rate: u32) {
     let frames = run_ffmpeg_into_session(SourceAudio::Speex(rate), outputs, dir.path()).await;
     let path = dir.path().join(format!("speex{rate}.flv"));
     check_recording(&frames, &path, "aac");
-    check_tone(&path);
+    peers::tone::check_440_hz(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,5 +276,7 @@ async fn ffmpeg_wideband_speex_is_copied_into_flv_when_asked() {
         copy: true,
     };
     let frames = run_ffmpeg_into_session(SourceAudio::Speex(16_000), outputs, dir.path()).await;
-    check_recording(&frames, &dir.path().join("copy.flv"), "speex");
+    let path = dir.path().join("copy.flv");
+    check_recording(&frames, &path, "speex");
+    peers::tone::check_440_hz(&path);
 }

@@ -80,4 +80,5 @@ async fn rtp_from_ffmpeg_is_published_to_nginx_as_h264_and_aac() {
         "recorded {} s of {SECONDS} s",
         probe.duration
     );
+    peers::tone::check_440_hz(&files[0]);
 }

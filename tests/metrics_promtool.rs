@@ -22,12 +22,14 @@ fn promtool_accepts_the_metrics() {
             b.call.media = Some(sipcast::status::CallMedia {
                 rtp_packets: 1000,
                 rtp_lost: 3,
+                audio_decode_errors: 2,
                 jitter_ms: Some(4.5),
                 keyframe_interval_ms: Some(2000),
                 av_offset_ms: Some(-40),
             });
             b.counters.current.rtp_packets = 1000;
             b.counters.current.rtp_lost = 3;
+            b.counters.current.audio_decode_errors = 2;
             b.rtmp.push(RtmpStatus {
                 url: "rtmp://127.0.0.1/live/****".into(),
                 state: RtmpState::Publishing,

@@ -253,6 +253,7 @@ fn media_counters(stats: &media::MediaStats) -> CallEvent {
     CallEvent::Media(CallMedia {
         rtp_packets: tracks.iter().map(|t| t.packets).sum(),
         rtp_lost: tracks.iter().map(|t| t.lost).sum(),
+        audio_decode_errors: stats.audio.as_ref().map_or(0, |a| a.errors),
         jitter_ms: tracks.iter().map(|t| t.jitter_ms).reduce(f64::max),
         keyframe_interval_ms: stats.keyframe_interval_ms,
         av_offset_ms: stats.av_offset_ms,

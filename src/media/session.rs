@@ -66,12 +66,21 @@ pub struct LocalMedia {
 }
 
 impl LocalMedia {
-    /// Binds an audio pair (and a video pair if `video`) on `ip` within `ports`.
+    /// Binds an audio pair (and a video pair if `video`) on `ip` within `ports`. With video,
+    /// the call takes one block of four ports when the range has one free (audio RTP, RTCP,
+    /// then video RTP, RTCP: one rule for firewalls and captures, and what test callees that
+    /// replay one capture of both streams need); a fragmented range falls back to any pairs.
     pub async fn bind(
         ip: IpAddr,
         ports: RangeInclusive<u16>,
         video: bool,
     ) -> Result<Self, SessionError> {
+        if video && let Some((audio, video)) = bind_block_of_four(ip, &ports).await {
+            return Ok(LocalMedia {
+                audio,
+                video: Some(video),
+            });
+        }
         let audio = bind_pair(ip, &ports, None).await?;
         let video = match video {
             true => Some(bind_pair(ip, &ports, Some(audio.rtp_port())).await?),
@@ -79,6 +88,43 @@ impl LocalMedia {
         };
         Ok(LocalMedia { audio, video })
     }
+}
+
+/// Two adjacent pairs, audio at a multiple of four from the range's first even port.
+async fn bind_block_of_four(
+    ip: IpAddr,
+    ports: &RangeInclusive<u16>,
+) -> Option<(SocketPair, SocketPair)> {
+    let first = ports.start().saturating_add(1) & !1;
+    let blocks = (u32::from(*ports.end()) + 1).saturating_sub(u32::from(first)) / 4;
+    if blocks == 0 {
+        return None;
+    }
+    // Start somewhere random so concurrent calls do not race for the same block.
+    let offset = rand::random_range(0..blocks);
+    for i in 0..blocks {
+        let port = u32::from(first) + 4 * ((offset + i) % blocks);
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        let Some(audio) = bind_pair_at(ip, port).await else {
+            continue;
+        };
+        if let Some(video) = bind_pair_at(ip, port + 2).await {
+            return Some((audio, video));
+        }
+    }
+    None
+}
+
+/// RTP on `port`, RTCP on `port + 1`; `None` if either is taken.
+async fn bind_pair_at(ip: IpAddr, port: u16) -> Option<SocketPair> {
+    let rtp = UdpSocket::bind((ip, port)).await.ok()?;
+    let rtcp = UdpSocket::bind((ip, port.checked_add(1)?)).await.ok()?;
+    Some(SocketPair {
+        rtp: Arc::new(rtp),
+        rtcp: Arc::new(rtcp),
+    })
 }
 
 async fn bind_pair(
@@ -96,16 +142,9 @@ async fn bind_pair(
         if Some(port) == taken || port.checked_add(1).is_none_or(|p| p > last) {
             continue;
         }
-        let Ok(rtp) = UdpSocket::bind((ip, port)).await else {
-            continue;
-        };
-        let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await else {
-            continue;
-        };
-        return Ok(SocketPair {
-            rtp: Arc::new(rtp),
-            rtcp: Arc::new(rtcp),
-        });
+        if let Some(pair) = bind_pair_at(ip, port).await {
+            return Ok(pair);
+        }
     }
     Err(SessionError::NoPorts {
         ip,
@@ -398,5 +437,58 @@ impl Driver {
             last_rtcp_at: self.last_rtcp_at,
             audio_destination,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    /// A free range of `len` ports (even start), found by binding and releasing it.
+    fn free_range(len: u16) -> RangeInclusive<u16> {
+        for start in (40_000..60_000)
+            .step_by(usize::from(len))
+            .skip(usize::from(rand::random_range(0..200u16)))
+        {
+            let all_free =
+                (start..start + len).all(|p| std::net::UdpSocket::bind((LOCALHOST, p)).is_ok());
+            if all_free {
+                return start..=start + len - 1;
+            }
+        }
+        panic!("no free port range");
+    }
+
+    #[tokio::test]
+    async fn a_video_call_takes_one_block_of_four_ports() {
+        let range = free_range(16);
+        for _ in 0..8 {
+            let local = LocalMedia::bind(LOCALHOST, range.clone(), true)
+                .await
+                .unwrap();
+            let audio = local.audio.rtp_port();
+            let video = local.video.as_ref().unwrap().rtp_port();
+            assert_eq!(audio % 4, range.start() % 4, "audio {audio} starts a block");
+            assert_eq!(video, audio + 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fragmented_range_still_gives_two_pairs() {
+        let range = free_range(8);
+        let start = *range.start();
+        // Take the second pair of each block: no block of four is left.
+        let _held: Vec<_> = [start + 2, start + 6]
+            .iter()
+            .map(|&p| std::net::UdpSocket::bind((LOCALHOST, p)).unwrap())
+            .collect();
+        let local = LocalMedia::bind(LOCALHOST, range, true).await.unwrap();
+        let ports = [local.audio.rtp_port(), local.video.unwrap().rtp_port()];
+        assert!(
+            ports.contains(&start) && ports.contains(&(start + 4)),
+            "{ports:?}"
+        );
     }
 }

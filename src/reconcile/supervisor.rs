@@ -387,6 +387,7 @@ impl Supervisor {
             CallEvent::Media(media) => self.write(|b| {
                 b.counters.current.rtp_packets = media.rtp_packets;
                 b.counters.current.rtp_lost = media.rtp_lost;
+                b.counters.current.audio_decode_errors = media.audio_decode_errors;
                 b.call.media = Some(media);
             }),
             CallEvent::Ended(_) => {}

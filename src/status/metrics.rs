@@ -163,6 +163,12 @@ pub fn render_metrics(s: &Snapshot) -> String {
         per(&|b| b.counters.total().rtp_lost as f64),
     );
     family(
+        "audio_decode_errors_total",
+        "counter",
+        "Audio packets that could not be decoded (AAC targets got silence for them).",
+        per(&|b| b.counters.total().audio_decode_errors as f64),
+    );
+    family(
         "rtmp_bytes_sent_total",
         "counter",
         "Bytes sent to all RTMP targets.",

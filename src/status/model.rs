@@ -99,6 +99,9 @@ pub struct CallMedia {
     pub rtp_packets: u64,
     /// Packets missing from the sequence (RFC 3550 cumulative loss).
     pub rtp_lost: u64,
+    /// Audio packets that arrived but could not be decoded: a corrupt payload, or a codec
+    /// other than the one negotiated. AAC targets get silence in their place.
+    pub audio_decode_errors: u64,
     /// Interarrival jitter (RFC 3550 A.8), the larger of audio and video.
     pub jitter_ms: Option<f64>,
     /// Time between the last two keyframes the caller sent.
@@ -169,6 +172,7 @@ pub struct BroadcastCounters {
 pub struct Totals {
     pub rtp_packets: u64,
     pub rtp_lost: u64,
+    pub audio_decode_errors: u64,
     pub rtmp_bytes_sent: u64,
     pub rtmp_reconnects: u64,
     pub rtmp_dropped_frames: u64,
@@ -179,6 +183,7 @@ impl Totals {
         Totals {
             rtp_packets: self.rtp_packets + other.rtp_packets,
             rtp_lost: self.rtp_lost + other.rtp_lost,
+            audio_decode_errors: self.audio_decode_errors + other.audio_decode_errors,
             rtmp_bytes_sent: self.rtmp_bytes_sent + other.rtmp_bytes_sent,
             rtmp_reconnects: self.rtmp_reconnects + other.rtmp_reconnects,
             rtmp_dropped_frames: self.rtmp_dropped_frames + other.rtmp_dropped_frames,

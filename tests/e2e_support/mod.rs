@@ -527,7 +527,8 @@ pub fn hang_up_after_the_pcap(
 }
 
 /// The recording of `key`: exactly one file, checked by [`probe_stream`], with AAC covering at
-/// least 80 % of the call.
+/// least 80 % of the call and carrying the callee's 440 Hz tone (not the silence sipcast sends
+/// when no audio arrives).
 pub fn check_recording(nginx: &Nginx, key: &str, call_seconds: f64) -> Probe {
     // nginx closes the file when the publisher's connection ends.
     std::thread::sleep(Duration::from_millis(500));
@@ -543,6 +544,7 @@ pub fn check_recording(nginx: &Nginx, key: &str, call_seconds: f64) -> Probe {
         audio >= 0.8 * call_seconds,
         "AAC covers {audio:.2} s of a {call_seconds:.2} s call"
     );
+    crate::peers::tone::check_440_hz(&files[0]);
     probe
 }
 
