@@ -133,21 +133,37 @@ fn busy_callee_486_backs_off_with_sip_status_486() {
 
 #[test]
 fn target_added_while_live_starts_publishing_without_a_redial() {
-    add_a_target_while_live(false);
+    add_a_target_while_live(Check::Publishing);
 }
 
-/// Fails today: src/call/targets.rs starts the new publisher mid-call but never hands it the
-/// stream's metadata and sequence headers (sent once, at the start of the call), so nginx
-/// records nothing from it (a 13-byte FLV) and a CDN could not decode it.
+/// The new publisher gets the stream's metadata and sequence headers replayed, so its
+/// recording starts on a keyframe with AAC.
 #[test]
 fn target_added_while_live_records_h264_and_aac_from_a_keyframe() {
-    add_a_target_while_live(true);
+    add_a_target_while_live(Check::Recordings);
 }
 
-fn add_a_target_while_live(check_recordings: bool) {
+/// The first target copies the call's PCMU; the second wants AAC, which nobody produced until
+/// then: the media path starts an encoder mid-call and both recordings carry the tone.
+#[test]
+fn aac_target_added_to_a_copy_only_call_gets_transcoded_audio() {
+    add_a_target_while_live(Check::CopyThenAac);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Check {
+    Publishing,
+    Recordings,
+    CopyThenAac,
+}
+
+fn add_a_target_while_live(check: Check) {
     let Stage { daemon, nginx, .. } = &Stage::new();
     let mut callee = Sipp::start("e2e_callee.xml", &[]);
-    let first = stream_url(nginx, "first");
+    let first = match check {
+        Check::CopyThenAac => target_with(&stream_url(nginx, "first"), "audio_codec = \"copy\""),
+        _ => stream_url(nginx, "first"),
+    };
     let spec = SpecText::direct(&callee.addr(), std::slice::from_ref(&first));
     let live = daemon.go_live("grow", &spec);
 
@@ -184,11 +200,16 @@ fn add_a_target_while_live(check_recordings: bool) {
 
     // sipp's scenario would fail on a second INVITE; it ends on our one BYE.
     hang_up_after_the_pcap(daemon, &mut callee, "grow", answered_at(&live));
-    if !check_recordings {
+    if check == Check::Publishing {
         return;
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(recordings_of(nginx, "first").len(), 1);
+    let first = recordings_of(nginx, "first");
+    assert_eq!(first.len(), 1);
+    if check == Check::CopyThenAac {
+        assert_eq!(ffprobe(&first[0]).audio_codec.as_deref(), Some("pcm_mulaw"));
+        peers::tone::check_440_hz(&first[0]);
+    }
     let second = recordings_of(nginx, "second");
     assert_eq!(second.len(), 1, "{second:?}");
     let probe = probe_stream(&second[0]);

@@ -148,6 +148,9 @@ impl Attempt {
                 },
                 command = self.commands.recv() => match command {
                     Some(CallCommand::UpdateTargets(next)) => {
+                        // The media path then re-announces metadata and any new AAC
+                        // sequence header; they reach the new target after its replay.
+                        media.set_audio_outputs(media_config(&next).audio_outputs);
                         legs.update(&next);
                         media.request_keyframe();
                     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::aac::{AacError, AacFrame, AacTrack};
+use super::aac::{AacConfig, AacError, AacFrame, AacTrack};
 use super::decode::{AudioCodec, PcmDecoder};
 use super::remote::{AudioOutputs, RemoteStream};
 use super::reorder::{ReorderBuffer, ReorderConfig};
@@ -23,6 +23,8 @@ use crate::frame::{AudioFormat, MediaFrame};
 /// Decoding state, apart from the reorder buffer so the release callback can borrow it.
 #[derive(Debug)]
 struct Decode {
+    codec: Option<AudioCodec>,
+    outputs: AudioOutputs,
     decoder: Option<PcmDecoder>,
     payload_type: u8,
     aac: Option<AacTrack>,
@@ -49,14 +51,11 @@ impl AudioPath {
         now: Instant,
     ) -> Result<Self, AacError> {
         let codec = remote.and_then(|r| AudioCodec::from_name(&r.codec, r.clock_rate));
-        let aac = outputs.aac.map(AacTrack::new).transpose()?;
-        let pcm_rate = codec.and_then(AudioCodec::pcm_rate);
-        let resampler = match (&aac, pcm_rate) {
-            (Some(aac), Some(rate)) => Some(Resampler::new(rate, aac.config().sample_rate)),
-            _ => None,
-        };
-        // Decode only for AAC; copy needs none.
-        let decoder = codec.and_then(PcmDecoder::new).filter(|_| aac.is_some());
+        let Transcoding {
+            aac,
+            resampler,
+            decoder,
+        } = Transcoding::new(codec, outputs.aac)?;
         let clock_rate = remote.map_or(8000, |r| r.clock_rate);
         Ok(AudioPath {
             source: SourceReception::new(
@@ -66,6 +65,8 @@ impl AudioPath {
                 now,
             ),
             decode: Decode {
+                codec,
+                outputs,
                 decoder,
                 payload_type: remote.map_or(0, |r| r.payload_type),
                 aac,
@@ -79,6 +80,26 @@ impl AudioPath {
                 errors: 0,
             },
         })
+    }
+
+    /// Starts or stops producing AAC and copied audio, keeping the reorder buffer and, when
+    /// AAC stays wanted, its encoder. True if anything changed.
+    pub fn set_outputs(&mut self, outputs: AudioOutputs) -> Result<bool, AacError> {
+        let decode = &mut self.decode;
+        if outputs == decode.outputs {
+            return Ok(false);
+        }
+        if outputs.aac != decode.outputs.aac {
+            let next = Transcoding::new(decode.codec, outputs.aac)?;
+            (decode.aac, decode.resampler, decode.decoder) =
+                (next.aac, next.resampler, next.decoder);
+        }
+        decode.copy = decode
+            .codec
+            .and_then(AudioCodec::copy_format)
+            .filter(|_| outputs.copy);
+        decode.outputs = outputs;
+        Ok(true)
     }
 
     /// The AudioSpecificConfig when AAC is produced.
@@ -151,6 +172,31 @@ impl AudioPath {
     pub fn stats(&self, timeline: &Timeline) -> TrackStats {
         self.source
             .stats(timeline.discontinuities(Track::Audio), self.decode.errors)
+    }
+}
+
+/// What AAC output needs: the encoder, a resampler to its rate and a decoder for the codec.
+struct Transcoding {
+    aac: Option<AacTrack>,
+    resampler: Option<Resampler>,
+    decoder: Option<PcmDecoder>,
+}
+
+impl Transcoding {
+    fn new(codec: Option<AudioCodec>, aac: Option<AacConfig>) -> Result<Self, AacError> {
+        let aac = aac.map(AacTrack::new).transpose()?;
+        let pcm_rate = codec.and_then(AudioCodec::pcm_rate);
+        let resampler = match (&aac, pcm_rate) {
+            (Some(aac), Some(rate)) => Some(Resampler::new(rate, aac.config().sample_rate)),
+            _ => None,
+        };
+        // Decode only for AAC; copy needs none.
+        let decoder = codec.and_then(PcmDecoder::new).filter(|_| aac.is_some());
+        Ok(Transcoding {
+            aac,
+            resampler,
+            decoder,
+        })
     }
 }
 

@@ -17,7 +17,7 @@ use thiserror::Error;
 use super::aac::AacError;
 use super::audio::AudioPath;
 use super::keyframe::KeyframeAction;
-use super::remote::{MediaConfig, RemoteMedia, RemoteStream};
+use super::remote::{AudioOutputs, MediaConfig, RemoteMedia, RemoteStream};
 use super::reorder::ReorderBuffer;
 use super::rtcp::{self, ReportBlock, RtcpPacket};
 use super::rtp::{RtpError, RtpPacket};
@@ -82,6 +82,18 @@ fn video_path(
         .ok_or_else(|| MediaError::VideoCodec(stream.codec.clone()))
 }
 
+/// The audio half of the stream metadata: what the audio path produces.
+fn audio_metadata(metadata: &mut StreamMetadata, audio: Option<&AudioPath>, outputs: AudioOutputs) {
+    metadata.audio =
+        audio.and_then(|a| a.aac_config().map(|_| AudioFormat::Aac).or(a.copy_format()));
+    metadata.audio_sample_rate = audio.and_then(|a| {
+        a.aac_sample_rate()
+            .or(a.copy_format().map(AudioFormat::flv_sample_rate))
+    });
+    metadata.audio_channels = audio.map(|_| 1);
+    metadata.audio_bitrate_kbps = outputs.aac.map(|aac| aac.bitrate / 1000);
+}
+
 fn index(track: Track) -> usize {
     match track {
         Track::Audio => 0,
@@ -108,21 +120,13 @@ impl MediaReceiver {
             .transpose()?;
         let video = video_path(remote, &config, now)?;
         let dimensions = video.as_ref().and_then(VideoPath::dimensions);
-        let metadata = StreamMetadata {
+        let mut metadata = StreamMetadata {
             width: dimensions.map(|d| d.0),
             height: dimensions.map(|d| d.1),
-            frame_rate: None,
             video: video.is_some(),
-            audio: audio
-                .as_ref()
-                .and_then(|a| a.aac_config().map(|_| AudioFormat::Aac).or(a.copy_format())),
-            audio_sample_rate: audio.as_ref().and_then(|a| {
-                a.aac_sample_rate()
-                    .or(a.copy_format().map(AudioFormat::flv_sample_rate))
-            }),
-            audio_channels: audio.as_ref().map(|_| 1),
-            audio_bitrate_kbps: config.audio_outputs.aac.map(|aac| aac.bitrate / 1000),
+            ..Default::default()
         };
+        audio_metadata(&mut metadata, audio.as_ref(), config.audio_outputs);
         let mut frames = VecDeque::with_capacity(64);
         frames.push_back(MediaFrame::Metadata(metadata.clone()));
         if let Some(asc) = audio.as_ref().and_then(AudioPath::aac_config) {
@@ -216,6 +220,7 @@ impl MediaReceiver {
             self.audio = wanted
                 .then(|| AudioPath::new(remote.audio.as_ref(), outputs, self.config.reorder, now))
                 .transpose()?;
+            self.audio_changed(true);
         }
         if !same(self.remote.video.as_ref(), remote.video.as_ref()) {
             self.video = video_path(remote, &self.config, now)?;
@@ -223,6 +228,54 @@ impl MediaReceiver {
         }
         self.remote = remote.clone();
         Ok(())
+    }
+
+    /// Starts or stops AAC and copied audio mid-call, as targets come and go. The timeline and
+    /// the reorder buffer carry on; new metadata (and a new AAC sequence header when an encoder
+    /// starts) goes out so every target can follow.
+    pub fn set_audio_outputs(
+        &mut self,
+        outputs: AudioOutputs,
+        now: Instant,
+    ) -> Result<(), MediaError> {
+        let previous = self.config.audio_outputs;
+        if outputs == previous {
+            return Ok(());
+        }
+        self.config.audio_outputs = outputs;
+        let wanted = self.remote.audio.is_some() || outputs.aac.is_some();
+        match (self.audio.as_mut(), wanted) {
+            (Some(audio), true) => {
+                audio.set_outputs(outputs)?;
+            }
+            (None, true) => {
+                let remote = self.remote.audio.as_ref();
+                self.audio = Some(AudioPath::new(remote, outputs, self.config.reorder, now)?);
+            }
+            (_, false) => self.audio = None,
+        }
+        self.audio_changed(outputs.aac.is_some() && outputs.aac != previous.aac);
+        Ok(())
+    }
+
+    /// Re-announces the audio after its path changed: the metadata if it differs, and the AAC
+    /// sequence header if a new encoder started.
+    fn audio_changed(&mut self, new_encoder: bool) {
+        let before = self.metadata.clone();
+        audio_metadata(
+            &mut self.metadata,
+            self.audio.as_ref(),
+            self.config.audio_outputs,
+        );
+        if self.metadata != before {
+            self.frames
+                .push_back(MediaFrame::Metadata(self.metadata.clone()));
+        }
+        if let Some(asc) = self.audio.as_ref().and_then(AudioPath::aac_config)
+            && new_encoder
+        {
+            self.frames.push_back(MediaFrame::AudioConfig(asc));
+        }
     }
 
     /// Asks the sender for a keyframe (e.g. an RTMP target (re)connected).

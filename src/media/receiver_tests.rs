@@ -373,3 +373,82 @@ fn a_reinvite_rebuilds_only_what_changed_and_keeps_the_timeline() {
         "{out:?}"
     );
 }
+
+#[test]
+fn audio_outputs_follow_the_targets_mid_call() {
+    let t0 = crate::clock::monotonic().into_std();
+    let remote = RemoteMedia {
+        audio: Some(stream("PCMU", 0, 8000, "")),
+        video: None,
+    };
+    let copy_only = AudioOutputs {
+        aac: None,
+        copy: true,
+    };
+    let config = MediaConfig {
+        audio_outputs: copy_only,
+        ..Default::default()
+    };
+    let mut receiver = MediaReceiver::new(&remote, config, t0).unwrap();
+    let mut seq = 0u16;
+    let mut feed = |receiver: &mut MediaReceiver, packets: u16| {
+        for _ in 0..packets {
+            let now = t0 + Duration::from_millis(u64::from(seq) * 20);
+            let datagram = rtp(0, seq, u32::from(seq) * 160, 5, false, &[0x55; 160]);
+            receiver.handle_rtp(now, Track::Audio, &datagram).unwrap();
+            receiver.handle_timeout(now);
+            seq += 1;
+        }
+        let now = t0 + Duration::from_millis(u64::from(seq) * 20);
+        (frames(receiver), now)
+    };
+    let count = |frames: &[MediaFrame], format| {
+        frames
+            .iter()
+            .filter(|f| matches!(f, MediaFrame::Audio { format: x, .. } if *x == format))
+            .count()
+    };
+
+    let (first, now) = feed(&mut receiver, 25);
+    assert_eq!(
+        (
+            count(&first, AudioFormat::Pcmu),
+            count(&first, AudioFormat::Aac)
+        ),
+        (25, 0)
+    );
+
+    // An AAC target joins: the metadata now says AAC, and the sequence header goes out.
+    let both = AudioOutputs {
+        aac: Some(Default::default()),
+        copy: true,
+    };
+    receiver.set_audio_outputs(both, now).unwrap();
+    let announced = frames(&mut receiver);
+    assert!(
+        matches!(&announced[..], [MediaFrame::Metadata(m), MediaFrame::AudioConfig(_)] if m.audio == Some(AudioFormat::Aac)),
+        "{announced:?}"
+    );
+    let (second, now) = feed(&mut receiver, 50);
+    assert_eq!(count(&second, AudioFormat::Pcmu), 50);
+    assert!(
+        (40..=47).contains(&count(&second, AudioFormat::Aac)),
+        "{second:?}"
+    );
+
+    // The copy target leaves: the AAC encoder carries on, no header repeated.
+    let aac_only = AudioOutputs {
+        copy: false,
+        ..both
+    };
+    receiver.set_audio_outputs(aac_only, now).unwrap();
+    let (third, _) = feed(&mut receiver, 25);
+    assert_eq!(count(&third, AudioFormat::Pcmu), 0);
+    assert!(count(&third, AudioFormat::Aac) > 20);
+    assert!(
+        !third
+            .iter()
+            .any(|f| matches!(f, MediaFrame::AudioConfig(_)))
+    );
+    assert_eq!(receiver.stats().audio.unwrap().errors, 0);
+}

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::receiver::{MediaError, MediaEvent, MediaReceiver, RtcpTransmit};
-use super::remote::{MediaConfig, RemoteMedia};
+use super::remote::{AudioOutputs, MediaConfig, RemoteMedia};
 use super::rtcp;
 use super::rtp::is_rtcp;
 use super::stats::MediaStats;
@@ -174,6 +174,7 @@ pub struct MediaOutputs {
 enum Command {
     RequestKeyframe,
     UpdateRemote(Box<RemoteMedia>),
+    SetAudioOutputs(AudioOutputs),
 }
 
 /// A running media session; dropping it stops the task.
@@ -232,6 +233,11 @@ impl MediaSession {
     /// A re-INVITE changed the remote media; the timeline continues.
     pub fn update_remote(&self, remote: RemoteMedia) {
         let _ = self.commands.send(Command::UpdateRemote(Box::new(remote)));
+    }
+
+    /// The targets changed what audio they want (AAC, copy); the timeline continues.
+    pub fn set_audio_outputs(&self, outputs: AudioOutputs) {
+        let _ = self.commands.send(Command::SetAudioOutputs(outputs));
     }
 
     pub fn status(&self) -> MediaStatus {
@@ -322,6 +328,12 @@ impl Driver {
                     None => break,
                     Some(Command::RequestKeyframe) => {
                         self.receiver.request_keyframe(monotonic().into_std());
+                    }
+                    Some(Command::SetAudioOutputs(outputs)) => {
+                        let now = monotonic().into_std();
+                        if let Err(e) = self.receiver.set_audio_outputs(outputs, now) {
+                            tracing::warn!("audio outputs not changed: {e}");
+                        }
                     }
                     Some(Command::UpdateRemote(remote)) => {
                         // A codec we cannot handle keeps the old paths; the call leg decides.

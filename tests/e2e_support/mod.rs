@@ -393,7 +393,8 @@ pub struct SpecText {
     pub sip: Vec<String>,
     /// `[call]` lines.
     pub call: Vec<String>,
-    /// RTMP target URLs, one `[[rtmp]]` each.
+    /// RTMP targets, one `[[rtmp]]` each: the URL, optionally followed by more lines of that
+    /// table (see [`target_with`]).
     pub targets: Vec<String>,
     /// Extra tables appended verbatim.
     pub extra: String,
@@ -424,8 +425,9 @@ impl SpecText {
             self.sip.join("\n"),
             self.call.join("\n")
         );
-        for url in &self.targets {
-            text.push_str(&format!("\n[[rtmp]]\nurl = \"{url}\"\n"));
+        for target in &self.targets {
+            let (url, lines) = target.split_once('\n').unwrap_or((target, ""));
+            text.push_str(&format!("\n[[rtmp]]\nurl = \"{url}\"\n{lines}\n"));
         }
         text.push('\n');
         text.push_str(&self.extra);
@@ -455,6 +457,11 @@ impl Stage {
     pub fn url(&self, key: &str) -> String {
         stream_url(&self.nginx, key)
     }
+}
+
+/// A [`SpecText::targets`] entry: `url` plus more lines of its `[[rtmp]]` table.
+pub fn target_with(url: &str, lines: &str) -> String {
+    format!("{url}\n{lines}")
 }
 
 pub fn stream_url(nginx: &Nginx, key: &str) -> String {
