@@ -268,6 +268,20 @@ async fn ffmpeg_narrowband_speex_becomes_aac_with_the_tone_intact() {
     speex_becomes_aac_with_the_tone_intact(8000).await;
 }
 
+/// libopus, stereo, in 60 ms packets (three frames each): mixed down and transcoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_stereo_opus_in_60_ms_packets_becomes_aac_with_the_tone_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = AudioOutputs {
+        aac: Some(Default::default()),
+        copy: false,
+    };
+    let frames = run_ffmpeg_into_session(SourceAudio::Opus(60), outputs, dir.path()).await;
+    let path = dir.path().join("opus.flv");
+    check_recording(&frames, &path, "aac");
+    peers::tone::check_440_hz(&path);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_wideband_speex_is_copied_into_flv_when_asked() {
     let dir = tempfile::tempdir().unwrap();

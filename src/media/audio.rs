@@ -31,7 +31,6 @@ struct Decode {
     copy: Option<AudioFormat>,
     resampler: Option<Resampler>,
     pcm: Vec<i16>,
-    scratch: Vec<i16>,
     resampled: Vec<i16>,
     errors: u64,
 }
@@ -75,7 +74,6 @@ impl AudioPath {
                     .filter(|_| outputs.copy),
                 resampler,
                 pcm: Vec::with_capacity(4096),
-                scratch: Vec::with_capacity(4096),
                 resampled: Vec::with_capacity(8192),
                 errors: 0,
             },
@@ -238,7 +236,7 @@ impl Decode {
         ) else {
             return;
         };
-        if !decoder.decode(packet.payload, &mut self.pcm, &mut self.scratch) {
+        if !decoder.decode(packet.payload, &mut self.pcm) {
             self.errors += 1;
             return;
         }

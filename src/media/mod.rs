@@ -43,6 +43,7 @@ pub mod decode;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;
+pub mod opus;
 pub mod receiver;
 pub mod remote;
 pub mod reorder;

@@ -251,10 +251,15 @@ fn g722_opus_and_speex_calls_are_transcoded_to_aac() {
         .map(|f| g722.encode(f))
         .collect();
     one_second_of_aac("G722", 9, 8000, &g722_payloads);
-    let mut opus = audio_codec::opus::OpusEncoder::new(48_000, 1);
+    let mut opus = opus_rs::OpusEncoder::new(48_000, 1, opus_rs::Application::Voip).unwrap();
     let opus_payloads: Vec<_> = tone(48_000, 48_000)
         .chunks(960)
-        .map(|f| opus.encode(f))
+        .map(|f| {
+            let mut packet = vec![0; 1500];
+            let len = opus.encode_i16(f, 960, &mut packet).unwrap();
+            packet.truncate(len);
+            packet
+        })
         .collect();
     one_second_of_aac("opus", 111, 48_000, &opus_payloads);
     for (band, rate) in [(SpeexBand::Narrow, 8000), (SpeexBand::Wide, 16_000)] {

@@ -74,6 +74,8 @@ pub enum SourceAudio {
     Pcmu,
     /// libspeex at this sampling rate: 8000 narrowband, 16000 wideband.
     Speex(u32),
+    /// libopus, stereo, this many milliseconds per packet.
+    Opus(u32),
 }
 
 impl SourceAudio {
@@ -81,6 +83,7 @@ impl SourceAudio {
         match self {
             SourceAudio::Pcmu => 8000,
             SourceAudio::Speex(rate) => rate,
+            SourceAudio::Opus(_) => 48_000,
         }
     }
 
@@ -88,6 +91,20 @@ impl SourceAudio {
         match self {
             SourceAudio::Pcmu => "pcm_mulaw",
             SourceAudio::Speex(_) => "libspeex",
+            SourceAudio::Opus(_) => "libopus",
+        }
+    }
+
+    /// Encoder options beyond codec and rate.
+    fn options(self) -> Vec<String> {
+        match self {
+            SourceAudio::Opus(ms) => vec![
+                "-ac".into(),
+                "2".into(),
+                "-frame_duration".into(),
+                ms.to_string(),
+            ],
+            _ => vec!["-ac".into(), "1".into()],
         }
     }
 }
@@ -154,18 +171,9 @@ impl RtpSource {
             // zerolatency: like a video phone, no 1.7 s lookahead between capture and sending.
             .args(["-tune", "zerolatency", "-bf", "0", "-g", "50"])
             .args(["-f", "rtp", &format!("rtp://127.0.0.1:{video_port}")])
-            .args([
-                "-map",
-                "1:a",
-                "-c:a",
-                audio.encoder(),
-                "-ar",
-                &rate,
-                "-ac",
-                "1",
-                "-f",
-                "rtp",
-            ])
+            .args(["-map", "1:a", "-c:a", audio.encoder(), "-ar", &rate])
+            .args(audio.options())
+            .args(["-f", "rtp"])
             .arg(format!("rtp://127.0.0.1:{audio_port}"))
             .arg("-sdp_file")
             .arg(&sdp_path)
