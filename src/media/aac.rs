@@ -76,8 +76,11 @@ pub struct AacTrack {
     anchor_ms: Option<i64>,
     /// Samples fed to the encoder so far (since the anchor).
     samples_in: u64,
-    /// Access units produced so far.
+    /// Access units produced so far, the priming ones included.
     frames_out: u64,
+    /// The encoder's delay in samples (FDK `nDelay`): access unit k decodes to the input from
+    /// sample k × 1024 − delay, so stamping it there keeps audio in sync with video.
+    delay_samples: u64,
     pending: Vec<i16>,
     scratch: Vec<u8>,
     silence: Vec<i16>,
@@ -103,12 +106,17 @@ impl AacTrack {
             audio_object_type: AudioObjectType::Mpeg4LowComplexity,
         })
         .map_err(|e| AacError::Encoder(e.to_string()))?;
+        let delay_samples = encoder
+            .info()
+            .map_err(|e| AacError::Encoder(e.to_string()))?
+            .nDelay;
         Ok(AacTrack {
             encoder,
             config,
             anchor_ms: None,
             samples_in: 0,
             frames_out: 0,
+            delay_samples: u64::from(delay_samples),
             pending: Vec::with_capacity(4 * FRAME_SAMPLES),
             scratch: vec![0; 8192],
             silence: vec![0; FRAME_SAMPLES],
@@ -192,10 +200,15 @@ impl AacTrack {
                 .map_err(|e| AacError::Encoder(e.to_string()))?;
             consumed += info.input_consumed.clamp(1, FRAME_SAMPLES);
             if info.output_size > 0 {
-                let anchor = self.anchor_ms.unwrap_or_default();
-                let offset = self.frames_out * FRAME_SAMPLES as u64 * 1000
-                    / u64::from(self.config.sample_rate);
+                let first_sample = self.frames_out * FRAME_SAMPLES as u64;
                 self.frames_out += 1;
+                // The first access units carry only the encoder's priming: leave them out, as
+                // players do, and start the stream where the input starts.
+                let Some(sample) = first_sample.checked_sub(self.delay_samples) else {
+                    continue;
+                };
+                let anchor = self.anchor_ms.unwrap_or_default();
+                let offset = sample * 1000 / u64::from(self.config.sample_rate);
                 emit(AacFrame {
                     ts_ms: anchor + offset as i64,
                     data: Bytes::copy_from_slice(&self.scratch[..info.output_size]),
@@ -251,6 +264,19 @@ mod tests {
         let bytes: usize = frames.iter().map(|f| f.data.len()).sum();
         let kbps = bytes * 8 * 48_000 / 1024 / frames.len() / 1000;
         assert!((40..=80).contains(&kbps), "{kbps} kbit/s");
+    }
+
+    #[test]
+    fn the_encoder_s_priming_is_left_out_so_audio_starts_at_its_anchor() {
+        let mut track = AacTrack::new(AacConfig::default()).unwrap();
+        assert_eq!(track.delay_samples, 2048, "FDK AAC-LC");
+        let mut frames = Vec::new();
+        let pcm = vec![1000; 20 * FRAME_SAMPLES];
+        track.push_pcm(500, &pcm, &mut |f| frames.push(f)).unwrap();
+        // Two access units of priming are not emitted; the next one starts the input, at 500.
+        assert!(frames.len() <= 18, "{}", frames.len());
+        assert_eq!(frames[0].ts_ms, 500);
+        assert_eq!(frames[1].ts_ms, 500 + 21);
     }
 
     #[test]

@@ -140,24 +140,51 @@ impl RtpSource {
         seconds: f64,
         dir: &Path,
     ) -> RtpSource {
+        let rate = audio.sample_rate();
+        let inputs = [
+            format!("testsrc=size=320x240:rate=25:duration={seconds}"),
+            format!("sine=frequency=440:sample_rate={rate}:duration={seconds}"),
+        ];
+        Self::spawn(video_port, audio_port, audio, inputs, dir).await
+    }
+
+    /// Black video with a white flash and a 440 Hz beep at the same instants (each second
+    /// from `first` on, 200 ms long), and silence otherwise: for measuring lip sync.
+    pub async fn start_flash_and_beep(
+        local: &LocalMedia,
+        first: f64,
+        seconds: f64,
+        dir: &Path,
+    ) -> RtpSource {
+        let when = format!("gte(t,{first})*lt(mod(t-{first},1),0.2)");
+        let inputs = [
+            format!(
+                "color=c=black:size=320x240:rate=25:duration={seconds},\
+                 drawbox=x=0:y=0:w=320:h=240:color=white:t=fill:enable='{when}'"
+            ),
+            format!("aevalsrc='0.5*sin(2*PI*440*t)*{when}':s=8000:d={seconds}"),
+        ];
+        let video_port = local.video.as_ref().unwrap().rtp_port();
+        let audio_port = local.audio.rtp_port();
+        Self::spawn(video_port, audio_port, SourceAudio::Pcmu, inputs, dir).await
+    }
+
+    /// ffmpeg encoding lavfi `inputs` (video, audio) to RTP.
+    async fn spawn(
+        video_port: u16,
+        audio_port: u16,
+        audio: SourceAudio,
+        inputs: [String; 2],
+        dir: &Path,
+    ) -> RtpSource {
         let rate = audio.sample_rate().to_string();
         require("ffmpeg");
         let sdp_path = dir.join("ffmpeg.sdp");
         let ffmpeg = Command::new("ffmpeg")
             .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
             // Durations on the sources: an output -t would bind only the first output.
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("testsrc=size=320x240:rate=25:duration={seconds}"),
-            ])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("sine=frequency=440:sample_rate={rate}:duration={seconds}"),
-            ])
+            .args(["-f", "lavfi", "-i", &inputs[0]])
+            .args(["-f", "lavfi", "-i", &inputs[1]])
             .args([
                 "-map",
                 "0:v",
