@@ -30,8 +30,12 @@ impl Default for OpusMonoDecoder {
 }
 
 impl OpusMonoDecoder {
-    /// Appends the packet's PCM to `out`; false if it could not be decoded.
+    /// Appends the packet's PCM to `out`; false if it could not be decoded. An empty payload is
+    /// refused (opus-rs would conceal it as a lost 120 ms).
     pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> bool {
+        if payload.is_empty() {
+            return false;
+        }
         match self
             .decoder
             .decode(payload, MAX_PACKET_SAMPLES, &mut self.decoded)

@@ -210,7 +210,8 @@ impl MediaReceiver {
     pub fn update_remote(&mut self, remote: &RemoteMedia, now: Instant) -> Result<(), MediaError> {
         let same = |a: Option<&RemoteStream>, b: Option<&RemoteStream>| match (a, b) {
             (Some(a), Some(b)) => {
-                (&a.codec, a.payload_type, &a.fmtp) == (&b.codec, b.payload_type, &b.fmtp)
+                (&a.codec, a.payload_type, a.clock_rate, &a.fmtp)
+                    == (&b.codec, b.payload_type, b.clock_rate, &b.fmtp)
             }
             (a, b) => a.is_none() && b.is_none(),
         };
@@ -242,7 +243,6 @@ impl MediaReceiver {
         if outputs == previous {
             return Ok(());
         }
-        self.config.audio_outputs = outputs;
         let wanted = self.remote.audio.is_some() || outputs.aac.is_some();
         match (self.audio.as_mut(), wanted) {
             (Some(audio), true) => {
@@ -254,6 +254,8 @@ impl MediaReceiver {
             }
             (_, false) => self.audio = None,
         }
+        // Only once the path follows them, so a failed change can be asked for again.
+        self.config.audio_outputs = outputs;
         self.audio_changed(outputs.aac.is_some() && outputs.aac != previous.aac);
         Ok(())
     }

@@ -66,7 +66,7 @@ impl SpeexDecoder {
             state,
             bits: new_bits(),
             band,
-            frame_size: usize::try_from(frame_size).unwrap_or(0),
+            frame_size: checked_frame_size(band, frame_size),
         }
     }
 
@@ -121,14 +121,32 @@ impl SpeexDecoder {
     }
 }
 
+/// The frame size libspeex reported, checked against the band's 20 ms: `decode` reserves
+/// exactly this much for each `speex_decode_int`, so it must be what libspeex writes.
+fn checked_frame_size(band: SpeexBand, reported: c_int) -> usize {
+    let expected = band.sample_rate() as usize / 50;
+    assert_eq!(
+        usize::try_from(reported).ok(),
+        Some(expected),
+        "{band:?} frame size"
+    );
+    expected
+}
+
 /// A bit buffer owning its heap storage; free it with `speex_bits_destroy`.
 fn new_bits() -> sys::SpeexBits {
-    let mut bits = MaybeUninit::<sys::SpeexBits>::uninit();
-    // SAFETY: `speex_bits_init` initialises every field of the struct.
-    unsafe {
+    let mut bits = MaybeUninit::<sys::SpeexBits>::zeroed();
+    // SAFETY: all-zero is a valid `SpeexBits` (null buffer, zero sizes), so the struct is
+    // initialised even if `speex_bits_init` fails to allocate and returns early.
+    let bits = unsafe {
         sys::speex_bits_init(bits.as_mut_ptr());
         bits.assume_init()
-    }
+    };
+    assert!(
+        !bits.chars.is_null(),
+        "libspeex could not allocate a bit buffer"
+    );
+    bits
 }
 
 impl Drop for SpeexDecoder {
