@@ -95,7 +95,7 @@ async fn bind_block_of_four(
     ip: IpAddr,
     ports: &RangeInclusive<u16>,
 ) -> Option<(SocketPair, SocketPair)> {
-    let first = ports.start().saturating_add(1) & !1;
+    let first = first_even(ports);
     let blocks = (u32::from(*ports.end()) + 1).saturating_sub(u32::from(first)) / 4;
     if blocks == 0 {
         return None;
@@ -117,6 +117,11 @@ async fn bind_block_of_four(
     None
 }
 
+/// The range's first even port: RTP is even, RTCP the odd one above (RFC 3550 §11).
+fn first_even(ports: &RangeInclusive<u16>) -> u16 {
+    ports.start().saturating_add(1) & !1
+}
+
 /// RTP on `port`, RTCP on `port + 1`; `None` if either is taken.
 async fn bind_pair_at(ip: IpAddr, port: u16) -> Option<SocketPair> {
     let rtp = UdpSocket::bind((ip, port)).await.ok()?;
@@ -132,7 +137,7 @@ async fn bind_pair(
     ports: &RangeInclusive<u16>,
     taken: Option<u16>,
 ) -> Result<SocketPair, SessionError> {
-    let first = ports.start().saturating_add(1) & !1;
+    let first = first_even(ports);
     let last = *ports.end();
     let pairs = (last.saturating_sub(first) / 2 + 1).max(1);
     // Start somewhere random so concurrent calls do not race for the same pair.

@@ -123,12 +123,46 @@ pub fn render_metrics(s: &Snapshot) -> String {
         "Seconds the call has been established.",
         per(&|b| b.counters.connected_seconds),
     );
-    family(
-        "rtp_packets_total",
-        "counter",
-        "RTP packets received.",
-        per(&|b| b.counters.total().rtp_packets as f64),
-    );
+    // Lifetime counts summed over call attempts.
+    type Count = fn(&super::Totals) -> u64;
+    let totals: [(&str, &str, Count); 6] = [
+        ("rtp_packets_total", "RTP packets received.", |t| {
+            t.rtp_packets
+        }),
+        (
+            "rtp_lost_packets_total",
+            "RTP packets lost (sequence gaps).",
+            |t| t.rtp_lost,
+        ),
+        (
+            "audio_decode_errors_total",
+            "Audio packets that could not be decoded (AAC targets got silence for them).",
+            |t| t.audio_decode_errors,
+        ),
+        (
+            "rtmp_bytes_sent_total",
+            "Bytes sent to all RTMP targets.",
+            |t| t.rtmp_bytes_sent,
+        ),
+        (
+            "rtmp_reconnects_total",
+            "RTMP reconnects over all targets.",
+            |t| t.rtmp_reconnects,
+        ),
+        (
+            "rtmp_dropped_frames_total",
+            "Frames dropped because an RTMP target was slow.",
+            |t| t.rtmp_dropped_frames,
+        ),
+    ];
+    for (name, help, count) in totals {
+        family(
+            name,
+            "counter",
+            help,
+            per(&|b| count(&b.counters.total()) as f64),
+        );
+    }
     let gauge = |f: &dyn Fn(&super::CallMedia) -> Option<f64>| -> Vec<(String, f64)> {
         s.broadcasts
             .values()
@@ -155,36 +189,6 @@ pub fn render_metrics(s: &Snapshot) -> String {
         "gauge",
         "Video lag minus audio lag of the call (positive: video late), from RTCP sender reports.",
         gauge(&|m| m.av_offset_ms.map(|ms| ms as f64 / 1000.0)),
-    );
-    family(
-        "rtp_lost_packets_total",
-        "counter",
-        "RTP packets lost (sequence gaps).",
-        per(&|b| b.counters.total().rtp_lost as f64),
-    );
-    family(
-        "audio_decode_errors_total",
-        "counter",
-        "Audio packets that could not be decoded (AAC targets got silence for them).",
-        per(&|b| b.counters.total().audio_decode_errors as f64),
-    );
-    family(
-        "rtmp_bytes_sent_total",
-        "counter",
-        "Bytes sent to all RTMP targets.",
-        per(&|b| b.counters.total().rtmp_bytes_sent as f64),
-    );
-    family(
-        "rtmp_reconnects_total",
-        "counter",
-        "RTMP reconnects over all targets.",
-        per(&|b| b.counters.total().rtmp_reconnects as f64),
-    );
-    family(
-        "rtmp_dropped_frames_total",
-        "counter",
-        "Frames dropped because an RTMP target was slow.",
-        per(&|b| b.counters.total().rtmp_dropped_frames as f64),
     );
     family(
         "rtmp_targets_publishing",
