@@ -57,10 +57,11 @@ impl Dialer for LiveDialer {
             commands: command_rx,
             events,
         };
-        tokio::spawn(tracing::Instrument::instrument(attempt.run(), span));
+        let task = tokio::spawn(tracing::Instrument::instrument(attempt.run(), span));
         CallSession {
             commands,
             events: event_rx,
+            abort: Some(task.abort_handle()),
         }
     }
 }
@@ -132,7 +133,8 @@ impl Attempt {
         let media_timeout = self.spec.call.media_timeout;
         let established_at = clock::monotonic();
         let mut report = tokio::time::interval(REPORT_EVERY);
-        let end = loop {
+        // Whether the call is still up on the SIP side when the loop ends (we owe it a BYE).
+        let (end, owe_bye) = loop {
             tokio::select! {
                 Some(frame) = outputs.frames.recv() => legs.send(&frame),
                 Some(MediaEvent::KeyframeUnanswered) = outputs.events.recv() => {
@@ -142,9 +144,9 @@ impl Attempt {
                 event = sip_events.recv() => match event {
                     Some(sip::CallEvent::DtmfSent { so_far }) => self.emit(CallEvent::DtmfSent(so_far)),
                     Some(sip::CallEvent::MediaChanged(negotiated)) => media.update_remote(remote_media(&negotiated)),
-                    Some(sip::CallEvent::Ended(end)) => break call_end(end),
+                    Some(sip::CallEvent::Ended(end)) => break (call_end(end), false),
                     Some(_) => {}
-                    None => break CallEnd::failed(None, "the SIP user agent stopped"),
+                    None => break (CallEnd::failed(None, "the SIP user agent stopped"), false),
                 },
                 command = self.commands.recv() => match command {
                     Some(CallCommand::UpdateTargets(next)) => {
@@ -154,10 +156,7 @@ impl Attempt {
                         legs.update(&next);
                         media.request_keyframe();
                     }
-                    Some(CallCommand::Hangup) | None => {
-                        call.hangup().await;
-                        break local_hangup();
-                    }
+                    Some(CallCommand::Hangup) | None => break (local_hangup(), true),
                 },
                 _ = report.tick() => {
                     if legs.take_keyframe_requests() {
@@ -170,16 +169,19 @@ impl Attempt {
                         && silent >= media_timeout
                     {
                         tracing::warn!(broadcast = %self.spec.name, "no RTP or RTCP for {silent:?}; hanging up");
-                        // The peer is likely gone: send the BYE but don't wait out Timer F (32 s).
-                        let _ = tokio::time::timeout(Duration::from_secs(1), call.hangup()).await;
-                        break CallEnd::failed(None, format!("no RTP or RTCP for {}", humantime::format_duration(media_timeout)));
+                        break (CallEnd::failed(None, format!("no RTP or RTCP for {}", humantime::format_duration(media_timeout))), true);
                     }
                 }
             }
         };
-        // Close the streams first (viewers see a clean end), then the media sockets.
+        // Close the streams first (viewers see a clean end, and no publisher outlives the
+        // attempt: the next attempt may publish to the same key at once), then the media
+        // sockets. Both are bounded. The BYE goes last and is not waited for.
         legs.stop_all().await;
         media.stop().await;
+        if owe_bye {
+            hang_up_in_background(call);
+        }
         end
     }
 
@@ -206,13 +208,22 @@ impl Attempt {
                 command = self.commands.recv() => match command {
                     Some(CallCommand::UpdateTargets(next)) => *targets = next,
                     Some(CallCommand::Hangup) | None => {
-                        call.hangup().await;
+                        hang_up_in_background(call.clone());
                         return Answered::No(local_hangup());
                     }
                 },
             }
         }
     }
+}
+
+/// Sends BYE (or CANCEL) and lets the user agent finish the transaction on its own. A callee
+/// that never answers keeps only that transaction alive (Timer F, 32 s), never the attempt:
+/// the broadcast may dial again at once, and the user agent's shutdown bounds what is left.
+fn hang_up_in_background(call: sip::CallHandle) {
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
+        call.hangup().await;
+    }));
 }
 
 fn local_hangup() -> CallEnd {

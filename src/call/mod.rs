@@ -106,6 +106,9 @@ impl CallEnd {
 pub struct CallSession {
     pub commands: mpsc::UnboundedSender<CallCommand>,
     pub events: mpsc::UnboundedReceiver<CallEvent>,
+    /// Cancels the attempt's task, dropping its publishers and sockets: the supervisor's
+    /// backstop when a hang-up overruns its grace (`None` where nothing needs cancelling).
+    pub abort: Option<tokio::task::AbortHandle>,
 }
 
 /// Starts call attempts. One per daemon; shared by every supervisor.
@@ -125,6 +128,10 @@ impl Dialer for UnavailableDialer {
             None,
             "this build has no SIP user agent yet: calls cannot be placed",
         )));
-        CallSession { commands, events }
+        CallSession {
+            commands,
+            events,
+            abort: None,
+        }
     }
 }

@@ -184,6 +184,7 @@ impl Dialer for ScriptedDialer {
         CallSession {
             commands,
             events: event_rx,
+            abort: None,
         }
     }
 }

@@ -25,8 +25,13 @@ use crate::status::{
 const REEVALUATE: Duration = Duration::from_secs(30);
 /// A call that stayed up this long resets the backoff: its next failure starts at `initial`.
 const RESET_AFTER_CONNECTED: Duration = Duration::from_secs(600);
-/// A session that has not reported `Ended` this long after a hang-up is abandoned.
+/// A session that has not reported `Ended` this long after a hang-up is aborted: its task is
+/// cancelled, which closes its publishers and media sockets (the attempt itself closes them
+/// within a few seconds; this is the backstop).
 const HANGUP_GRACE: Duration = Duration::from_secs(10);
+/// A 503's `Retry-After` is honoured up to this long; a larger value (or a hostile one) would
+/// otherwise park a broadcast for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// What every supervisor shares.
 #[derive(Clone)]
@@ -77,9 +82,10 @@ impl SupervisorHandle {
         self.spec_tx.send_replace(spec);
     }
 
-    /// Skips any backoff wait (SIGHUP).
+    /// Skips a backoff wait in progress (SIGHUP). Nothing is remembered for later: a nudge
+    /// while a call is up must not make that call's eventual failure skip its backoff.
     pub fn retry_now(&self) {
-        self.retry_now.notify_one();
+        self.retry_now.notify_waiters();
     }
 
     pub fn is_finished(&self) -> bool {
@@ -301,7 +307,10 @@ impl Supervisor {
                 },
                 _ = tokio::time::sleep_until(tick), if hanging_up.is_none() => {}
                 _ = sleep_until_opt(grace) => {
-                    tracing::error!(broadcast = %self.name, "call did not end within {HANGUP_GRACE:?} of hanging up; abandoning it");
+                    tracing::error!(broadcast = %self.name, "call did not end within {HANGUP_GRACE:?} of hanging up; cancelling it");
+                    if let Some(abort) = &session.abort {
+                        abort.abort();
+                    }
                     break CallEnd::failed(None, "hang-up timed out");
                 }
             }
@@ -442,7 +451,7 @@ impl Supervisor {
         }
         let mut delay = self.backoff.next_delay(rand::random::<f64>());
         if let Some(retry_after) = end.retry_after {
-            delay = delay.max(retry_after);
+            delay = delay.max(retry_after.min(MAX_RETRY_AFTER));
         }
         self.retry_at = Some(clock::monotonic() + delay);
         let at = self.ctx.clock.now().checked_add(delay).ok();

@@ -183,10 +183,18 @@ impl PublisherHandle {
     }
 
     /// Unpublishes (FCUnpublish, deleteStream), closes the connection and waits for the driver
-    /// to end. Dropping the handle stops the publisher the same way, without waiting.
-    pub async fn stop(self) {
+    /// to end, at most [`STOP_GRACE`]: a server that stopped reading gets its connection cut
+    /// instead, so a stop never outlasts the grace. Dropping the handle stops the publisher
+    /// the same way, without waiting.
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if tokio::time::timeout(STOP_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("RTMP target did not close within {STOP_GRACE:?}; connection cut");
+            self.task.abort();
+        }
     }
 }
 
@@ -218,6 +226,9 @@ pub fn spawn(target: PublishTarget, config: PublisherConfig) -> PublisherHandle 
         task: tokio::spawn(driver.run()),
     }
 }
+
+/// The longest a stop waits for a clean unpublish before cutting the connection.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
