@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::call::Dialer;
 use crate::clock::WallClock;
+use crate::internal_tasks::InternalTasks;
 use crate::reconcile::{Control, Reconciler, SupervisorContext};
 use crate::source::{self, SourceConfig};
 use crate::status::{StatusBoard, StatusReader};
@@ -17,6 +18,9 @@ use crate::status::{StatusBoard, StatusReader};
 /// A running control plane.
 pub struct Engine {
     pub status: StatusReader,
+    /// The internal tasks' health: `/livez` and the restart counters read it; the daemon adds
+    /// the SIP engine's probe.
+    pub tasks: InternalTasks,
     control: mpsc::Sender<Control>,
     rescan: Arc<Notify>,
     reconciler: JoinHandle<()>,
@@ -35,17 +39,28 @@ impl Engine {
         let (scan_tx, scan_rx) = mpsc::channel(4);
         let (control, control_rx) = mpsc::channel(8);
         let rescan = Arc::new(Notify::new());
-        let reconciler = Reconciler::new(SupervisorContext {
-            dialer,
-            board,
-            clock,
+        let tasks = InternalTasks::default();
+        let reconciler = Reconciler::new(
+            SupervisorContext {
+                dialer,
+                board,
+                clock,
+            },
+            tasks.clone(),
+        );
+        // The source keeps nothing the reconciler lacks: a restarted one rescans everything,
+        // and unchanged files compare equal by hash.
+        let rescan_source = rescan.clone();
+        let source = tasks.spawn_restarting("source", move || {
+            source::run(source.clone(), scan_tx.clone(), rescan_source.clone())
         });
         Engine {
             status,
+            tasks,
             control,
-            rescan: rescan.clone(),
+            rescan,
             reconciler: tokio::spawn(reconciler.run(scan_rx, control_rx, on_tick)),
-            source: tokio::spawn(source::run(source, scan_tx, rescan)),
+            source,
         }
     }
 

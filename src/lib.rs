@@ -19,6 +19,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod frame;
+pub mod internal_tasks;
+pub mod limits;
 pub mod logging;
 pub mod media;
 pub mod reconcile;

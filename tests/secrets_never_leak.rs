@@ -61,7 +61,7 @@ async fn canary_password_and_stream_keys_appear_nowhere() {
     })
     .await;
 
-    let app = sipcast::api::router(engine.status.clone());
+    let app = sipcast::api::router(engine.status.clone(), engine.tasks.clone());
     let mut seen = String::new();
     for path in [
         "/v1/broadcasts",

@@ -34,7 +34,7 @@ fn board_with(names: &[&str]) -> StatusBoard {
 #[tokio::test]
 async fn lists_broadcasts_sorted_with_the_design_fields() {
     let board = board_with(&["zeta", "alpha"]);
-    let app = router(board.reader());
+    let app = router(board.reader(), Default::default());
     let (status, body) = call(&app, Method::GET, "/v1/broadcasts").await;
     assert_eq!(status, StatusCode::OK);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -65,7 +65,7 @@ async fn lists_broadcasts_sorted_with_the_design_fields() {
 
 #[tokio::test]
 async fn one_broadcast_or_404() {
-    let app = router(board_with(&["allhands"]).reader());
+    let app = router(board_with(&["allhands"]).reader(), Default::default());
     let (status, body) = call(&app, Method::GET, "/v1/broadcasts/allhands").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("\"file\":\"allhands.toml\""));
@@ -77,7 +77,7 @@ async fn one_broadcast_or_404() {
 
 #[tokio::test]
 async fn only_get_and_head_are_allowed() {
-    let app = router(board_with(&["a"]).reader());
+    let app = router(board_with(&["a"]).reader(), Default::default());
     for path in [
         "/v1/broadcasts",
         "/v1/broadcasts/a",
@@ -101,7 +101,7 @@ async fn only_get_and_head_are_allowed() {
 #[tokio::test]
 async fn readyz_turns_200_after_the_first_scan_and_livez_follows_the_loop() {
     let board = board_with(&[]);
-    let app = router(board.reader());
+    let app = router(board.reader(), Default::default());
     assert_eq!(
         call(&app, Method::GET, "/readyz").await.0,
         StatusCode::SERVICE_UNAVAILABLE
@@ -120,7 +120,7 @@ async fn readyz_turns_200_after_the_first_scan_and_livez_follows_the_loop() {
 
 #[tokio::test]
 async fn metrics_are_prometheus_text_with_help_and_type_for_every_family() {
-    let app = router(board_with(&["allhands"]).reader());
+    let app = router(board_with(&["allhands"]).reader(), Default::default());
     let (status, body) = call(&app, Method::GET, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     let mut helped = std::collections::BTreeSet::new();

@@ -78,6 +78,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         eprintln!("sipcast run: {e}");
         return ExitCode::FAILURE;
     }
+    crate::internal_tasks::install_panic_hook();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -99,8 +100,8 @@ pub fn main(args: RunArgs) -> ExitCode {
 }
 
 async fn daemon(config: DaemonConfig) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(config.api)
-        .await
+    let open_files = crate::limits::raise_open_files();
+    let listener = api_listener(config.api)
         .map_err(|e| format!("cannot listen on {} for the API: {e}", config.api))?;
     let api_addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
@@ -108,6 +109,7 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
         api = %api_addr,
         version = env!("CARGO_PKG_VERSION"),
         commit = super::GIT_COMMIT,
+        open_files,
         "sipcast starting"
     );
     let (dialer, ua) = live_dialer(&config).await?;
@@ -120,10 +122,16 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
         WallClock::System,
         tick_hook(notifier.clone()),
     );
-    let app = crate::api::router(engine.status.clone());
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("API server stopped: {e}");
+    let app = crate::api::router(engine.status.clone(), engine.tasks.clone());
+    let limits = crate::api::ServeLimits::for_descriptor_limit(open_files);
+    let server = engine.tasks.spawn_restarting("api", move || {
+        let app = app.clone();
+        let listener = listener.try_clone();
+        async move {
+            match listener.and_then(tokio::net::TcpListener::from_std) {
+                Ok(listener) => crate::api::serve(listener, app, limits).await,
+                Err(e) => tracing::error!("API listener unusable: {e}"),
+            }
         }
     });
 
@@ -172,6 +180,19 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
     server.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The API's listening socket, with a backlog deep enough that clients beyond the connection
+/// cap wait in the kernel rather than being refused.
+fn api_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
 }
 
 /// Directory scans applied so far, whatever their result.

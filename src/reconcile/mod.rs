@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 pub use plan::{Plan, plan};
 pub use supervisor::{SupervisorContext, SupervisorHandle};
 
+use crate::internal_tasks::{InternalTasks, run_pass};
 use crate::source::DirectoryScan;
 use crate::spec::BroadcastSpec;
 use crate::status::{BroadcastStatus, ConditionStatus, set_condition};
@@ -26,6 +27,9 @@ use crate::status::{BroadcastStatus, ConditionStatus, set_condition};
 const TICK: Duration = Duration::from_secs(1);
 /// SIGTERM must hang everything up within this.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The reconcile loop's name among the internal tasks.
+pub const RECONCILER: &str = "reconciler";
 
 /// Orders for the loop from the daemon's signal handling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +56,8 @@ struct Accepted {
 
 pub struct Reconciler {
     ctx: SupervisorContext,
+    /// Where a pass that panicked is counted (the loop itself goes on with its state).
+    tasks: InternalTasks,
     supervisors: BTreeMap<String, SupervisorHandle>,
     /// The last valid version of each present file.
     accepted: BTreeMap<String, Accepted>,
@@ -62,9 +68,10 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(ctx: SupervisorContext) -> Self {
+    pub fn new(ctx: SupervisorContext, tasks: InternalTasks) -> Self {
         Reconciler {
             ctx,
+            tasks,
             supervisors: BTreeMap::new(),
             accepted: BTreeMap::new(),
             present: Default::default(),
@@ -286,20 +293,27 @@ impl Reconciler {
 
     /// The loop: applies scans, obeys controls, ticks. `on_tick` sees the snapshot after every
     /// pass (the daemon pings the systemd watchdog from it). Returns after a shutdown.
+    ///
+    /// Each pass runs under [`run_pass`]: a panic abandons that pass only, and the supervisors
+    /// and accepted specs (every live call) stay as they were; the next scan or tick retries.
     pub async fn run(
         mut self,
         mut scans: mpsc::Receiver<DirectoryScan>,
         mut control: mpsc::Receiver<Control>,
         mut on_tick: impl FnMut(&crate::status::Snapshot),
     ) {
+        self.tasks.mark_up(RECONCILER);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 scan = scans.recv() => match scan {
                     Some(scan) => {
-                        self.apply_scan(scan);
-                        self.reconcile();
+                        let tasks = self.tasks.clone();
+                        run_pass(&tasks, RECONCILER, || {
+                            self.apply_scan(scan);
+                            self.reconcile();
+                        });
                     }
                     None => break,
                 },
@@ -307,7 +321,10 @@ impl Reconciler {
                     Some(Control::RetryNow) => self.retry_all(),
                     Some(Control::Shutdown) | None => break,
                 },
-                _ = tick.tick() => self.reconcile(),
+                _ = tick.tick() => {
+                    let tasks = self.tasks.clone();
+                    run_pass(&tasks, RECONCILER, || self.reconcile());
+                }
             }
             let now = crate::clock::monotonic();
             self.ctx.board.update(|s| s.last_tick = Some(now));

@@ -71,13 +71,28 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_limited(None)
+    }
+
+    /// The daemon with its open-files limit (soft and hard) set to `open_files`, as a
+    /// systemd unit or a shell's `ulimit -n` would.
+    pub fn start_limited(open_files: Option<u64>) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("broadcasts.d")).unwrap();
         let api = SocketAddr::from(([127, 0, 0, 1], rtmp_support::free_port()));
         let sip = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
         let (low, high) = free_udp_range(16);
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sipcast"))
+        let mut command = match open_files {
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(env!("CARGO_BIN_EXE_sipcast"));
+                sh
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sipcast")),
+        };
+        let child = command
             .arg("run")
             .arg("--dir")
             .arg(dir.path().join("broadcasts.d"))
@@ -116,6 +131,27 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open descriptors of the daemon now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Resident memory of the daemon now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn spec_path(&self, name: &str) -> PathBuf {
