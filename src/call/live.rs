@@ -48,8 +48,14 @@ impl Dialer for LiveDialer {
     fn dial(&self, request: CallRequest) -> CallSession {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, event_rx) = mpsc::unbounded_channel();
-        let span =
-            tracing::info_span!("call", broadcast = %request.broadcast, attempt = request.attempt);
+        // The attempt's media and publisher tasks are spawned inside this span, so their lines
+        // carry the broadcast and (once dialed) the Call-ID too.
+        let span = tracing::info_span!(
+            "call",
+            broadcast = %request.broadcast,
+            attempt = request.attempt,
+            call_id = tracing::field::Empty
+        );
         let attempt = Attempt {
             ua: self.ua.clone(),
             ports: self.ports.clone(),
@@ -100,6 +106,7 @@ impl Attempt {
                 Err(e) => return CallEnd::failed(None, format!("media: {e}")),
             };
         let (call, mut sip_events) = self.ua.dial(call_config(&self.spec, &local));
+        tracing::Span::current().record("call_id", call.call_id());
         self.emit(CallEvent::Dialing {
             call_id: call.call_id().to_string(),
         });

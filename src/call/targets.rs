@@ -93,7 +93,7 @@ impl TargetLegs {
             self.legs.push(leg);
         }
         for leg in old.into_iter().flatten() {
-            tokio::spawn(leg.handle.stop());
+            tokio::spawn(tracing::Instrument::in_current_span(leg.handle.stop()));
         }
     }
 
@@ -120,7 +120,7 @@ impl TargetLegs {
     pub async fn stop_all(&mut self) {
         let stops: Vec<_> = std::mem::take(&mut self.legs)
             .into_iter()
-            .map(|leg| tokio::spawn(leg.handle.stop()))
+            .map(|leg| tokio::spawn(tracing::Instrument::in_current_span(leg.handle.stop())))
             .collect();
         for stop in stops {
             let _ = stop.await;

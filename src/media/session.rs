@@ -219,7 +219,9 @@ impl MediaSession {
             last_rtp_at: None,
             last_rtcp_at: None,
         };
-        let task = tokio::spawn(driver.run(commands_rx, stop_rx));
+        let task = tokio::spawn(tracing::Instrument::in_current_span(
+            driver.run(commands_rx, stop_rx),
+        ));
         let session = MediaSession {
             commands,
             status,

@@ -52,7 +52,12 @@ impl SupervisorHandle {
     pub fn spawn(spec: Arc<BroadcastSpec>, ctx: SupervisorContext) -> Self {
         let (spec_tx, spec_rx) = watch::channel(Some(spec.clone()));
         let retry_now = Arc::new(Notify::new());
-        let span = tracing::info_span!("broadcast", broadcast = %spec.name);
+        // `call_id` is recorded on the span at each dial, so every later line carries it.
+        let span = tracing::info_span!(
+            "broadcast",
+            broadcast = %spec.name,
+            call_id = tracing::field::Empty
+        );
         let supervisor = Supervisor {
             name: spec.name.clone(),
             backoff: redial_backoff(&spec),
@@ -344,6 +349,7 @@ impl Supervisor {
                 b.call.state = CallState::Registering;
             }),
             CallEvent::Dialing { call_id } => {
+                tracing::Span::current().record("call_id", call_id.as_str());
                 self.call_id = Some(call_id.clone());
                 self.write(|b| {
                     b.phase = Phase::Dialing;
@@ -361,7 +367,7 @@ impl Supervisor {
                 video_codec,
             } => {
                 *established_at = Some(clock::monotonic());
-                tracing::info!(broadcast = %name, call_id = ?self.call_id, "call established");
+                tracing::info!(broadcast = %name, "call established");
                 self.write(|b| {
                     b.phase = Phase::Connected;
                     b.call.state = CallState::Established;

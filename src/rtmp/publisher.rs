@@ -192,7 +192,10 @@ impl PublisherHandle {
             .await
             .is_err()
         {
-            tracing::warn!("RTMP target did not close within {STOP_GRACE:?}; connection cut");
+            tracing::warn!(
+                rtmp_url = %self.status.borrow().url,
+                "RTMP target did not close within {STOP_GRACE:?}; connection cut"
+            );
             self.task.abort();
         }
     }
@@ -223,7 +226,7 @@ pub fn spawn(target: PublishTarget, config: PublisherConfig) -> PublisherHandle 
         status,
         keyframes,
         stop,
-        task: tokio::spawn(driver.run()),
+        task: tokio::spawn(tracing::Instrument::in_current_span(driver.run())),
     }
 }
 
@@ -283,7 +286,7 @@ impl Driver {
             } else {
                 TargetState::Reconnecting
             };
-            tracing::warn!(url = %self.status.borrow().url, %error, "rtmp target lost");
+            tracing::warn!(rtmp_url = %self.status.borrow().url, %error, "rtmp target lost");
             self.set_state(state, Some(error.to_string()));
             let delay = backoff.next_delay(rand::random::<f64>());
             tokio::select! {
@@ -435,7 +438,7 @@ impl Driver {
         io: &mut Io,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), PublishError> {
-        tracing::info!(url = %self.status.borrow().url, "rtmp target publishing");
+        tracing::info!(rtmp_url = %self.status.borrow().url, "rtmp target publishing");
         let headers = {
             let mut queue = self.shared.queue();
             queue.resume();

@@ -77,6 +77,11 @@ impl Daemon {
     /// The daemon with its open-files limit (soft and hard) set to `open_files`, as a
     /// systemd unit or a shell's `ulimit -n` would.
     pub fn start_limited(open_files: Option<u64>) -> Daemon {
+        Daemon::start_with(open_files, "text")
+    }
+
+    /// The daemon logging in `log_format` (`text`, `json`, `journald`) to its log file.
+    pub fn start_with(open_files: Option<u64>, log_format: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("broadcasts.d")).unwrap();
         let api = SocketAddr::from(([127, 0, 0, 1], rtmp_support::free_port()));
@@ -98,7 +103,7 @@ impl Daemon {
             .arg(dir.path().join("broadcasts.d"))
             .args(["--api", &api.to_string(), "--sip-listen", &sip.to_string()])
             .args(["--rtp-ports", &format!("{low}-{high}")])
-            .args(["--log-format", "text"])
+            .args(["--log-format", log_format])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -135,6 +140,13 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGTERM, and waits (at most `limit`) for the daemon to exit; returns how long it took.
+    pub fn stop(&mut self, limit: Duration) -> Duration {
+        let started = sipcast::clock::monotonic();
+        crate::peers::stop(&mut self.child, limit);
+        started.elapsed()
     }
 
     /// Open descriptors of the daemon now.
