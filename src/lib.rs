@@ -23,6 +23,7 @@ pub mod internal_tasks;
 pub mod limits;
 pub mod logging;
 pub mod media;
+pub mod output;
 pub mod reconcile;
 pub mod rtmp;
 pub mod schedule;

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod aac;
+pub mod annexb;
 pub mod audio;
 pub mod avcc;
 pub mod decode;
