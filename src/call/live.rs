@@ -14,10 +14,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::targets::{TargetLegs, copy_format};
 use super::{CallCommand, CallEnd, CallEvent, CallRequest, CallSession, Dialer, EndCause};
 use crate::clock;
 use crate::media::{self, AudioOutputs, MediaConfig, MediaEvent, MediaSession, RemoteMedia};
+use crate::output::targets::{TargetLegs, copy_format};
 use crate::sip::{self, NegotiatedMedia, NegotiatedStream, UserAgent};
 use crate::spec::{AudioCodec, BroadcastSpec, RtmpTarget};
 use crate::status::CallMedia;

@@ -7,7 +7,6 @@
 
 pub mod live;
 pub mod scripted;
-mod targets;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,8 +3,11 @@
 //! current. [`switcher`] decides between the call and the [`slate`] plus [`silence`] and keeps
 //! one rising timeline across every switch.
 
+pub mod broadcast;
 pub mod silence;
 pub mod slate;
 pub mod switcher;
+pub mod targets;
 
+pub use broadcast::{BroadcastOutput, OutputSink};
 pub use switcher::{Showing, Switcher, SwitcherConfig, SwitcherStats};

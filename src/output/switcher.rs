@@ -32,18 +32,11 @@ use bytes::Bytes;
 use super::silence::SilenceFrame;
 use super::slate::{SLATE_FPS, Slate};
 use crate::frame::{AudioFormat, MediaFrame, StreamMetadata};
+pub use crate::rtmp::Showing;
 
 /// Call frames are placed this far ahead of "now" on the output timeline, so that a track
 /// whose first frame lags the other's a little still lands after the slate's last frame.
 const SOURCE_LEAD_MS: i64 = 100;
-
-/// What the targets see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Showing {
-    Call,
-    Slate,
-}
 
 #[derive(Clone, Debug)]
 pub struct SwitcherConfig {
@@ -354,6 +347,17 @@ impl Switcher {
 
     fn on_call_audio(&mut self, now: Instant, ts: u32, format: AudioFormat, data: Bytes) {
         let ts = self.map_call_ts(now, ts);
+        if matches!(format, AudioFormat::Pcmu | AudioFormat::Pcma) {
+            // The copy lane's silence follows the call's G.711 law.
+            for lane in &mut self.lanes {
+                if lane.silence.format != format
+                    && matches!(lane.silence.format, AudioFormat::Pcmu | AudioFormat::Pcma)
+                    && let Some(silence) = SilenceFrame::g711(format)
+                {
+                    lane.silence = silence;
+                }
+            }
+        }
         let lane = self.lanes.iter_mut().find(|l| l.silence.format == format);
         let ts_ms = match lane {
             Some(lane) => {

@@ -38,4 +38,4 @@ pub mod url;
 pub use publisher::{
     FrameSender, PublishError, PublishTarget, PublisherConfig, PublisherHandle, spawn,
 };
-pub use status::{TargetState, TargetStatus};
+pub use status::{Showing, TargetState, TargetStatus};

@@ -298,14 +298,24 @@ impl Driver {
         self.set_state(TargetState::Idle, None);
     }
 
+    /// `error` describes the new state: a failure also becomes `last_error` (with its time),
+    /// which outlives the recovery; publishing clears `error`.
     fn set_state(&self, state: TargetState, error: Option<String>) {
         let drops = self.shared.queue().drops().total();
         self.status.send_modify(|s| {
             s.state = state;
             s.dropped_frames = drops;
             s.bytes_sent = self.bytes_sent;
-            if error.is_some() {
-                s.error = error;
+            match error {
+                Some(error) => {
+                    s.last_error = Some(error.clone());
+                    s.last_error_at = Some(crate::clock::WallClock::System.now());
+                    s.error = Some(error);
+                }
+                None if state == TargetState::Publishing || state == TargetState::Idle => {
+                    s.error = None;
+                }
+                None => {}
             }
         });
     }

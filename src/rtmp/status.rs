@@ -33,8 +33,34 @@ pub struct TargetStatus {
     pub reconnects: u64,
     /// Frames dropped because the target could not keep up.
     pub dropped_frames: u64,
-    /// The last error, kept after recovery (redacted).
+    /// What is wrong now (redacted); `None` while publishing.
     pub error: Option<String>,
+    /// The most recent failure and when it happened, kept after recovery.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<jiff::Timestamp>,
+    /// What the viewers see: the call, or the slate (no usable video from the call).
+    pub showing: Option<Showing>,
+    /// Whole seconds this broadcast's output has shown the slate.
+    pub slate_seconds: u64,
+    /// Switches between call and slate.
+    pub switches: u64,
+}
+
+/// What a target's viewers see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Showing {
+    Call,
+    Slate,
+}
+
+impl Showing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Showing::Call => "call",
+            Showing::Slate => "slate",
+        }
+    }
 }
 
 impl TargetStatus {
@@ -46,6 +72,11 @@ impl TargetStatus {
             reconnects: 0,
             dropped_frames: 0,
             error: None,
+            last_error: None,
+            last_error_at: None,
+            showing: None,
+            slate_seconds: 0,
+            switches: 0,
         }
     }
 }
@@ -59,6 +90,9 @@ mod tests {
         let mut status = TargetStatus::new("rtmps://a.rtmps.youtube.com/live2/****".into());
         status.state = TargetState::Publishing;
         status.bytes_sent = 734003200;
+        status.showing = Some(Showing::Call);
+        status.switches = 2;
+        status.slate_seconds = 14;
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(
             json,
@@ -69,6 +103,11 @@ mod tests {
                 "reconnects": 0,
                 "dropped_frames": 0,
                 "error": null,
+                "last_error": null,
+                "last_error_at": null,
+                "showing": "call",
+                "slate_seconds": 14,
+                "switches": 2,
             })
         );
     }

@@ -1,7 +1,8 @@
-//! The RTMP legs of one call: a publisher per target, each fed the frames its audio codec wants.
+//! The RTMP legs of a broadcast's output: a publisher per target, each fed the frames its audio
+//! codec wants.
 //!
-//! Targets are compared by value, so an in-call edit of `[[rtmp]]` keeps the publishers whose
-//! target did not change, stops the removed ones and starts the new ones.
+//! Targets are compared by value, so an edit of `[[rtmp]]` keeps the publishers whose target
+//! did not change, stops the removed ones and starts the new ones.
 
 use crate::frame::{AudioFormat, MediaFrame};
 use crate::media;
@@ -15,7 +16,7 @@ struct Leg {
     keyframes: tokio::sync::watch::Receiver<u64>,
 }
 
-/// The publishers of one call, in spec order.
+/// The publishers of one broadcast, in spec order.
 pub struct TargetLegs {
     legs: Vec<Leg>,
     /// The call's audio as sent (for `audio_codec = "copy"` targets' metadata).
@@ -51,6 +52,11 @@ impl StreamHeaders {
 }
 
 impl TargetLegs {
+    /// The call's audio as sent changed (a new attempt negotiated another codec).
+    pub fn set_copy_format(&mut self, copy_format: Option<AudioFormat>) {
+        self.copy_format = copy_format;
+    }
+
     /// Starts a publisher per target. `copy_format` is the call's negotiated audio, if any.
     pub fn start(targets: &[RtmpTarget], copy_format: Option<AudioFormat>) -> Self {
         TargetLegs {

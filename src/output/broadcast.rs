@@ -1,0 +1,213 @@
+//! The tokio side of a broadcast's output: the [`Switcher`] and one publisher per target,
+//! behind a lock that the media path's driver takes to hand over each frame (no task in
+//! between), and a timer task that plays the slate and silence when they are due and reports
+//! the targets' status.
+//!
+//! It lives while the broadcast is desired live, across any number of call attempts: each
+//! attempt calls [`OutputSink::begin_source`] when its media starts and
+//! [`OutputSink::end_source`] when it ends.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::slate::Slate;
+use super::switcher::{Switcher, SwitcherConfig};
+use super::targets::TargetLegs;
+use crate::clock::monotonic;
+use crate::frame::{AudioFormat, MediaFrame};
+use crate::spec::{AudioCodec, RtmpTarget};
+use crate::status::{RtmpStatus, StatusBoard};
+
+/// How often target states are looked at and reported.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+
+struct State {
+    switcher: Switcher,
+    legs: TargetLegs,
+}
+
+impl State {
+    /// Hands everything the switcher produced to the targets.
+    fn drain(&mut self) {
+        while let Some(frame) = self.switcher.poll_output() {
+            self.legs.send(&frame);
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the timer when an input moved the switcher's next deadline earlier.
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent between statements; a panic in
+        // one (a bug) must not silence the broadcast for good.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where a call attempt's media goes. Cheap to clone; never blocks on the network.
+#[derive(Clone)]
+pub struct OutputSink {
+    shared: Arc<Shared>,
+}
+
+impl OutputSink {
+    /// One frame of the current call attempt, on its own timeline.
+    pub fn push(&self, frame: MediaFrame) {
+        let now = monotonic().into_std();
+        let mut state = self.shared.lock();
+        let before = state.switcher.poll_timeout();
+        state.switcher.push(now, frame);
+        state.drain();
+        if state.switcher.poll_timeout() < before {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// A call attempt's media starts; `copy_format` is its audio as sent, for `copy` targets.
+    pub fn begin_source(&self, copy_format: Option<AudioFormat>) {
+        let mut state = self.shared.lock();
+        state.switcher.begin_source(monotonic().into_std());
+        state.legs.set_copy_format(copy_format);
+        state.drain();
+    }
+
+    /// The call attempt is over: the targets get the slate at once.
+    pub fn end_source(&self) {
+        let mut state = self.shared.lock();
+        state.switcher.end_source(monotonic().into_std());
+        state.drain();
+        self.shared.wake.notify_one();
+    }
+
+    /// True once after the output started wanting a keyframe from the call: a target
+    /// (re)connected, or the slate waits for the call's video to come back.
+    pub fn take_keyframe_wanted(&self) -> bool {
+        let mut state = self.shared.lock();
+        let targets = state.legs.take_keyframe_requests();
+        state.switcher.take_keyframe_wanted() | targets
+    }
+}
+
+/// A broadcast's running output.
+pub struct BroadcastOutput {
+    sink: OutputSink,
+    timer: JoinHandle<()>,
+}
+
+impl BroadcastOutput {
+    /// Connects every target and starts publishing the slate. Status goes to `board` under
+    /// `broadcast`.
+    pub fn start(
+        broadcast: &str,
+        targets: &[RtmpTarget],
+        slate: Option<Arc<Slate>>,
+        board: StatusBoard,
+    ) -> BroadcastOutput {
+        let now = monotonic().into_std();
+        let custom = slate.is_some();
+        let mut config =
+            SwitcherConfig::new(slate.unwrap_or_else(|| Slate::built_in(None)), custom);
+        config.aac = targets.iter().any(|t| t.audio_codec == AudioCodec::Aac);
+        config.copy = targets
+            .iter()
+            .any(|t| t.audio_codec == AudioCodec::Copy)
+            .then_some(AudioFormat::Pcmu);
+        let mut state = State {
+            switcher: Switcher::new(now, config),
+            legs: TargetLegs::start(targets, None),
+        };
+        state.drain();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            wake: Notify::new(),
+        });
+        let timer = tokio::spawn(tracing::Instrument::in_current_span(run_timer(
+            shared.clone(),
+            broadcast.to_string(),
+            board,
+        )));
+        BroadcastOutput {
+            sink: OutputSink { shared },
+            timer,
+        }
+    }
+
+    pub fn sink(&self) -> OutputSink {
+        self.sink.clone()
+    }
+
+    /// Publish to these targets from now on (unchanged ones keep their connection).
+    pub fn update_targets(&self, targets: &[RtmpTarget]) {
+        let mut state = self.sink.shared.lock();
+        state.legs.update(targets);
+    }
+
+    /// Unpublishes every target (bounded) and stops the timer.
+    pub async fn stop(self) {
+        self.timer.abort();
+        let mut legs = {
+            let mut state = self.sink.shared.lock();
+            std::mem::replace(&mut state.legs, TargetLegs::start(&[], None))
+        };
+        legs.stop_all().await;
+    }
+}
+
+/// Plays what is due and reports the targets, sleeping in between.
+async fn run_timer(shared: Arc<Shared>, broadcast: String, board: StatusBoard) {
+    let mut last_report: Vec<RtmpStatus> = Vec::new();
+    let mut next_report = monotonic();
+    loop {
+        let due = {
+            let mut state = shared.lock();
+            let now = monotonic().into_std();
+            state.switcher.handle_timeout(now);
+            state.drain();
+            state.switcher.poll_timeout()
+        };
+        if monotonic() >= next_report {
+            next_report = monotonic() + REPORT_EVERY;
+            let statuses = statuses(&shared);
+            if statuses != last_report {
+                board.update_broadcast(&broadcast, |b| {
+                    b.counters.observe_targets(&statuses);
+                    b.rtmp = statuses.clone();
+                });
+                last_report = statuses;
+            }
+        }
+        let wake_at = due
+            .map(tokio::time::Instant::from_std)
+            .map_or(next_report, |at| at.min(next_report));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+/// Every target's status, with what the viewers see.
+fn statuses(shared: &Shared) -> Vec<RtmpStatus> {
+    let state = shared.lock();
+    let stats = state.switcher.stats(monotonic().into_std());
+    let showing = state.switcher.showing();
+    state
+        .legs
+        .statuses()
+        .into_iter()
+        .map(|mut status| {
+            status.showing = Some(showing);
+            status.slate_seconds = stats.slate_ms / 1000;
+            status.switches = stats.switches;
+            status
+        })
+        .collect()
+}
