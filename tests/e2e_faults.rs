@@ -127,8 +127,12 @@ fn busy_callee_486_backs_off_with_sip_status_486() {
     assert_eq!(call_state(&down), "failed", "{down}");
     assert_eq!(down["attempts"], 1, "{down}");
     assert!(down["next_attempt_at"].is_string(), "{down}");
-    assert_eq!(target_state(&down, 0), "idle", "nothing published: {down}");
-    assert!(recordings_of(nginx, "busy").is_empty());
+    // The broadcast is desired live: its target shows the slate while the call is down.
+    let slate = daemon.wait_status("busy", Duration::from_secs(5), "the slate on air", |s| {
+        target_state(s, 0) == "publishing"
+    });
+    assert_eq!(slate["rtmp"][0]["showing"], "slate", "{slate}");
+    assert_eq!(slate["phase"], "backoff", "{slate}");
 }
 
 #[test]

@@ -1,10 +1,11 @@
-//! The real [`Dialer`]: a SIP call leg, its media session and one RTMP publisher per target.
+//! The real [`Dialer`]: a SIP call leg and its media session, feeding the broadcast's output.
 //!
-//! One task per attempt owns all three. The legs are independent: a target that drops
-//! reconnects on its own (and asks the caller for a keyframe through the media path) while the
-//! call stays up; a call that ends stops the publishers cleanly. Keyframes are requested when
-//! media starts, after every RTMP (re)connect, and escalated to SIP INFO when RTCP requests go
-//! unanswered. No RTP and no RTCP for `media_timeout` hangs up with a reason that says so.
+//! One task per attempt owns both; the RTMP targets belong to the broadcast's output
+//! ([`crate::output`]), which outlives the attempt and shows the slate when the call gives no
+//! video. Keyframes are requested when media starts, whenever the output wants one (a target
+//! reconnected, the slate waits for the call's video), and escalated to SIP INFO when RTCP
+//! requests go unanswered. No RTP and no RTCP for `media_timeout` hangs up with a reason that
+//! says so.
 
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -17,7 +18,8 @@ use tokio::time::Instant;
 use super::{CallCommand, CallEnd, CallEvent, CallRequest, CallSession, Dialer, EndCause};
 use crate::clock;
 use crate::media::{self, AudioOutputs, MediaConfig, MediaEvent, MediaSession, RemoteMedia};
-use crate::output::targets::{TargetLegs, copy_format};
+use crate::output::OutputSink;
+use crate::output::targets::copy_format;
 use crate::sip::{self, NegotiatedMedia, NegotiatedStream, UserAgent};
 use crate::spec::{AudioCodec, BroadcastSpec, RtmpTarget};
 use crate::status::CallMedia;
@@ -60,6 +62,7 @@ impl Dialer for LiveDialer {
             ua: self.ua.clone(),
             ports: self.ports.clone(),
             spec: request.spec,
+            output: request.output,
             commands: command_rx,
             events,
         };
@@ -76,6 +79,7 @@ struct Attempt {
     ua: UserAgent,
     ports: MediaPorts,
     spec: Arc<BroadcastSpec>,
+    output: Option<OutputSink>,
     commands: mpsc::UnboundedReceiver<CallCommand>,
     events: mpsc::UnboundedSender<CallEvent>,
 }
@@ -136,14 +140,21 @@ impl Attempt {
             .audio
             .as_ref()
             .and_then(|a| copy_format(&a.codec, a.clock_rate));
-        let mut legs = TargetLegs::start(&targets, copy);
+        let output = self.output.clone();
+        if let Some(output) = &output {
+            output.begin_source(copy);
+        }
         let media_timeout = self.spec.call.media_timeout;
         let established_at = clock::monotonic();
         let mut report = tokio::time::interval(REPORT_EVERY);
         // Whether the call is still up on the SIP side when the loop ends (we owe it a BYE).
         let (end, owe_bye) = loop {
             tokio::select! {
-                Some(frame) = outputs.frames.recv() => legs.send(&frame),
+                Some(frame) = outputs.frames.recv() => {
+                    if let Some(output) = &output {
+                        output.push(frame);
+                    }
+                }
                 Some(MediaEvent::KeyframeUnanswered) = outputs.events.recv() => {
                     tracing::info!(broadcast = %self.spec.name, "keyframe requests unanswered; asking with SIP INFO");
                     call.request_keyframe();
@@ -157,20 +168,18 @@ impl Attempt {
                 },
                 command = self.commands.recv() => match command {
                     Some(CallCommand::UpdateTargets(next)) => {
-                        // The media path then re-announces metadata and any new AAC
-                        // sequence header; they reach the new target after its replay.
+                        // The output already retargeted; the media path produces the audio
+                        // flavours the new set wants and re-announces its headers.
                         media.set_audio_outputs(media_config(&next).audio_outputs);
-                        legs.update(&next);
                         media.request_keyframe();
                     }
                     Some(CallCommand::Hangup) | None => break (local_hangup(), true),
                 },
                 _ = report.tick() => {
-                    if legs.take_keyframe_requests() {
+                    if output.as_ref().is_some_and(OutputSink::take_keyframe_wanted) {
                         media.request_keyframe();
                     }
                     let status = media.status();
-                    self.emit(CallEvent::Targets(legs.statuses()));
                     self.emit(media_counters(&status.stats));
                     if let Some(silent) = silent_for(&status, established_at)
                         && silent >= media_timeout
@@ -181,10 +190,11 @@ impl Attempt {
                 }
             }
         };
-        // Close the streams first (viewers see a clean end, and no publisher outlives the
-        // attempt: the next attempt may publish to the same key at once), then the media
-        // sockets. Both are bounded. The BYE goes last and is not waited for.
-        legs.stop_all().await;
+        // The targets go back to the slate at once, then the media sockets close (bounded).
+        // The BYE goes last and is not waited for.
+        if let Some(output) = &output {
+            output.end_source();
+        }
         media.stop().await;
         if owe_bye {
             hang_up_in_background(call);

@@ -14,7 +14,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::spec::{BroadcastSpec, RtmpTarget};
-use crate::status::RtmpStatus;
 
 /// What the supervisor asks for: dial this broadcast's call and publish it.
 #[derive(Clone, Debug)]
@@ -23,6 +22,9 @@ pub struct CallRequest {
     pub spec: Arc<BroadcastSpec>,
     /// 1 for the first attempt since the broadcast became desired live.
     pub attempt: u64,
+    /// Where the call's media goes: the broadcast's output, which outlives the attempt.
+    /// `None` when nothing publishes (no output policy allows it yet, or tests).
+    pub output: Option<crate::output::OutputSink>,
 }
 
 /// Orders for a running attempt.
@@ -30,7 +32,7 @@ pub struct CallRequest {
 pub enum CallCommand {
     /// Send BYE (or CANCEL), close the streams, then report `Ended`.
     Hangup,
-    /// Publish to these targets from now on, keeping the call up.
+    /// The targets changed: produce the audio flavours they want, keeping the call up.
     UpdateTargets(Vec<RtmpTarget>),
 }
 
@@ -50,8 +52,6 @@ pub enum CallEvent {
     },
     /// The DTMF digits sent so far.
     DtmfSent(String),
-    /// The state of every RTMP target, in spec order.
-    Targets(Vec<RtmpStatus>),
     /// The call's media since it began.
     Media(crate::status::CallMedia),
     /// The attempt is over; nothing follows.

@@ -19,7 +19,7 @@ use super::targets::TargetLegs;
 use crate::clock::monotonic;
 use crate::frame::{AudioFormat, MediaFrame};
 use crate::spec::{AudioCodec, RtmpTarget};
-use crate::status::{RtmpStatus, StatusBoard};
+use crate::status::{CallState, Phase, RtmpState, RtmpStatus, StatusBoard};
 
 /// How often target states are looked at and reported.
 const REPORT_EVERY: Duration = Duration::from_millis(250);
@@ -96,6 +96,12 @@ impl OutputSink {
     }
 }
 
+impl std::fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputSink")
+    }
+}
+
 /// A broadcast's running output.
 pub struct BroadcastOutput {
     sink: OutputSink,
@@ -115,11 +121,7 @@ impl BroadcastOutput {
         let custom = slate.is_some();
         let mut config =
             SwitcherConfig::new(slate.unwrap_or_else(|| Slate::built_in(None)), custom);
-        config.aac = targets.iter().any(|t| t.audio_codec == AudioCodec::Aac);
-        config.copy = targets
-            .iter()
-            .any(|t| t.audio_codec == AudioCodec::Copy)
-            .then_some(AudioFormat::Pcmu);
+        (config.aac, config.copy) = audio_wanted(targets);
         let mut state = State {
             switcher: Switcher::new(now, config),
             legs: TargetLegs::start(targets, None),
@@ -147,7 +149,10 @@ impl BroadcastOutput {
     /// Publish to these targets from now on (unchanged ones keep their connection).
     pub fn update_targets(&self, targets: &[RtmpTarget]) {
         let mut state = self.sink.shared.lock();
+        let (aac, copy) = audio_wanted(targets);
+        state.switcher.want_audio(aac, copy);
         state.legs.update(targets);
+        state.drain();
     }
 
     /// Unpublishes every target (bounded) and stops the timer.
@@ -177,9 +182,18 @@ async fn run_timer(shared: Arc<Shared>, broadcast: String, board: StatusBoard) {
             next_report = monotonic() + REPORT_EVERY;
             let statuses = statuses(&shared);
             if statuses != last_report {
+                let streaming = statuses.iter().any(|t| t.state == RtmpState::Publishing);
                 board.update_broadcast(&broadcast, |b| {
                     b.counters.observe_targets(&statuses);
                     b.rtmp = statuses.clone();
+                    // A connected call is "streaming" once a target publishes it.
+                    if matches!(b.phase, Phase::Connected | Phase::Streaming) {
+                        b.phase = if streaming && b.call.state == CallState::Established {
+                            Phase::Streaming
+                        } else {
+                            Phase::Connected
+                        };
+                    }
                 });
                 last_report = statuses;
             }
@@ -210,4 +224,16 @@ fn statuses(shared: &Shared) -> Vec<RtmpStatus> {
             status
         })
         .collect()
+}
+
+/// Whether some target wants AAC, and the G.711 silence `copy` targets get before a call says
+/// which law it uses.
+fn audio_wanted(targets: &[RtmpTarget]) -> (bool, Option<AudioFormat>) {
+    (
+        targets.iter().any(|t| t.audio_codec == AudioCodec::Aac),
+        targets
+            .iter()
+            .any(|t| t.audio_codec == AudioCodec::Copy)
+            .then_some(AudioFormat::Pcmu),
+    )
 }

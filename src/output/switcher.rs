@@ -162,14 +162,34 @@ impl Switcher {
             .out
             .push_back(MediaFrame::Metadata(switcher.slate_metadata()));
         if switcher.config.aac {
-            let asc = crate::media::aac::audio_specific_config(48_000).unwrap_or([0x11, 0x88]);
             switcher
                 .out
-                .push_back(MediaFrame::AudioConfig(Bytes::copy_from_slice(&asc)));
+                .push_back(MediaFrame::AudioConfig(announced_asc()));
         }
         switcher.show_slate(now);
         switcher.handle_timeout(now);
         switcher
+    }
+
+    /// The targets changed: add the silence lanes (and the AAC sequence header) a new audio
+    /// flavour needs. Lanes no target wants any more are kept: their frames are filtered per
+    /// target anyway.
+    pub fn want_audio(&mut self, aac: bool, copy: Option<AudioFormat>) {
+        if aac && !self.config.aac {
+            self.config.aac = true;
+            if let Some(silence) = SilenceFrame::aac() {
+                self.lanes.push(AudioLane::new(silence));
+            }
+            self.out.push_back(MediaFrame::AudioConfig(announced_asc()));
+        }
+        if self.config.copy.is_none()
+            && let Some(format) = copy
+        {
+            self.config.copy = Some(format);
+            if let Some(silence) = SilenceFrame::g711(format) {
+                self.lanes.push(AudioLane::new(silence));
+            }
+        }
     }
 
     pub fn showing(&self) -> Showing {
@@ -235,8 +255,7 @@ impl Switcher {
             MediaFrame::AudioConfig(asc) => {
                 // Our AAC settings are fixed, so the call's config matches the one announced at
                 // start; a different one is passed on (a player resets its decoder).
-                let announced = crate::media::aac::audio_specific_config(48_000).ok();
-                if announced.is_none_or(|a| a[..] != asc[..]) {
+                if announced_asc() != asc {
                     self.out.push_back(MediaFrame::AudioConfig(asc));
                 }
             }
@@ -491,6 +510,13 @@ impl Switcher {
             audio_bitrate_kbps: None,
         }
     }
+}
+
+/// The AudioSpecificConfig of our AAC (the media path's default settings), announced at start.
+fn announced_asc() -> Bytes {
+    let config = crate::media::aac::AacConfig::default();
+    let asc = crate::media::aac::audio_specific_config(config.sample_rate).unwrap_or([0x11, 0x90]);
+    Bytes::copy_from_slice(&asc)
 }
 
 /// `ts` as a wire timestamp (wrapping at 2^32 ms like FLV's), moved just past `last` if it

@@ -15,10 +15,11 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, Jitter};
 use crate::call::{CallCommand, CallEnd, CallEvent, CallRequest, Dialer, EndCause};
 use crate::clock::{self, WallClock};
+use crate::output::BroadcastOutput;
 use crate::spec::{BroadcastSpec, OnRemoteHangup, SpecChange};
 use crate::status::{
-    BroadcastStatus, CallState, ConditionStatus, Desired, Phase, RtmpState, RtmpStatus,
-    ScheduleStatus, StatusBoard,
+    BroadcastStatus, CallState, ConditionStatus, Desired, Phase, RtmpStatus, ScheduleStatus,
+    StatusBoard,
 };
 
 /// Wall time is re-read at least this often, so clock steps take effect without a restart.
@@ -69,6 +70,7 @@ impl SupervisorHandle {
             attempts: 0,
             completed: false,
             call_id: None,
+            output: None,
         };
         SupervisorHandle {
             spec_tx,
@@ -116,6 +118,8 @@ struct Supervisor {
     completed: bool,
     /// The current attempt's Call-ID, for log lines.
     call_id: Option<String>,
+    /// What the targets publish while the broadcast is desired live, across attempts.
+    output: Option<BroadcastOutput>,
 }
 
 /// Why a wait ended.
@@ -159,6 +163,7 @@ impl Supervisor {
                     self.completed = false;
                 }
                 let waiting = self.spec.schedule.is_some() && self.spec.enabled && !self.completed;
+                self.stop_output().await;
                 self.set_phase(if waiting { Phase::Waiting } else { Phase::Idle });
                 self.write(|b| b.next_attempt_at = None);
                 if let Wake::Deleted = self.wait(next_change).await {
@@ -166,6 +171,7 @@ impl Supervisor {
                 }
                 continue;
             }
+            self.ensure_output();
             if let Some(at) = self.retry_at
                 && at > clock::monotonic()
             {
@@ -185,7 +191,31 @@ impl Supervisor {
                 Outcome::Ended { end, connected_for } => self.after_end(end, connected_for),
             }
         }
+        self.stop_output().await;
         tracing::info!(broadcast = %self.name, "supervisor stopped");
+    }
+
+    /// Starts publishing (the slate until a call gives media) if not already.
+    fn ensure_output(&mut self) {
+        if self.output.is_none() {
+            tracing::info!(broadcast = %self.name, "output starting");
+            self.output = Some(BroadcastOutput::start(
+                &self.name,
+                &self.spec.rtmp,
+                None,
+                self.ctx.board.clone(),
+            ));
+        }
+    }
+
+    /// Unpublishes every target (bounded) and shows them idle.
+    async fn stop_output(&mut self) {
+        if let Some(output) = self.output.take() {
+            tracing::info!(broadcast = %self.name, "output stopping");
+            output.stop().await;
+            let targets = self_targets(&self.spec);
+            self.write(|b| b.rtmp = targets);
+        }
     }
 
     /// Desired live now? And when to look again (monotonic).
@@ -247,8 +277,13 @@ impl Supervisor {
         self.backoff
             .set_bounds(next.redial.initial, next.redial.max);
         if change == SpecChange::Targets {
-            let targets = self_targets(&next);
-            self.write(|b| b.rtmp = targets);
+            match &self.output {
+                Some(output) => output.update_targets(&next.rtmp),
+                None => {
+                    let targets = self_targets(&next);
+                    self.write(|b| b.rtmp = targets);
+                }
+            }
         }
         self.spec = next;
         Wake::SpecChanged(change)
@@ -262,6 +297,7 @@ impl Supervisor {
             broadcast: self.name.clone(),
             spec: self.spec.clone(),
             attempt: attempts,
+            output: self.output.as_ref().map(BroadcastOutput::sink),
         });
         let now = self.ctx.clock.now();
         self.write(|b| {
@@ -385,20 +421,6 @@ impl Supervisor {
                 });
             }
             CallEvent::DtmfSent(digits) => self.write(|b| b.call.dtmf_sent = Some(digits)),
-            CallEvent::Targets(targets) => {
-                let streaming = targets.iter().any(|t| t.state == RtmpState::Publishing);
-                self.write(|b| {
-                    if established_at.is_some() {
-                        b.phase = if streaming {
-                            Phase::Streaming
-                        } else {
-                            Phase::Connected
-                        };
-                    }
-                    b.counters.observe_targets(&targets);
-                    b.rtmp = targets;
-                });
-            }
             CallEvent::Media(media) => self.write(|b| {
                 b.counters.current.rtp_packets = media.rtp_packets;
                 b.counters.current.rtp_lost = media.rtp_lost;
@@ -418,7 +440,6 @@ impl Supervisor {
             reason = %end.reason,
             "call ended"
         );
-        let targets = self_targets(&self.spec);
         self.write(|b| {
             b.call.state = match end.cause {
                 EndCause::Failed => CallState::Failed,
@@ -439,7 +460,6 @@ impl Supervisor {
                 end.reason.clone(),
                 now,
             );
-            b.rtmp = targets;
         });
     }
 
