@@ -290,8 +290,13 @@ impl Sipp {
 
     /// Starts sipp on a given SIP port (a callee coming back where the last one was).
     pub fn start_on(name: &str, port: u16, extra: &[&str]) -> Sipp {
+        Sipp::start_file(&scenario(name), port, extra)
+    }
+
+    /// Starts sipp on a scenario file anywhere (one the test wrote beside its own pcap).
+    pub fn start_file(path: &Path, port: u16, extra: &[&str]) -> Sipp {
         require("sipp");
-        let plays_pcap = std::fs::read_to_string(scenario(name))
+        let plays_pcap = std::fs::read_to_string(path)
             .unwrap_or_default()
             .contains("play_pcap");
         if plays_pcap {
@@ -302,7 +307,7 @@ impl Sipp {
         let child = Command::new("sipp")
             .current_dir(dir.path())
             .arg("-sf")
-            .arg(scenario(name))
+            .arg(path)
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-mp", &media_port.to_string()])
             .args(["-m", "1", "-timeout", "60s", "-timeout_error"])

@@ -47,6 +47,31 @@ pub fn check_440_hz(path: &Path) {
     );
 }
 
+/// For each whole second of `path`'s audio: is the 440 Hz tone there (level above -30 dBFS
+/// and 440 Hz 30 dB above 700 and 1250 Hz)? Silence and noise are `false`.
+pub fn tone_by_second(path: &Path) -> Vec<bool> {
+    let output = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg is required for this test");
+    let pcm: Vec<f64> = output
+        .stdout
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])))
+        .collect();
+    pcm.chunks_exact(16_000)
+        .map(|second| {
+            let rms = (second.iter().map(|x| x * x).sum::<f64>() / 16_000.0).sqrt();
+            let loud = 20.0 * (rms.max(1e-9) / 32768.0).log10() > -30.0;
+            let tone = power_at(second, 440.0);
+            let other = power_at(second, 1250.0).max(power_at(second, 700.0));
+            loud && tone > 1000.0 * other
+        })
+        .collect()
+}
+
 /// Goertzel power of `hz` in 16 kHz `pcm`.
 fn power_at(pcm: &[f64], hz: f64) -> f64 {
     let coefficient = 2.0 * (std::f64::consts::TAU * hz / 16_000.0).cos();
