@@ -27,6 +27,9 @@ const REPORT_EVERY: Duration = Duration::from_millis(250);
 struct State {
     switcher: Switcher,
     legs: TargetLegs,
+    targets: Vec<RtmpTarget>,
+    /// The targets are connected (or connecting); `false` while publishing waits for a call.
+    connected: bool,
 }
 
 impl State {
@@ -76,6 +79,11 @@ impl OutputSink {
         let mut state = self.shared.lock();
         state.switcher.begin_source(monotonic().into_std());
         state.legs.set_copy_format(copy_format);
+        if !state.connected {
+            state.connected = true;
+            let targets = state.targets.clone();
+            state.legs.update(&targets);
+        }
         state.drain();
     }
 
@@ -109,12 +117,14 @@ pub struct BroadcastOutput {
 }
 
 impl BroadcastOutput {
-    /// Connects every target and starts publishing the slate. Status goes to `board` under
-    /// `broadcast`.
+    /// Starts the output timeline on the slate. With `connect_now` every target connects and
+    /// publishes the slate at once; otherwise they connect when a call's media begins. Status
+    /// goes to `board` under `broadcast`.
     pub fn start(
         broadcast: &str,
         targets: &[RtmpTarget],
         slate: Option<Arc<Slate>>,
+        connect_now: bool,
         board: StatusBoard,
     ) -> BroadcastOutput {
         let now = monotonic().into_std();
@@ -124,7 +134,9 @@ impl BroadcastOutput {
         (config.aac, config.copy) = audio_wanted(targets);
         let mut state = State {
             switcher: Switcher::new(now, config),
-            legs: TargetLegs::start(targets, None),
+            legs: TargetLegs::start(if connect_now { targets } else { &[] }, None),
+            targets: targets.to_vec(),
+            connected: connect_now,
         };
         state.drain();
         let shared = Arc::new(Shared {
@@ -151,18 +163,34 @@ impl BroadcastOutput {
         let mut state = self.sink.shared.lock();
         let (aac, copy) = audio_wanted(targets);
         state.switcher.want_audio(aac, copy);
-        state.legs.update(targets);
+        state.targets = targets.to_vec();
+        if state.connected {
+            state.legs.update(targets);
+        }
         state.drain();
+    }
+
+    /// True while the targets are connected (publishing or trying to).
+    pub fn is_connected(&self) -> bool {
+        self.sink.shared.lock().connected
+    }
+
+    /// Unpublishes every target (bounded) but keeps the timeline: the targets connect again
+    /// when the next call's media begins.
+    pub async fn unpublish(&self) {
+        let detached = {
+            let mut state = self.sink.shared.lock();
+            state.connected = false;
+            state.legs.detach_all()
+        };
+        detached.stop().await;
     }
 
     /// Unpublishes every target (bounded) and stops the timer.
     pub async fn stop(self) {
         self.timer.abort();
-        let mut legs = {
-            let mut state = self.sink.shared.lock();
-            std::mem::replace(&mut state.legs, TargetLegs::start(&[], None))
-        };
-        legs.stop_all().await;
+        let detached = self.sink.shared.lock().legs.detach_all();
+        detached.stop().await;
     }
 }
 
@@ -213,9 +241,12 @@ fn statuses(shared: &Shared) -> Vec<RtmpStatus> {
     let state = shared.lock();
     let stats = state.switcher.stats(monotonic().into_std());
     let showing = state.switcher.showing();
-    state
-        .legs
-        .statuses()
+    let targets = if state.connected {
+        state.legs.statuses()
+    } else {
+        super::targets::idle_statuses(&state.targets)
+    };
+    targets
         .into_iter()
         .map(|mut status| {
             status.showing = Some(showing);

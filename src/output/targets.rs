@@ -12,6 +12,8 @@ use crate::status::RtmpStatus;
 
 struct Leg {
     target: RtmpTarget,
+    /// Publishing to the target's `backup_url` rather than its `url`.
+    backup: bool,
     handle: PublisherHandle,
     keyframes: tokio::sync::watch::Receiver<u64>,
 }
@@ -57,10 +59,19 @@ impl TargetLegs {
         self.copy_format = copy_format;
     }
 
+    /// Number of publishers (a target with a backup has two).
+    pub fn len(&self) -> usize {
+        self.legs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.legs.is_empty()
+    }
+
     /// Starts a publisher per target. `copy_format` is the call's negotiated audio, if any.
     pub fn start(targets: &[RtmpTarget], copy_format: Option<AudioFormat>) -> Self {
         TargetLegs {
-            legs: targets.iter().map(start_leg).collect(),
+            legs: targets.iter().flat_map(start_legs).collect(),
             copy_format,
             headers: StreamHeaders::default(),
         }
@@ -82,13 +93,19 @@ impl TargetLegs {
             .into_iter()
             .map(Some)
             .collect();
-        for target in next {
+        for (target, backup) in next
+            .iter()
+            .flat_map(|t| t.endpoints().map(move |(_, backup)| (t, backup)))
+        {
             let kept = old
                 .iter_mut()
-                .find(|l| l.as_ref().is_some_and(|l| &l.target == target))
+                .find(|l| {
+                    l.as_ref()
+                        .is_some_and(|l| &l.target == target && l.backup == backup)
+                })
                 .and_then(Option::take);
             let leg = kept.unwrap_or_else(|| {
-                let leg = start_leg(target);
+                let leg = start_leg(target, backup);
                 for header in self.headers.replay() {
                     if let Some(frame) = frame_for(target.audio_codec, self.copy_format, header) {
                         leg.handle.send(frame);
@@ -118,13 +135,34 @@ impl TargetLegs {
     pub fn statuses(&self) -> Vec<RtmpStatus> {
         self.legs
             .iter()
-            .map(|leg| leg.handle.status().borrow().clone())
+            .map(|leg| {
+                let mut status = leg.handle.status().borrow().clone();
+                status.backup = leg.backup;
+                status
+            })
             .collect()
+    }
+
+    /// Takes every publisher out, keeping the stream's headers for publishers started later;
+    /// stop what is returned (outside any lock).
+    pub fn detach_all(&mut self) -> Detached {
+        Detached(std::mem::take(&mut self.legs))
     }
 
     /// Unpublishes every target, all at once.
     pub async fn stop_all(&mut self) {
-        let stops: Vec<_> = std::mem::take(&mut self.legs)
+        self.detach_all().stop().await;
+    }
+}
+
+/// Publishers taken out of a [`TargetLegs`], still connected until [`Detached::stop`].
+pub struct Detached(Vec<Leg>);
+
+impl Detached {
+    /// Unpublishes them all at once (each bounded by the publisher's stop grace).
+    pub async fn stop(self) {
+        let stops: Vec<_> = self
+            .0
             .into_iter()
             .map(|leg| tokio::spawn(tracing::Instrument::in_current_span(leg.handle.stop())))
             .collect();
@@ -134,10 +172,37 @@ impl TargetLegs {
     }
 }
 
-fn start_leg(target: &RtmpTarget) -> Leg {
+/// Status entries of targets that are not connected: one per endpoint, URLs redacted.
+pub fn idle_statuses(targets: &[RtmpTarget]) -> Vec<RtmpStatus> {
+    targets
+        .iter()
+        .flat_map(|t| {
+            t.endpoints().map(|(url, backup)| RtmpStatus {
+                url: rtmp::url::redacted_url(url, t.stream_key.is_some()),
+                backup,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// A publisher for the target's URL and, if it has one, another for its backup: separate
+/// connections, each reconnecting on its own.
+fn start_legs(target: &RtmpTarget) -> Vec<Leg> {
+    target
+        .endpoints()
+        .map(|(_, backup)| start_leg(target, backup))
+        .collect()
+}
+
+fn start_leg(target: &RtmpTarget, backup: bool) -> Leg {
+    let url = match (&target.backup_url, backup) {
+        (Some(backup_url), true) => backup_url.clone(),
+        _ => target.url.clone(),
+    };
     let handle = rtmp::spawn(
         PublishTarget {
-            url: target.url.clone(),
+            url,
             stream_key: target.stream_key.clone(),
             ca_file: target.ca_file.clone(),
         },
@@ -146,6 +211,7 @@ fn start_leg(target: &RtmpTarget) -> Leg {
     let keyframes = handle.keyframe_requests();
     Leg {
         target: target.clone(),
+        backup,
         handle,
         keyframes,
     }

@@ -71,6 +71,8 @@ impl SupervisorHandle {
             completed: false,
             call_id: None,
             output: None,
+            call_down_since: None,
+            held_back: false,
         };
         SupervisorHandle {
             spec_tx,
@@ -120,6 +122,10 @@ struct Supervisor {
     call_id: Option<String>,
     /// What the targets publish while the broadcast is desired live, across attempts.
     output: Option<BroadcastOutput>,
+    /// Since when no call has been up (for `output.unpublish_after`).
+    call_down_since: Option<Instant>,
+    /// `unpublish_after` fired: the targets stay down until a call is answered again.
+    held_back: bool,
 }
 
 /// Why a wait ended.
@@ -176,11 +182,20 @@ impl Supervisor {
                 && at > clock::monotonic()
             {
                 self.set_phase(Phase::Backoff);
-                let deadline = next_change.map_or(at, |n| n.min(at));
+                let mut deadline = next_change.map_or(at, |n| n.min(at));
+                if let Some(unpublish_at) = self.unpublish_at() {
+                    deadline = deadline.min(unpublish_at);
+                }
                 match self.wait(Some(deadline)).await {
                     Wake::Deleted => break,
                     Wake::RetryNow => self.retry_at = None,
                     _ => {}
+                }
+                if self
+                    .unpublish_at()
+                    .is_some_and(|at| at <= clock::monotonic())
+                {
+                    self.unpublish_while_down().await;
                 }
                 continue;
             }
@@ -195,21 +210,76 @@ impl Supervisor {
         tracing::info!(broadcast = %self.name, "supervisor stopped");
     }
 
-    /// Starts publishing (the slate until a call gives media) if not already.
+    /// Starts the output (the slate until a call gives media) if not already. Its targets
+    /// connect at once unless `[output] before_call = false` or `unpublish_after` held them
+    /// back; then they connect when a call's media begins.
     fn ensure_output(&mut self) {
-        if self.output.is_none() {
-            tracing::info!(broadcast = %self.name, "output starting");
-            self.output = Some(BroadcastOutput::start(
-                &self.name,
-                &self.spec.rtmp,
-                None,
-                self.ctx.board.clone(),
-            ));
+        if self.output.is_some() {
+            return;
+        }
+        let connect_now = self.spec.output.before_call && !self.held_back;
+        tracing::info!(broadcast = %self.name, connect_now, "output starting");
+        let slate = self.load_slate();
+        self.output = Some(BroadcastOutput::start(
+            &self.name,
+            &self.spec.rtmp,
+            slate,
+            connect_now,
+            self.ctx.board.clone(),
+        ));
+        self.call_down_since.get_or_insert_with(clock::monotonic);
+    }
+
+    /// The spec's own slate, or `None` for the built-in ones (also when the file is unusable:
+    /// reported as the `SlateUsable` condition, never a reason to stay off air).
+    fn load_slate(&self) -> Option<Arc<crate::output::slate::Slate>> {
+        let path = self.spec.output.slate.as_ref()?;
+        let now = self.ctx.clock.now();
+        match crate::output::slate::Slate::load(path) {
+            Ok(slate) => {
+                self.write(|b| {
+                    b.set_condition("SlateUsable", ConditionStatus::True, "Loaded", "", now)
+                });
+                Some(Arc::new(slate))
+            }
+            Err(error) => {
+                tracing::warn!(broadcast = %self.name, %error, "slate unusable; using the built-in one");
+                self.write(|b| {
+                    b.set_condition(
+                        "SlateUsable",
+                        ConditionStatus::False,
+                        "Unusable",
+                        format!("{error}; the built-in slate is shown"),
+                        now,
+                    )
+                });
+                None
+            }
+        }
+    }
+
+    /// When `unpublish_after` ends the slate, if it applies now.
+    fn unpublish_at(&self) -> Option<Instant> {
+        let after = self.spec.output.unpublish_after?;
+        let output = self.output.as_ref()?;
+        if !output.is_connected() {
+            return None;
+        }
+        Some(self.call_down_since? + after)
+    }
+
+    async fn unpublish_while_down(&mut self) {
+        if let Some(output) = &self.output {
+            tracing::info!(broadcast = %self.name, "the call stayed down past output.unpublish_after; unpublishing");
+            output.unpublish().await;
+            self.held_back = true;
         }
     }
 
     /// Unpublishes every target (bounded) and shows them idle.
     async fn stop_output(&mut self) {
+        self.call_down_since = None;
+        self.held_back = false;
         if let Some(output) = self.output.take() {
             tracing::info!(broadcast = %self.name, "output stopping");
             output.stop().await;
@@ -357,6 +427,7 @@ impl Supervisor {
             }
         };
         let connected_for = established_at.map_or(Duration::ZERO, |at| clock::monotonic() - at);
+        self.call_down_since.get_or_insert_with(clock::monotonic);
         self.record_end(&end, established_at.is_some(), connected_for);
         match hanging_up.map(|(why, _)| why) {
             Some(HangupFor::Deleted) => Outcome::Deleted,
@@ -403,6 +474,8 @@ impl Supervisor {
                 video_codec,
             } => {
                 *established_at = Some(clock::monotonic());
+                self.call_down_since = None;
+                self.held_back = false;
                 tracing::info!(broadcast = %name, "call established");
                 self.write(|b| {
                     b.phase = Phase::Connected;
@@ -506,13 +579,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 
 /// Idle status entries for a spec's targets, URLs redacted.
 fn self_targets(spec: &BroadcastSpec) -> Vec<RtmpStatus> {
-    spec.rtmp
-        .iter()
-        .map(|t| RtmpStatus {
-            url: t.redacted_url(),
-            ..Default::default()
-        })
-        .collect()
+    crate::output::targets::idle_statuses(&spec.rtmp)
 }
 
 /// The redial backoff a spec asks for: `[redial]`, ±20 %.

@@ -44,6 +44,8 @@ pub struct TargetStatus {
     pub slate_seconds: u64,
     /// Switches between call and slate.
     pub switches: u64,
+    /// This entry is a target's `backup_url` (it follows its primary in the list).
+    pub backup: bool,
 }
 
 /// What a target's viewers see.
@@ -77,6 +79,7 @@ impl TargetStatus {
             showing: None,
             slate_seconds: 0,
             switches: 0,
+            backup: false,
         }
     }
 }
@@ -108,6 +111,7 @@ mod tests {
                 "showing": "call",
                 "slate_seconds": 14,
                 "switches": 2,
+                "backup": false,
             })
         );
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::error::Locator;
 use super::raw::{self, Located, RawRtmp, RawSpec};
 use super::{
-    BroadcastSpec, CallSpec, RedialPolicy, RtmpTarget, SipSpec, SpecError, SpecErrors,
-    broadcast_name, valid_name,
+    BroadcastSpec, CallSpec, OutputPolicy, RedialPolicy, RtmpTarget, SipSpec, SpecError,
+    SpecErrors, broadcast_name, valid_name,
 };
 use crate::schedule::{CronExpr, Schedule, WindowRule};
 use crate::secret::{Secret, SecretSource};
@@ -105,6 +105,7 @@ impl Checker<'_> {
             }
         };
         let redial = raw.redial.map(|r| self.redial(r)).unwrap_or_default();
+        let output = raw.output.map(|o| self.output(o)).unwrap_or_default();
         Some(BroadcastSpec {
             name,
             file: file.to_string(),
@@ -115,6 +116,7 @@ impl Checker<'_> {
             schedule: schedule.flatten(),
             rtmp,
             redial,
+            output,
             warnings: Vec::new(),
         })
     }
@@ -367,7 +369,17 @@ impl Checker<'_> {
         let keyframe_interval = r
             .keyframe_interval
             .map_or(Some(Duration::from_secs(4)), |k| self.duration(&k, false));
-        if !url_ok {
+        let backup_ok = match &r.backup_url {
+            Some(backup) => match crate::rtmp::url::check(&backup.value, has_key_source) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.fail(Some(backup.span.clone()), format!("backup_url: {e}"));
+                    false
+                }
+            },
+            None => true,
+        };
+        if !url_ok || !backup_ok {
             return None;
         }
         Some(RtmpTarget {
@@ -376,7 +388,26 @@ impl Checker<'_> {
             audio_codec: r.audio_codec.unwrap_or_default(),
             keyframe_interval: keyframe_interval?,
             ca_file: r.ca_file.map(|c| c.value.into()),
+            backup_url: r.backup_url.map(|b| b.value),
         })
+    }
+
+    fn output(&mut self, raw: Located<raw::RawOutput>) -> OutputPolicy {
+        let o = raw.value;
+        let unpublish_after = o
+            .unpublish_after
+            .as_ref()
+            .and_then(|d| self.duration(d, false));
+        if let Some(slate) = &o.slate
+            && slate.value.trim().is_empty()
+        {
+            self.fail(Some(slate.span.clone()), "output.slate: an empty path");
+        }
+        OutputPolicy {
+            slate: o.slate.map(|s| s.value.into()),
+            before_call: o.before_call.unwrap_or(true),
+            unpublish_after,
+        }
     }
 
     fn redial(&mut self, raw: Located<raw::RawRedial>) -> RedialPolicy {

@@ -36,6 +36,7 @@ pub struct BroadcastSpec {
     pub schedule: Option<Schedule>,
     pub rtmp: Vec<RtmpTarget>,
     pub redial: RedialPolicy,
+    pub output: OutputPolicy,
     /// Non-fatal findings (e.g. an inline password), shown by `validate`.
     pub warnings: Vec<SpecError>,
 }
@@ -76,6 +77,29 @@ pub struct RtmpTarget {
     pub audio_codec: AudioCodec,
     pub keyframe_interval: Duration,
     pub ca_file: Option<PathBuf>,
+    /// A second ingest fed the same frames (same stream key).
+    pub backup_url: Option<String>,
+}
+
+/// `[output]`: what the targets publish while the call gives no video, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OutputPolicy {
+    /// A slate file instead of the built-in ones.
+    pub slate: Option<PathBuf>,
+    /// Publish the slate before the first call is answered.
+    pub before_call: bool,
+    /// Unpublish when the call has been down this long (`None`: never while desired live).
+    pub unpublish_after: Option<Duration>,
+}
+
+impl Default for OutputPolicy {
+    fn default() -> Self {
+        OutputPolicy {
+            slate: None,
+            before_call: true,
+            unpublish_after: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,7 +125,7 @@ pub enum SpecChange {
     /// Schedule, `enabled` or redial policy: re-evaluated in place, the call is kept if still
     /// desired.
     InPlace,
-    /// Only `[[rtmp]]`: targets are updated without redialing.
+    /// Only `[[rtmp]]` or `[output]`: targets are updated without redialing.
     Targets,
     /// SIP identity or call parameters: the call must be redialed.
     Call,
@@ -112,7 +136,7 @@ impl BroadcastSpec {
     pub fn change_to(&self, next: &BroadcastSpec) -> SpecChange {
         if self.sip != next.sip || self.call != next.call {
             SpecChange::Call
-        } else if self.rtmp != next.rtmp {
+        } else if self.rtmp != next.rtmp || self.output != next.output {
             SpecChange::Targets
         } else if self.enabled != next.enabled
             || self.schedule != next.schedule
@@ -195,5 +219,11 @@ impl RtmpTarget {
     /// query string hidden.
     pub fn redacted_url(&self) -> String {
         crate::rtmp::url::redacted_url(&self.url, self.stream_key.is_some())
+    }
+
+    /// Where this target publishes: its URL, then its backup's, if any (`true` = backup).
+    pub fn endpoints(&self) -> impl Iterator<Item = (&str, bool)> {
+        std::iter::once((self.url.as_str(), false))
+            .chain(self.backup_url.as_deref().map(|u| (u, true)))
     }
 }

@@ -67,6 +67,8 @@ pub struct RawSpec<R = OneOrMany<Located<RawRtmp>>> {
     pub rtmp: Option<Located<R>>,
     /// Redial backoff.
     pub redial: Option<Located<RawRedial>>,
+    /// What the targets publish while the call gives no video, and for how long.
+    pub output: Option<Located<RawOutput>>,
 }
 
 /// `[rtmp]` or `[[rtmp]]`, for the schema. Files are read as [`RawSpec<Located<RawRtmp>>`] or
@@ -234,6 +236,24 @@ pub struct RawRtmp {
     pub keyframe_interval: Option<DurationText>,
     /// PEM file of CA certificates for `rtmps://` instead of the system roots.
     pub ca_file: Option<Located<String>>,
+    /// A second ingest for the same stream (YouTube, Facebook and Teams offer one): it gets the
+    /// same frames over its own connection, with the same stream key.
+    pub backup_url: Option<Located<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Output")]
+pub struct RawOutput {
+    /// H.264 Annex B file shown while the call gives no video (IDR first, an IDR at least every
+    /// 20 frames; played at 10 fps). Default: a built-in slate matching the call's resolution.
+    pub slate: Option<Located<String>>,
+    /// Publish the slate as soon as the broadcast is desired live (default true); `false`
+    /// connects the targets when the first call is answered.
+    pub before_call: Option<bool>,
+    /// Unpublish once the call has been down this long. Default: publish the slate for as long
+    /// as the broadcast is desired live.
+    pub unpublish_after: Option<DurationText>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -260,6 +280,7 @@ impl<R: Targets> RawSpec<R> {
                 span: r.span,
             }),
             redial: self.redial,
+            output: self.output,
         }
     }
 }
