@@ -486,10 +486,14 @@ impl Driver {
             self.bytes_sent += io.flush(session).await?;
             let drops = self.shared.queue().drops().total();
             let bytes_sent = self.bytes_sent;
+            let longest_gop_ms = self.timeline.longest_gop_ms();
             self.status.send_if_modified(|s| {
-                let changed = s.bytes_sent != bytes_sent || s.dropped_frames != drops;
+                let changed = s.bytes_sent != bytes_sent
+                    || s.dropped_frames != drops
+                    || s.longest_keyframe_interval_ms != longest_gop_ms;
                 s.bytes_sent = bytes_sent;
                 s.dropped_frames = drops;
+                s.longest_keyframe_interval_ms = longest_gop_ms;
                 changed
             });
         }

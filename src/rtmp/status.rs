@@ -46,6 +46,9 @@ pub struct TargetStatus {
     pub switches: u64,
     /// This entry is a target's `backup_url` (it follows its primary in the list).
     pub backup: bool,
+    /// The longest interval between two keyframes this target has published (ms): what the
+    /// CDN sees as the keyframe interval.
+    pub longest_keyframe_interval_ms: u32,
 }
 
 /// What a target's viewers see.
@@ -80,6 +83,7 @@ impl TargetStatus {
             slate_seconds: 0,
             switches: 0,
             backup: false,
+            longest_keyframe_interval_ms: 0,
         }
     }
 }
@@ -112,6 +116,7 @@ mod tests {
                 "slate_seconds": 14,
                 "switches": 2,
                 "backup": false,
+                "longest_keyframe_interval_ms": 0,
             })
         );
     }

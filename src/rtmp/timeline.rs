@@ -36,6 +36,10 @@ pub struct PublishTimeline {
     last_audio: Option<u32>,
     /// Latest wire timestamp of either track, for mid-stream configuration.
     last_any: u32,
+    /// Wire timestamp of the last keyframe sent on this connection.
+    last_keyframe: Option<u32>,
+    /// The longest stretch between two keyframes sent, over all connections (ms).
+    longest_gop_ms: u32,
 }
 
 /// Serial-number "a is before b" on the 32-bit millisecond circle.
@@ -55,6 +59,13 @@ impl PublishTimeline {
         self.started = false;
         self.video_started = false;
         self.audio_waiting_since = None;
+        self.last_keyframe = None;
+    }
+
+    /// The longest interval between two published keyframes so far (ms): what a CDN measures
+    /// as the stream's keyframe interval.
+    pub fn longest_gop_ms(&self) -> u32 {
+        self.longest_gop_ms
     }
 
     /// Whether this connection has begun sending media.
@@ -88,6 +99,12 @@ impl PublishTimeline {
                     self.start(ts, out);
                 }
                 self.video_started = true;
+                if *keyframe {
+                    if let Some(previous) = self.last_keyframe {
+                        self.longest_gop_ms = self.longest_gop_ms.max(ts.wrapping_sub(previous));
+                    }
+                    self.last_keyframe = Some(ts);
+                }
                 let mut tag = flv::mux(frame, ts);
                 tag.timestamp_ms = ts;
                 out.push(tag);
@@ -327,5 +344,26 @@ mod tests {
             [0x42, 0x64],
             "old profile first, then the new one"
         );
+    }
+
+    #[test]
+    fn the_longest_published_gop_is_measured_on_the_wire() {
+        let mut timeline = PublishTimeline::new();
+        timeline.on_connect(headers(true));
+        let mut tags = Vec::new();
+        for (ts, key) in [
+            (0, true),
+            (500, false),
+            (2000, true),
+            (2400, false),
+            (6100, true),
+        ] {
+            timeline.tags_for(&video(ts, key), &mut tags);
+        }
+        assert_eq!(timeline.longest_gop_ms(), 4100);
+        // A reconnect starts over at a keyframe: the gap across it is not a GOP.
+        timeline.on_connect(headers(true));
+        timeline.tags_for(&video(9000, true), &mut tags);
+        assert_eq!(timeline.longest_gop_ms(), 4100);
     }
 }
