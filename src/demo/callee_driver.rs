@@ -30,6 +30,9 @@ const RETRANSMIT_EVERY: Duration = Duration::from_millis(500);
 const RETRANSMIT_CAP: Duration = Duration::from_secs(4);
 /// Timer H (64·T1): give up repeating the 200 after this long without ACK.
 const ACK_WAIT: Duration = Duration::from_secs(32);
+/// The callee's camera comes on this long after the answer (a meeting lobby or an IVR sends
+/// audio first): the demo shows the slate until then.
+const CAMERA_AFTER: Duration = Duration::from_secs(4);
 
 /// What the callee saw, for the summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -258,6 +261,8 @@ impl Driver {
             video_to: video_to.remote_rtp,
             audio_to: audio_to.remote_rtp,
             report: self.report.clone(),
+            camera_after: CAMERA_AFTER,
+            events: self.events.clone(),
         };
         self.player = Some(tokio::spawn(player.run()));
     }
@@ -293,12 +298,16 @@ struct Player {
     video_to: SocketAddr,
     audio_to: SocketAddr,
     report: Arc<Mutex<CalleeReport>>,
+    /// Video is withheld (the clip still advances) until this long after the start.
+    camera_after: Duration,
+    events: mpsc::UnboundedSender<DemoEvent>,
 }
 
 impl Player {
     async fn run(mut self) {
         let start = clock::monotonic();
         let mut next_report = Duration::ZERO;
+        let mut camera_on = false;
         loop {
             let video_next = self.video.due() <= self.audio.due();
             let due = self.video.due().min(self.audio.due());
@@ -306,6 +315,13 @@ impl Player {
             // A send error (the caller's port not open yet, or gone) only loses that packet.
             if video_next {
                 let packets = self.video.next_packets();
+                if due < self.camera_after {
+                    continue;
+                }
+                if !camera_on {
+                    camera_on = true;
+                    let _ = self.events.send(DemoEvent::CalleeCameraOn);
+                }
                 for packet in &packets {
                     let _ = self.video_socket.send_to(packet, self.video_to).await;
                 }
@@ -317,8 +333,10 @@ impl Player {
             }
             let elapsed = clock::monotonic().saturating_duration_since(start);
             if elapsed >= next_report {
-                let video = self.video.sender_report(elapsed);
-                let _ = self.video_socket.send_to(&video, self.video_to).await;
+                if camera_on {
+                    let video = self.video.sender_report(elapsed);
+                    let _ = self.video_socket.send_to(&video, self.video_to).await;
+                }
                 let audio = self.audio.sender_report(elapsed);
                 let _ = self.audio_socket.send_to(&audio, self.audio_to).await;
                 next_report = elapsed + SENDER_REPORT_EVERY;

@@ -62,6 +62,8 @@ pub enum DemoEvent {
         audio: SocketAddr,
         video: SocketAddr,
     },
+    /// The callee's video starts (it answers with audio only for its first seconds).
+    CalleeCameraOn,
     CalleeDigit(char, callee::DtmfVia),
     CalleeHungUp,
     ReceiverConnected(SocketAddr),

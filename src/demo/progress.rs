@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::DemoEvent;
 use super::callee::DtmfVia;
 use super::recording::RecordingStats;
+use crate::rtmp::Showing;
 use crate::status::{BroadcastStatus, CallState, Phase, RtmpState};
 
 /// Remembers what was last printed, so each change prints once.
@@ -15,6 +16,7 @@ pub struct ProgressTracker {
     call: Option<CallState>,
     dtmf_sent: Option<String>,
     rtmp: Vec<RtmpState>,
+    showing: Option<Showing>,
     backoff: bool,
     /// Whether the call reached `established` at any point.
     pub established: bool,
@@ -50,6 +52,14 @@ impl ProgressTracker {
                 ));
             }
         }
+        let showing = b.rtmp.first().and_then(|t| t.showing);
+        if let Some(now) = showing.filter(|s| self.showing != Some(*s)) {
+            lines.push(match now {
+                Showing::Slate => "rtmp: viewers see the slate (no video from the call yet)".into(),
+                Showing::Call => "rtmp: viewers see the call".into(),
+            });
+        }
+        self.showing = showing;
         let backoff = b.phase == Phase::Backoff;
         if backoff && !self.backoff {
             let mut line = "broadcast: waiting before redialing".to_string();
@@ -120,9 +130,10 @@ fn rtmp_line(state: RtmpState, url: &str, error: Option<&str>) -> String {
 pub fn event_line(event: &DemoEvent) -> String {
     match event {
         DemoEvent::CalleeInvited => "callee: INVITE received; ringing, then answering".into(),
-        DemoEvent::CalleePlaying { audio, video } => {
-            format!("callee: ACK received; playing the clip (H.264 to {video}, PCMU to {audio})")
-        }
+        DemoEvent::CalleePlaying { audio, video } => format!(
+            "callee: ACK received; playing the clip (PCMU to {audio}; H.264 to {video} once its camera is on)"
+        ),
+        DemoEvent::CalleeCameraOn => "callee: camera on; H.264 flows".into(),
         DemoEvent::CalleeDigit(digit, via) => {
             let via = match via {
                 DtmfVia::Rfc4733 => "RFC 4733 event",
