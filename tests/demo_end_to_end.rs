@@ -104,6 +104,12 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
     position("(keyframe first)");
     position("(AAC)");
     position(&format!("320x240, {}", flv.display()));
+    // The slate until the callee's camera comes on, then the call.
+    assert!(
+        position("rtmp: viewers see the slate") < position("callee: camera on")
+            && position("callee: camera on") <= position("rtmp: viewers see the call"),
+        "{stdout}"
+    );
     assert!(
         stdout.trim_end().ends_with("PASS: the whole chain works"),
         "{stdout}"
@@ -119,8 +125,36 @@ fn demo_dials_the_builtin_callee_sends_dtmf_and_records_h264_and_aac() {
         &flv,
     );
     let streams: Vec<&str> = streams.lines().collect();
-    assert!(streams.contains(&"h264,video,320,240"), "{streams:?}");
+    assert!(
+        streams.iter().any(|s| s.starts_with("h264,video,")),
+        "{streams:?}"
+    );
     assert!(streams.contains(&"aac,audio"), "{streams:?}");
+    // Frame by frame: the 1280x720 slate first, then the clip's 320x240 from a keyframe.
+    let frames = ffprobe(
+        &[
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=key_frame,width,height",
+            "-of",
+            "csv=p=0",
+        ],
+        &flv,
+    );
+    let frames: Vec<Vec<&str>> = frames.lines().map(|l| l.split(',').collect()).collect();
+    let first_call = frames
+        .iter()
+        .position(|f| f.get(1..3) == Some(&["320", "240"][..]))
+        .expect("the call's 320x240 video");
+    assert!(first_call > 0, "the slate comes first");
+    assert_eq!(frames[first_call][0], "1", "the call starts at a keyframe");
+    assert!(
+        frames[..first_call]
+            .iter()
+            .all(|f| f.get(1..3) == Some(&["1280", "720"][..])),
+        "slate frames before it"
+    );
     let duration: f64 = ffprobe(
         &["-show_entries", "format=duration", "-of", "csv=p=0"],
         &flv,
