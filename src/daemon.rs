@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::call::Dialer;
 use crate::clock::WallClock;
 use crate::internal_tasks::InternalTasks;
+use crate::output::PreviewHub;
 use crate::reconcile::{Control, Reconciler, SupervisorContext};
 use crate::source::{self, SourceConfig};
 use crate::status::{StatusBoard, StatusReader};
@@ -21,6 +22,8 @@ pub struct Engine {
     /// The internal tasks' health: `/livez` and the restart counters read it; the daemon adds
     /// the SIP engine's probe.
     pub tasks: InternalTasks,
+    /// What the outputs publish, for live-preview viewers.
+    pub preview: PreviewHub,
     control: mpsc::Sender<Control>,
     rescan: Arc<Notify>,
     reconciler: JoinHandle<()>,
@@ -40,11 +43,13 @@ impl Engine {
         let (control, control_rx) = mpsc::channel(8);
         let rescan = Arc::new(Notify::new());
         let tasks = InternalTasks::default();
+        let preview = PreviewHub::enabled();
         let reconciler = Reconciler::new(
             SupervisorContext {
                 dialer,
                 board,
                 clock,
+                preview: preview.clone(),
             },
             tasks.clone(),
         );
@@ -57,6 +62,7 @@ impl Engine {
         Engine {
             status,
             tasks,
+            preview,
             control,
             rescan,
             reconciler: tokio::spawn(reconciler.run(scan_rx, control_rx, on_tick)),

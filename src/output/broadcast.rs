@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::preview::{PreviewHub, PreviewTap};
 use super::slate::Slate;
 use super::switcher::{Switcher, SwitcherConfig};
 use super::targets::TargetLegs;
@@ -27,6 +28,7 @@ const REPORT_EVERY: Duration = Duration::from_millis(250);
 struct State {
     switcher: Switcher,
     legs: TargetLegs,
+    preview: PreviewTap,
     targets: Vec<RtmpTarget>,
     /// The targets are connected (or connecting); `false` while publishing waits for a call.
     connected: bool,
@@ -37,6 +39,7 @@ impl State {
     fn drain(&mut self) {
         while let Some(frame) = self.switcher.poll_output() {
             self.legs.send(&frame);
+            self.preview.send(&frame);
         }
     }
 }
@@ -126,6 +129,7 @@ impl BroadcastOutput {
         slate: Option<Arc<Slate>>,
         connect_now: bool,
         board: StatusBoard,
+        preview: &PreviewHub,
     ) -> BroadcastOutput {
         let now = monotonic().into_std();
         let custom = slate.is_some();
@@ -135,6 +139,7 @@ impl BroadcastOutput {
         let mut state = State {
             switcher: Switcher::new(now, config),
             legs: TargetLegs::start(if connect_now { targets } else { &[] }, None),
+            preview: preview.tap(broadcast),
             targets: targets.to_vec(),
             connected: connect_now,
         };

@@ -4,10 +4,12 @@
 //! one rising timeline across every switch.
 
 pub mod broadcast;
+pub mod preview;
 pub mod silence;
 pub mod slate;
 pub mod switcher;
 pub mod targets;
 
 pub use broadcast::{BroadcastOutput, OutputSink};
+pub use preview::PreviewHub;
 pub use switcher::{Showing, Switcher, SwitcherConfig, SwitcherStats};

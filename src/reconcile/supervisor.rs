@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, Jitter};
 use crate::call::{CallCommand, CallEnd, CallEvent, CallRequest, Dialer, EndCause};
 use crate::clock::{self, WallClock};
-use crate::output::BroadcastOutput;
+use crate::output::{BroadcastOutput, PreviewHub};
 use crate::spec::{BroadcastSpec, OnRemoteHangup, SpecChange};
 use crate::status::{
     BroadcastStatus, CallState, ConditionStatus, Desired, Phase, RtmpStatus, ScheduleStatus,
@@ -40,6 +40,8 @@ pub struct SupervisorContext {
     pub dialer: Arc<dyn Dialer>,
     pub board: StatusBoard,
     pub clock: WallClock,
+    /// Where outputs offer their frames to live-preview viewers.
+    pub preview: PreviewHub,
 }
 
 /// The reconciler's grip on a running supervisor.
@@ -226,6 +228,7 @@ impl Supervisor {
             slate,
             connect_now,
             self.ctx.board.clone(),
+            &self.ctx.preview,
         ));
         self.call_down_since.get_or_insert_with(clock::monotonic);
     }
