@@ -30,7 +30,7 @@ struct Channel {
 /// `preview = false`) hands out no taps and takes no frames.
 #[derive(Clone)]
 pub struct PreviewHub {
-    channels: Option<Arc<Mutex<HashMap<String, Channel>>>>,
+    channels: Option<Channels>,
 }
 
 impl Default for PreviewHub {
@@ -88,13 +88,11 @@ impl PreviewHub {
     }
 }
 
+type Channels = Arc<Mutex<HashMap<String, Channel>>>;
+
 /// One output's end of the hub; removes its channel when dropped (the output stopped).
 pub struct PreviewTap {
-    inner: Option<(
-        Arc<Mutex<HashMap<String, Channel>>>,
-        String,
-        broadcast::Sender<MediaFrame>,
-    )>,
+    inner: Option<(Channels, String, broadcast::Sender<MediaFrame>)>,
 }
 
 impl PreviewTap {
