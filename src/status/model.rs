@@ -328,4 +328,25 @@ mod tests {
         assert_eq!(c.total().rtp_packets, 110);
         assert_eq!(c.total().rtmp_bytes_sent, 12_000);
     }
+
+    #[test]
+    fn refused_datagrams_add_up_across_attempts_by_reason() {
+        let mut c = BroadcastCounters::default();
+        let media = |foreign_source, oversize| CallMedia {
+            rtp_dropped: RtpDropped {
+                foreign_source,
+                oversize,
+                ..Default::default()
+            },
+            ssrc_changes: 1,
+            ..Default::default()
+        };
+        c.observe_media(&media(2131, 1));
+        c.close_attempt();
+        c.observe_media(&media(5, 0));
+        let total = c.total();
+        assert_eq!(total.rtp_dropped.get(RtpDropReason::ForeignSource), 2136);
+        assert_eq!(total.rtp_dropped.get(RtpDropReason::Oversize), 1);
+        assert_eq!(total.ssrc_changes, 2);
+    }
 }
