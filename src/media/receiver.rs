@@ -88,7 +88,6 @@ pub struct MediaReceiver {
     next_silence: Instant,
     /// Middle 32 bits of the last SR's NTP time per track and when it came (for LSR/DLSR).
     last_sr: [Option<(u32, Instant)>; 2],
-    rtcp_errors: u64,
     audio_frames: u64,
     remote: RemoteMedia,
     latch: SourceLatch,
@@ -174,7 +173,6 @@ impl MediaReceiver {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             last_sr: [None; 2],
-            rtcp_errors: 0,
             audio_frames: 0,
             remote: remote.clone(),
             latch: SourceLatch::new(remote),
@@ -218,7 +216,6 @@ impl MediaReceiver {
         if port.rtcp || is_rtcp(datagram) {
             // RFC 5506 allows a lone feedback packet; an empty or partly broken one is refused.
             if datagram.is_empty() || rtcp::parse_compound(datagram).any(|packet| packet.is_err()) {
-                self.rtcp_errors += 1;
                 return Verdict::Dropped(DropReason::Invalid);
             }
             self.latch.confirm(port, from);
@@ -312,7 +309,7 @@ impl MediaReceiver {
                     }
                 }
                 Ok(_) => {}
-                Err(_) => self.rtcp_errors += 1,
+                Err(_) => self.dropped.count(DropReason::Invalid),
             }
         }
     }
@@ -474,11 +471,6 @@ impl MediaReceiver {
                 + self.audio.as_ref().map_or(0, AudioPath::source_changes)
                 + self.video.as_ref().map_or(0, VideoPath::source_changes),
         }
-    }
-
-    /// RTCP packets that did not parse.
-    pub fn rtcp_errors(&self) -> u64 {
-        self.rtcp_errors
     }
 
     fn poll_keyframe_actions(&mut self, now: Instant) {
