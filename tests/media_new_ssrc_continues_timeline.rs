@@ -1,6 +1,8 @@
-//! A sender restart mid-call (a second ffmpeg: new SSRCs, new random sequence numbers and
-//! timestamps), as after a re-INVITE or a phone's media restart. The frames continue on the
-//! same timeline without a jump, video resumes with a keyframe, and timestamps stay monotonic.
+//! A sender restart mid-call (a second ffmpeg from the same ports: new SSRCs, new random
+//! sequence numbers and timestamps), as after a phone's media restart. The frames continue on
+//! the same timeline without a jump, video resumes with a keyframe, and timestamps stay
+//! monotonic. (A sender that moves to other ports must say so in a re-INVITE: the source
+//! latch accepts nobody else, see `src/media/latch.rs`.)
 
 mod media_support;
 mod peers;
@@ -15,6 +17,22 @@ use sipcast::frame::{AudioFormat, MediaFrame};
 use sipcast::media::{AudioOutputs, LocalMedia, MediaConfig, MediaSession};
 
 const LEG: f64 = 3.0;
+
+/// An even UDP port whose odd neighbour is free too (ffmpeg sends RTCP from it).
+fn free_pair() -> u16 {
+    loop {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port() & !1;
+        drop(socket);
+        let pair = (
+            std::net::UdpSocket::bind(("127.0.0.1", port)),
+            std::net::UdpSocket::bind(("127.0.0.1", port + 1)),
+        );
+        if let (Ok(_), Ok(_)) = pair {
+            return port;
+        }
+    }
+}
 
 /// Frames with the (monotonic) time they came out.
 type Timed = Vec<(MediaFrame, Instant)>;
@@ -43,7 +61,16 @@ async fn a_restarted_sender_continues_the_timeline() {
         local.video.as_ref().unwrap().rtp_port(),
         local.audio.rtp_port(),
     );
-    let mut first = RtpSource::start(&local, LEG, first_dir.path()).await;
+    let from = Some((free_pair(), free_pair()));
+    let mut first = RtpSource::start_to_from(
+        video_port,
+        audio_port,
+        from,
+        SourceAudio::Pcmu,
+        LEG,
+        first_dir.path(),
+    )
+    .await;
     let config = MediaConfig {
         audio_outputs: AudioOutputs {
             aac: None,
@@ -55,9 +82,10 @@ async fn a_restarted_sender_continues_the_timeline() {
     let mut frames = Vec::new();
     collect_until_done(&mut first, &mut media.frames, &mut frames).await;
     let switch = frames.len();
-    let mut second = RtpSource::start_to(
+    let mut second = RtpSource::start_to_from(
         video_port,
         audio_port,
+        from,
         SourceAudio::Pcmu,
         LEG,
         second_dir.path(),

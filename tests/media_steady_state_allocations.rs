@@ -1,7 +1,8 @@
 //! Issue item 9: per-packet work allocates nothing in the steady state. A counting allocator
 //! watches the media receiver while it takes ten seconds of H.264 (FU-A fragmented) and PCMU
-//! RTP after a warm-up: allocations must stay at about one per access unit produced (the frame's
-//! `Bytes`), far below one per packet.
+//! RTP after a warm-up, through the daemon's entry point (source latch, size check, SSRC
+//! admission and all): allocations must stay at about one per access unit produced (the
+//! frame's `Bytes`), far below one per packet.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use sipcast::frame::MediaFrame;
 use sipcast::media::receiver::MediaReceiver;
 use sipcast::media::rtp::{RtpPacket, write_packet};
 use sipcast::media::timeline::Track;
-use sipcast::media::{AudioOutputs, MediaConfig, RemoteMedia, RemoteStream};
+use sipcast::media::{AudioOutputs, MediaConfig, MediaPort, RemoteMedia, RemoteStream, Verdict};
 
 struct Counting;
 
@@ -122,7 +123,15 @@ fn steady_state_allocates_per_access_unit_not_per_packet() {
             COUNTING.store(true, Ordering::Relaxed);
         }
         let now = start + Duration::from_millis(*at);
-        receiver.handle_rtp(now, *track, datagram).unwrap();
+        let port = MediaPort::new(*track, false);
+        let from = match track {
+            Track::Audio => "127.0.0.1:9".parse().unwrap(),
+            Track::Video => "127.0.0.1:11".parse().unwrap(),
+        };
+        assert_eq!(
+            receiver.handle_datagram(now, port, from, datagram),
+            Verdict::Rtp
+        );
         receiver.handle_timeout(now);
         let counting = COUNTING.load(Ordering::Relaxed);
         packets += u64::from(counting);

@@ -26,7 +26,17 @@ fn promtool_accepts_the_metrics() {
                 jitter_ms: Some(4.5),
                 keyframe_interval_ms: Some(2000),
                 av_offset_ms: Some(-40),
+                rtp_dropped: sipcast::status::RtpDropped {
+                    foreign_source: 2131,
+                    oversize: 1,
+                    invalid: 7,
+                    unknown_ssrc: 1000,
+                },
+                ssrc_changes: 1,
+                ..Default::default()
             });
+            b.counters
+                .observe_media(b.call.media.as_ref().expect("just set"));
             b.counters.current.rtp_packets = 1000;
             b.counters.current.rtp_lost = 3;
             b.counters.current.audio_decode_errors = 2;
@@ -41,6 +51,13 @@ fn promtool_accepts_the_metrics() {
         }
     });
     let text = reader.with(render_metrics);
+    for line in [
+        "sipcast_rtp_dropped_total{broadcast=\"allhands\",reason=\"foreign_source\"} 2131",
+        "sipcast_rtp_dropped_total{broadcast=\"lobby\",reason=\"unknown_ssrc\"} 1000",
+        "sipcast_rtp_ssrc_changes_total{broadcast=\"allhands\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -180,7 +180,7 @@ impl Attempt {
                         media.request_keyframe();
                     }
                     let status = media.status();
-                    self.emit(media_counters(&status.stats));
+                    self.emit(media_counters(&status));
                     if let Some(silent) = silent_for(&status, established_at)
                         && silent >= media_timeout
                     {
@@ -278,7 +278,8 @@ fn silent_for(status: &media::MediaStatus, established_at: Instant) -> Option<Du
     Some(clock::monotonic().saturating_duration_since(last))
 }
 
-fn media_counters(stats: &media::MediaStats) -> CallEvent {
+fn media_counters(status: &media::MediaStatus) -> CallEvent {
+    let stats = &status.stats;
     let tracks: Vec<&media::TrackStats> =
         [&stats.audio, &stats.video].into_iter().flatten().collect();
     CallEvent::Media(CallMedia {
@@ -288,6 +289,10 @@ fn media_counters(stats: &media::MediaStats) -> CallEvent {
         jitter_ms: tracks.iter().map(|t| t.jitter_ms).reduce(f64::max),
         keyframe_interval_ms: stats.keyframe_interval_ms,
         av_offset_ms: stats.av_offset_ms,
+        rtp_dropped: stats.dropped,
+        ssrc_changes: stats.ssrc_changes,
+        local_audio_port: status.local_audio_port,
+        local_video_port: status.local_video_port,
     })
 }
 

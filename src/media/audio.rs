@@ -15,7 +15,7 @@ use super::remote::{AudioOutputs, RemoteStream};
 use super::reorder::{ReorderBuffer, ReorderConfig};
 use super::resample::Resampler;
 use super::rtp::RtpPacket;
-use super::source::SourceReception;
+use super::source::{Admission, SourceReception};
 use super::stats::TrackStats;
 use super::timeline::{Timeline, Track, flv_ms};
 use crate::frame::{AudioFormat, MediaFrame};
@@ -123,13 +123,18 @@ impl AudioPath {
         datagram: &[u8],
         timeline: &mut Timeline,
         out: &mut VecDeque<MediaFrame>,
-    ) {
+    ) -> Admission {
         // A new source gets a fresh reorder buffer; the timeline continues across it.
         let decode = &mut self.decode;
         self.source
             .push(now, packet, datagram, &mut |bytes, _lost| {
                 decode.on_released(now, bytes, timeline, out);
-            });
+            })
+    }
+
+    /// Senders (SSRCs) replaced so far.
+    pub fn source_changes(&self) -> u64 {
+        self.source.changes()
     }
 
     /// Releases packets whose reorder wait expired and keeps AAC going through silence.

@@ -114,12 +114,12 @@ impl H264Depacketizer {
                     nal.len()
                 )));
             }
-            match nal[0] & 0x1f {
-                NAL_SPS => self
+            match nal.first().map(|header| header & 0x1f) {
+                Some(NAL_SPS) => self
                     .store_sps(&nal)
                     .map_err(|e| H264Error::Sprop(e.to_string()))?,
-                NAL_PPS => self.store_pps(&nal),
-                other => return Err(H264Error::Sprop(format!("NAL type {other}"))),
+                Some(NAL_PPS) => self.store_pps(&nal),
+                other => return Err(H264Error::Sprop(format!("NAL type {other:?}"))),
             }
         }
         Ok(())
@@ -164,7 +164,9 @@ impl H264Depacketizer {
     }
 
     fn push_payload(&mut self, payload: &[u8], sequence: u16) -> Result<(), H264Error> {
-        let header = *payload.first().ok_or(H264Error::Empty { sequence })?;
+        let &[header, ref rest @ ..] = payload else {
+            return Err(H264Error::Empty { sequence });
+        };
         let malformed = |what| H264Error::Malformed { what, sequence };
         if header & 0x80 != 0 {
             return Err(malformed("NAL header (forbidden_zero_bit set)"));
@@ -176,24 +178,25 @@ impl H264Depacketizer {
             }
             STAP_A => {
                 self.abandon_fragment();
-                let mut rest = &payload[1..];
-                while !rest.is_empty() {
-                    let [hi, lo, ..] = *rest else {
+                let mut units = rest;
+                while !units.is_empty() {
+                    let &[hi, lo, ref after @ ..] = units else {
                         return Err(malformed("STAP-A size"));
                     };
                     let size = usize::from(u16::from_be_bytes([hi, lo]));
-                    let nal = rest.get(2..2 + size).ok_or(malformed("STAP-A unit"))?;
-                    if size == 0 {
+                    if size == 0 || size > after.len() {
                         return Err(malformed("STAP-A unit"));
                     }
+                    let (nal, next) = after.split_at(size);
                     self.add_nal(nal);
-                    rest = &rest[2 + size..];
+                    units = next;
                 }
             }
             FU_A => {
-                let &[indicator, fu_header, ..] = payload else {
+                let &[fu_header, ref fragment @ ..] = rest else {
                     return Err(malformed("FU-A header"));
                 };
+                let indicator = header;
                 let (start, end) = (fu_header & 0x80 != 0, fu_header & 0x40 != 0);
                 if start {
                     self.abandon_fragment();
@@ -207,7 +210,7 @@ impl H264Depacketizer {
                     }
                     return Err(malformed("FU-A continuation without start"));
                 }
-                self.au.put_slice(&payload[2..]);
+                self.au.put_slice(fragment);
                 if end {
                     self.finish_fragment();
                 }
@@ -218,7 +221,10 @@ impl H264Depacketizer {
     }
 
     fn add_nal(&mut self, nal: &[u8]) {
-        match nal[0] & 0x1f {
+        let Some(&header) = nal.first() else {
+            return;
+        };
+        match header & 0x1f {
             NAL_SPS => {
                 if self.store_sps(nal).is_err() {
                     self.on_loss();
@@ -239,14 +245,18 @@ impl H264Depacketizer {
         let Some(start) = self.fu_start.take() else {
             return;
         };
-        let nal_len = self.au.len() - start - 4;
-        let nal_type = self.au[start + 4] & 0x1f;
+        // The fragment's NAL header byte follows its 4-byte length field.
+        let Some(nal_type) = self.au.get(start + 4).map(|header| header & 0x1f) else {
+            self.on_loss();
+            return;
+        };
+        let nal_len = self.au.len().saturating_sub(start + 4);
         if matches!(nal_type, NAL_SPS | NAL_PPS | NAL_AUD) {
             let nal = self.au.split_off(start);
-            self.add_nal(&nal[4..]);
-        } else {
+            self.add_nal(nal.get(4..).unwrap_or_default());
+        } else if let Some(length) = self.au.get_mut(start..start + 4) {
             self.au_keyframe |= nal_type == NAL_IDR;
-            self.au[start..start + 4].copy_from_slice(&(nal_len as u32).to_be_bytes());
+            length.copy_from_slice(&(nal_len as u32).to_be_bytes());
         }
     }
 

@@ -278,6 +278,46 @@ fn mode_zero_only_streams_and_unsupported_types() {
     assert!(d.set_sprop_parameter_sets("not base64!").is_err());
 }
 
+#[test]
+fn malformed_aggregates_and_fragments_are_errors_and_break_the_frame() {
+    let mut d = with_sprop();
+    d.push(&packet(1, 0, true, IDR), 0).unwrap();
+    drain(&mut d);
+    let cases: [&[u8]; 7] = [
+        &[0x18, 0x00],             // STAP-A with half a size field
+        &[0x18, 0x00, 0x00],       // a zero-length unit
+        &[0x18, 0xff, 0xff, 0x41], // a unit longer than the packet
+        &[0x7c],                   // FU-A without its header
+        &[0x7c, 0x05, 0x88],       // a continuation without a start
+        &[0xe5, 0x88],             // forbidden_zero_bit
+        &[],                       // empty
+    ];
+    for (i, payload) in cases.into_iter().enumerate() {
+        let sequence = 2 + i as u16;
+        assert!(
+            d.push(&packet(sequence, 3000 * sequence as u32, true, payload), 0)
+                .is_err(),
+            "{payload:?}"
+        );
+    }
+    // Nothing is published until the next IDR; that one is.
+    d.push(&packet(20, 90_000, true, NON_IDR), 0).unwrap();
+    d.push(&packet(21, 93_000, true, IDR), 0).unwrap();
+    assert_eq!(units(&drain(&mut d)), vec![(93_000, true)]);
+}
+
+#[test]
+fn a_fragmented_parameter_set_of_one_byte_is_corrupt_not_a_crash() {
+    let mut d = with_sprop();
+    // FU-A start and end at once carrying only the reconstructed SPS header byte: the SPS
+    // cannot be read, so its access unit is dropped and the next IDR starts the video.
+    d.push(&packet(1, 0, false, &[0x7c, 0xc7]), 0).unwrap();
+    d.push(&packet(2, 0, true, IDR), 0).unwrap();
+    d.push(&packet(3, 3000, true, IDR), 0).unwrap();
+    assert_eq!(units(&drain(&mut d)), vec![(3000, true)]);
+    assert_eq!(d.dimensions(), Some((320, 240)), "the known SPS stays");
+}
+
 proptest! {
     #[test]
     fn arbitrary_payloads_never_panic(

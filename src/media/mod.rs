@@ -5,7 +5,8 @@
 //! reader and [`avcc`] record, audio decoding ([`g711`], [`decode`]), [`resample`] and AAC
 //! encoding ([`aac`]), the [`timeline`] that puts every track on one millisecond clock and the
 //! [`keyframe`] request policy. [`audio`] and [`video`] are the two track paths, [`receiver`]
-//! ties them into one machine per call, and [`session`] is its tokio driver.
+//! ties them into one machine per call behind one datagram entry point (with the source
+//! [`latch`] that keeps strangers out), and [`session`] is its tokio driver.
 //!
 //! How a call uses it:
 //!
@@ -44,6 +45,7 @@ pub mod decode;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;
+pub mod latch;
 pub mod opus;
 pub mod receiver;
 pub mod remote;
@@ -59,7 +61,8 @@ pub mod stats;
 pub mod timeline;
 pub mod video;
 
-pub use receiver::{MediaError, MediaEvent};
+pub use latch::MediaPort;
+pub use receiver::{MAX_DATAGRAM, MediaError, MediaEvent, Verdict};
 pub use remote::{AudioOutputs, MediaConfig, RemoteMedia, RemoteStream};
 pub use session::{LocalMedia, MediaOutputs, MediaSession, MediaStatus, SessionError};
-pub use stats::{MediaStats, TrackStats};
+pub use stats::{DropReason, DroppedDatagrams, MediaStats, TrackStats};

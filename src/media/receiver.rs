@@ -3,13 +3,21 @@
 //! the keyframe policy's actions and the RTCP receiver reports (RFC 3550 §6.4.2, every
 //! `report_interval`).
 //!
+//! Every datagram enters through [`MediaReceiver::handle_datagram`], with the socket it came
+//! on and its source address, which is what the driver calls and what the fuzzer calls: size
+//! check, source latch ([`super::latch`]), RTP/RTCP parse, sender (SSRC) admission
+//! ([`super::source`]), reorder, depacketize and timeline. Whatever is refused on the way is
+//! counted by [`DropReason`] and goes no further.
+//!
 //! Drive it (see [`super::session`] for the tokio driver):
-//! 1. feed [`MediaReceiver::handle_rtp`] / [`MediaReceiver::handle_rtcp`] as datagrams arrive,
-//!    and [`MediaReceiver::handle_timeout`] when [`MediaReceiver::poll_timeout`] passes;
+//! 1. feed [`MediaReceiver::handle_datagram`] as datagrams arrive (tests may skip the latch
+//!    with [`MediaReceiver::handle_rtp`] / [`MediaReceiver::handle_rtcp`]), and
+//!    [`MediaReceiver::handle_timeout`] when [`MediaReceiver::poll_timeout`] passes;
 //! 2. then drain [`MediaReceiver::poll_frame`], [`MediaReceiver::poll_transmit`] and
 //!    [`MediaReceiver::poll_event`] until each returns `None`.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -17,17 +25,33 @@ use thiserror::Error;
 use super::aac::AacError;
 use super::audio::AudioPath;
 use super::keyframe::KeyframeAction;
+use super::latch::{MediaPort, SourceLatch};
 use super::remote::{AudioOutputs, MediaConfig, RemoteMedia, RemoteStream};
 use super::reorder::ReorderBuffer;
 use super::rtcp::{self, ReportBlock, RtcpPacket};
-use super::rtp::{RtpError, RtpPacket};
-use super::stats::MediaStats;
+use super::rtp::{RtpError, RtpPacket, is_rtcp};
+use super::source::Admission;
+use super::stats::{DropReason, DroppedDatagrams, MediaStats};
 use super::timeline::{Timeline, Track};
 use super::video::VideoPath;
 use crate::frame::{AudioFormat, MediaFrame, StreamMetadata};
 
 /// How often AAC silence is topped up when no audio arrives.
 const SILENCE_TICK: Duration = Duration::from_millis(50);
+/// The largest RTP or RTCP datagram taken. A larger one is dropped and counted, never used
+/// truncated: the driver receives into a buffer one byte larger to tell.
+pub const MAX_DATAGRAM: usize = 2048;
+
+/// What [`MediaReceiver::handle_datagram`] made of a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// RTP from the call's sender, taken by its track.
+    Rtp,
+    /// RTCP from the call's sender.
+    Rtcp,
+    /// Refused, and counted under this reason.
+    Dropped(DropReason),
+}
 
 #[derive(Debug, Error)]
 pub enum MediaError {
@@ -64,9 +88,12 @@ pub struct MediaReceiver {
     next_silence: Instant,
     /// Middle 32 bits of the last SR's NTP time per track and when it came (for LSR/DLSR).
     last_sr: [Option<(u32, Instant)>; 2],
-    rtcp_errors: u64,
     audio_frames: u64,
     remote: RemoteMedia,
+    latch: SourceLatch,
+    dropped: DroppedDatagrams,
+    /// Sender changes of track paths that a re-INVITE replaced.
+    earlier_ssrc_changes: u64,
 }
 
 fn video_path(
@@ -146,61 +173,143 @@ impl MediaReceiver {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             last_sr: [None; 2],
-            rtcp_errors: 0,
             audio_frames: 0,
             remote: remote.clone(),
+            latch: SourceLatch::new(remote),
+            dropped: DroppedDatagrams::default(),
+            earlier_ssrc_changes: 0,
         };
         receiver.request_keyframe(now);
         Ok(receiver)
     }
 
-    /// One RTP datagram received on `track`'s port.
+    /// One datagram received on `port` from `from`: the daemon's whole receive path (see the
+    /// module docs). Never panics, whatever the bytes.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        port: MediaPort,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Verdict {
+        let verdict = self.judge(now, port, from, datagram);
+        if let Verdict::Dropped(reason) = verdict {
+            self.dropped.count(reason);
+        }
+        verdict
+    }
+
+    fn judge(
+        &mut self,
+        now: Instant,
+        port: MediaPort,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Verdict {
+        if datagram.len() > MAX_DATAGRAM {
+            return Verdict::Dropped(DropReason::Oversize);
+        }
+        if !self.latch.accepts(port, from) {
+            return Verdict::Dropped(DropReason::ForeignSource);
+        }
+        // Only a well-formed packet latches its source: garbage sent first cannot claim a port.
+        if port.rtcp || is_rtcp(datagram) {
+            // RFC 5506 allows a lone feedback packet; an empty or partly broken one is refused.
+            if datagram.is_empty() || rtcp::parse_compound(datagram).any(|packet| packet.is_err()) {
+                return Verdict::Dropped(DropReason::Invalid);
+            }
+            self.latch.confirm(port, from);
+            self.handle_rtcp(now, port.track, datagram);
+            return Verdict::Rtcp;
+        }
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            return Verdict::Dropped(DropReason::Invalid);
+        };
+        self.latch.confirm(port, from);
+        match self.take_rtp(now, port.track, &packet, datagram) {
+            Admission::Refused => Verdict::Dropped(DropReason::UnknownSsrc),
+            Admission::Current | Admission::Replaced => Verdict::Rtp,
+        }
+    }
+
+    /// The source latched on `port`: where our RTCP for it goes.
+    pub fn latched(&self, port: MediaPort) -> Option<SocketAddr> {
+        self.latch.latched(port)
+    }
+
+    /// One RTP datagram received on `track`'s port, its source taken as the callee's.
     pub fn handle_rtp(
         &mut self,
         now: Instant,
         track: Track,
         datagram: &[u8],
-    ) -> Result<(), RtpError> {
+    ) -> Result<Admission, RtpError> {
         let packet = RtpPacket::parse(datagram)?;
-        let timeline = &mut self.timeline;
-        match track {
-            Track::Audio => {
-                if let Some(audio) = self.audio.as_mut() {
-                    audio.on_rtp(now, &packet, datagram, timeline, &mut self.frames);
-                }
-            }
-            Track::Video => {
-                if let Some(video) = self.video.as_mut() {
-                    video.on_rtp(
-                        now,
-                        &packet,
-                        datagram,
-                        timeline,
-                        &mut self.frames,
-                        &mut self.metadata,
-                    );
-                }
-            }
+        let admission = self.take_rtp(now, track, &packet, datagram);
+        if admission == Admission::Refused {
+            self.dropped.count(DropReason::UnknownSsrc);
         }
-        self.poll_keyframe_actions(now);
-        Ok(())
+        Ok(admission)
     }
 
-    /// One RTCP datagram received for `track`.
+    fn take_rtp(
+        &mut self,
+        now: Instant,
+        track: Track,
+        packet: &RtpPacket<'_>,
+        datagram: &[u8],
+    ) -> Admission {
+        let timeline = &mut self.timeline;
+        let admission = match track {
+            Track::Audio => self
+                .audio
+                .as_mut()
+                .map(|audio| audio.on_rtp(now, packet, datagram, timeline, &mut self.frames)),
+            Track::Video => self.video.as_mut().map(|video| {
+                video.on_rtp(
+                    now,
+                    packet,
+                    datagram,
+                    timeline,
+                    &mut self.frames,
+                    &mut self.metadata,
+                )
+            }),
+        };
+        self.poll_keyframe_actions(now);
+        admission.unwrap_or(Admission::Current)
+    }
+
+    /// The current sender of `track`, once one is known.
+    fn track_ssrc(&self, track: Track) -> Option<u32> {
+        match track {
+            Track::Audio => self.audio.as_ref().and_then(AudioPath::ssrc),
+            Track::Video => self.video.as_ref().and_then(VideoPath::ssrc),
+        }
+    }
+
+    /// One RTCP datagram received for `track`, its source taken as the callee's. Sender
+    /// reports of any sender but the track's current one are ignored and counted.
     pub fn handle_rtcp(&mut self, now: Instant, track: Track, datagram: &[u8]) {
         for packet in rtcp::parse_compound(datagram) {
             match packet {
                 Ok(RtcpPacket::SenderReport(report)) => {
+                    if self.track_ssrc(track) != Some(report.ssrc) {
+                        self.dropped.count(DropReason::UnknownSsrc);
+                        continue;
+                    }
                     self.timeline.on_sender_report(
                         track,
                         report.ssrc,
                         report.ntp,
                         report.rtp_timestamp,
                     );
-                    self.last_sr[index(track)] = Some((rtcp::ntp_middle(report.ntp), now));
+                    if let Some(last_sr) = self.last_sr.get_mut(index(track)) {
+                        *last_sr = Some((rtcp::ntp_middle(report.ntp), now));
+                    }
                 }
                 Ok(_) => {}
-                Err(_) => self.rtcp_errors += 1,
+                Err(_) => self.dropped.count(DropReason::Invalid),
             }
         }
     }
@@ -215,7 +324,9 @@ impl MediaReceiver {
             }
             (a, b) => a.is_none() && b.is_none(),
         };
+        self.latch.update_remote(remote);
         if !same(self.remote.audio.as_ref(), remote.audio.as_ref()) {
+            self.earlier_ssrc_changes += self.audio.as_ref().map_or(0, AudioPath::source_changes);
             let outputs = self.config.audio_outputs;
             let wanted = remote.audio.is_some() || outputs.aac.is_some();
             self.audio = wanted
@@ -224,6 +335,7 @@ impl MediaReceiver {
             self.audio_changed(true);
         }
         if !same(self.remote.video.as_ref(), remote.video.as_ref()) {
+            self.earlier_ssrc_changes += self.video.as_ref().map_or(0, VideoPath::source_changes);
             self.video = video_path(remote, &self.config, now)?;
             self.request_keyframe(now);
         }
@@ -354,12 +466,11 @@ impl MediaReceiver {
             video_frames: self.video.as_ref().map_or(0, VideoPath::frames),
             audio_frames: self.audio_frames,
             frames_dropped: 0,
+            dropped: self.dropped,
+            ssrc_changes: self.earlier_ssrc_changes
+                + self.audio.as_ref().map_or(0, AudioPath::source_changes)
+                + self.video.as_ref().map_or(0, VideoPath::source_changes),
         }
-    }
-
-    /// RTCP packets that did not parse.
-    pub fn rtcp_errors(&self) -> u64 {
-        self.rtcp_errors
     }
 
     fn poll_keyframe_actions(&mut self, now: Instant) {
@@ -376,7 +487,7 @@ impl MediaReceiver {
                 self.events.push_back(MediaEvent::KeyframeUnanswered);
                 continue;
             }
-            let last_sr = self.last_sr[index(Track::Video)];
+            let last_sr = self.last_sr.get(index(Track::Video)).copied().flatten();
             report_compound(
                 &mut data,
                 &self.config,
@@ -411,7 +522,7 @@ impl MediaReceiver {
         for (track, source) in [(Track::Audio, audio), (Track::Video, video)] {
             if let Some((ssrc, reorder)) = source {
                 let mut data = Vec::with_capacity(128);
-                let last_sr = self.last_sr[index(track)];
+                let last_sr = self.last_sr.get(index(track)).copied().flatten();
                 report_compound(&mut data, &self.config, reorder, ssrc, last_sr, now);
                 self.transmits.push_back(RtcpTransmit { track, data });
             }
@@ -450,3 +561,7 @@ fn report_compound(
 #[cfg(test)]
 #[path = "receiver_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "receiver_hostile_tests.rs"]
+mod hostile_tests;

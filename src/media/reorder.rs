@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 const MAX_DROPOUT: i64 = 3000;
 /// RFC 3550 A.1: a packet this far behind is a restart, not a straggler.
 const MAX_MISORDER: i64 = 100;
-/// Datagrams larger than this are truncated into the slot (MTU-sized RTP is far smaller).
-const MAX_PACKET: usize = 2048;
+/// The largest datagram a slot holds: the receiver refuses larger ones before they get here,
+/// so nothing is ever truncated (MTU-sized RTP is far smaller).
+const MAX_PACKET: usize = super::receiver::MAX_DATAGRAM;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReorderConfig {
@@ -118,6 +119,25 @@ impl ReorderBuffer {
         self.stats
     }
 
+    /// Starts afresh for a new sender, keeping the slots' memory (no allocation).
+    pub fn reset(&mut self, epoch: Instant) {
+        for slot in &mut self.slots {
+            slot.filled = false;
+            slot.ext_seq = 0;
+            slot.arrived = epoch;
+            slot.data.clear();
+        }
+        self.next = None;
+        self.held = 0;
+        self.lost_pending = 0;
+        self.stats = ReceptionStats::default();
+        self.base_seq = 0;
+        self.jitter_epoch = None;
+        self.last_transit = None;
+        self.prior_expected = 0;
+        self.prior_received = 0;
+    }
+
     /// Adds one RTP datagram (header included) with its sequence number and timestamp; releases
     /// every packet that became ready, in order, as `emit(datagram, lost_before)`.
     pub fn push(
@@ -133,22 +153,30 @@ impl ReorderBuffer {
             self.base_seq
         });
         let delta = i64::from(sequence.wrapping_sub(next as u16) as i16);
-        let ext_seq = next.wrapping_add_signed(delta);
+        let mut ext_seq = next.saturating_add_signed(delta);
         self.stats.received += 1;
         self.update_jitter(now, timestamp);
 
         if !(-MAX_MISORDER..MAX_DROPOUT).contains(&delta) {
+            // A restart always moves forward, so the extended numbers never run backwards
+            // (below zero) however the sequence numbers jump.
+            ext_seq = next.saturating_add(u64::from(sequence.wrapping_sub(next as u16)));
             self.resync(ext_seq, emit);
         } else if delta < 0 {
             self.stats.late += 1;
             return;
         } else if delta >= self.slots.len() as i64 {
-            self.release_until(ext_seq + 1 - self.slots.len() as u64, emit);
+            let target = ext_seq
+                .saturating_add(1)
+                .saturating_sub(self.slots.len() as u64);
+            self.release_until(target, emit);
         }
         self.stats.highest_seq = self.stats.highest_seq.max(ext_seq);
 
-        let index = (ext_seq % self.slots.len() as u64) as usize;
-        let slot = &mut self.slots[index];
+        let len = self.slots.len() as u64;
+        let Some(slot) = self.slots.get_mut((ext_seq % len) as usize) else {
+            return;
+        };
         if slot.filled {
             self.stats.duplicates += 1;
             return;
@@ -158,7 +186,7 @@ impl ReorderBuffer {
         slot.arrived = now;
         slot.data.clear();
         slot.data
-            .extend_from_slice(&datagram[..datagram.len().min(MAX_PACKET)]);
+            .extend_from_slice(datagram.get(..MAX_PACKET).unwrap_or(datagram));
         self.held += 1;
         self.release_expired(now, emit);
     }
@@ -169,35 +197,35 @@ impl ReorderBuffer {
             if self.held == 0 {
                 return;
             }
-            let index = (next % self.slots.len() as u64) as usize;
-            if self.slots[index].filled {
+            let index = self.index(next);
+            if self.slots.get(index).is_some_and(|slot| slot.filled) {
                 self.release_slot(index, emit);
                 continue;
             }
-            let Some(first) = self.first_held() else {
+            let Some(first) = self.first_held().and_then(|first| self.slots.get(first)) else {
                 return;
             };
-            let (arrived, held_seq) = (self.slots[first].arrived, self.slots[first].ext_seq);
+            let (arrived, held_seq) = (first.arrived, first.ext_seq);
             if now.saturating_duration_since(arrived) < self.config.max_delay {
                 return;
             }
-            self.give_up(held_seq - next);
+            self.give_up(held_seq.saturating_sub(next));
             self.next = Some(held_seq);
         }
     }
 
     /// When [`Self::release_expired`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let first = self.first_held()?;
-        Some(self.slots[first].arrived + self.config.max_delay)
+        let first = self.slots.get(self.first_held()?)?;
+        Some(first.arrived + self.config.max_delay)
     }
 
     /// Report block figures since the previous call (RFC 3550 A.3).
     pub fn report(&mut self) -> ReportFigures {
-        let expected = (self.stats.highest_seq + 1).saturating_sub(self.base_seq);
+        let expected = self.expected();
         let cumulative = expected as i64 - self.stats.received as i64;
-        let expected_interval = expected - self.prior_expected;
-        let received_interval = self.stats.received - self.prior_received;
+        let expected_interval = expected.saturating_sub(self.prior_expected);
+        let received_interval = self.stats.received.saturating_sub(self.prior_received);
         self.prior_expected = expected;
         self.prior_received = self.stats.received;
         let lost_interval = expected_interval as i64 - received_interval as i64;
@@ -214,22 +242,36 @@ impl ReorderBuffer {
         }
     }
 
+    /// Sequence numbers expected so far (RFC 3550 A.3).
+    fn expected(&self) -> u64 {
+        self.stats
+            .highest_seq
+            .saturating_add(1)
+            .saturating_sub(self.base_seq)
+    }
+
+    /// The slot of an extended sequence number.
+    fn index(&self, ext_seq: u64) -> usize {
+        (ext_seq % self.slots.len().max(1) as u64) as usize
+    }
+
     fn first_held(&self) -> Option<usize> {
         let next = self.next?;
         if self.held == 0 {
             return None;
         }
-        let len = self.slots.len() as u64;
-        (0..len)
-            .map(|offset| ((next + offset) % len) as usize)
-            .find(|&index| self.slots[index].filled)
+        (0..self.slots.len() as u64)
+            .map(|offset| self.index(next.wrapping_add(offset)))
+            .find(|&index| self.slots.get(index).is_some_and(|slot| slot.filled))
     }
 
     fn release_slot(&mut self, index: usize, emit: &mut impl FnMut(&[u8], u32)) {
-        let slot = &mut self.slots[index];
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
         slot.filled = false;
-        self.held -= 1;
-        self.next = Some(slot.ext_seq + 1);
+        self.held = self.held.saturating_sub(1);
+        self.next = Some(slot.ext_seq.saturating_add(1));
         emit(&slot.data, std::mem::take(&mut self.lost_pending));
     }
 
@@ -243,12 +285,16 @@ impl ReorderBuffer {
     /// Releases or gives up everything before `target`.
     fn release_until(&mut self, target: u64, emit: &mut impl FnMut(&[u8], u32)) {
         while let Some(next) = self.next.filter(|&next| next < target) {
-            let index = (next % self.slots.len() as u64) as usize;
-            if self.slots[index].filled && self.slots[index].ext_seq == next {
+            let index = self.index(next);
+            if self
+                .slots
+                .get(index)
+                .is_some_and(|slot| slot.filled && slot.ext_seq == next)
+            {
                 self.release_slot(index, emit);
             } else {
                 self.give_up(1);
-                self.next = Some(next + 1);
+                self.next = Some(next.saturating_add(1));
             }
         }
     }
@@ -260,13 +306,12 @@ impl ReorderBuffer {
             self.release_slot(first, emit);
         }
         self.stats.resyncs += 1;
-        let expected = (self.stats.highest_seq + 1).saturating_sub(self.base_seq);
-        let lost_so_far = expected as i64 - (self.stats.received as i64 - 1);
-        let base = ext_seq as i64 + 1 - self.stats.received as i64 - lost_so_far;
-        self.base_seq = base.max(0) as u64;
+        // Expected minus received stays what it was: the new base is as far behind `ext_seq`
+        // as the packets expected so far (this packet, counted received, is expected too).
+        self.base_seq = ext_seq.saturating_sub(self.expected());
         self.next = Some(ext_seq);
         self.stats.highest_seq = ext_seq;
-        self.prior_expected = self.prior_expected.min(ext_seq + 1 - self.base_seq);
+        self.prior_expected = self.prior_expected.min(self.expected());
         // The depacketizers must see the break even though nothing was lost.
         self.lost_pending = self.lost_pending.max(1);
     }
@@ -384,6 +429,36 @@ mod tests {
         assert_eq!(h.out, vec![(100, 0), (40_000, 1), (40_001, 0)]);
         let stats = h.buffer.stats();
         assert_eq!((stats.lost, stats.resyncs), (0, 1));
+    }
+
+    #[test]
+    fn backward_jumps_never_run_the_extended_numbers_below_zero() {
+        let mut h = Harness::new(16);
+        h.push(0, 0);
+        // Each packet 32 000 behind the last: a restart every time, forever.
+        let mut seq = 0u16;
+        for i in 1..2000u64 {
+            seq = seq.wrapping_sub(32_000);
+            h.push(i, seq);
+        }
+        let stats = h.buffer.stats();
+        assert_eq!(stats.resyncs, 1999);
+        assert!(stats.highest_seq > 65_536, "{stats:?}");
+        assert_eq!(h.out.len(), 2000, "every packet released once");
+        let report = h.buffer.report();
+        assert_eq!(report.cumulative_lost, 0, "restarts are not loss");
+    }
+
+    #[test]
+    fn a_reset_starts_afresh_without_releasing_the_old_sender() {
+        let mut h = Harness::new(16);
+        h.push(0, 10);
+        h.push(1, 12); // held behind the hole at 11
+        h.buffer.reset(h.start);
+        assert_eq!(h.buffer.poll_timeout(), None);
+        h.push(2, 5000);
+        assert_eq!(h.out, vec![(10, 0), (5000, 0)]);
+        assert_eq!(h.buffer.stats().received, 1);
     }
 
     #[test]

@@ -81,8 +81,12 @@ pub enum RtcpPacket<'a> {
     },
 }
 
+/// The big-endian word at `at`; callers check the length first, a short body reads as 0.
 fn be32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+    bytes
+        .get(at..at + 4)
+        .and_then(|word| <[u8; 4]>::try_from(word).ok())
+        .map_or(0, u32::from_be_bytes)
 }
 
 /// Iterates the packets of a compound RTCP datagram.
@@ -95,7 +99,7 @@ pub fn parse_compound(datagram: &[u8]) -> impl Iterator<Item = Result<RtcpPacket
         let result = parse_one(rest);
         match result {
             Ok((packet, used)) => {
-                rest = &rest[used..];
+                rest = rest.get(used..).unwrap_or_default();
                 Some(Ok(packet))
             }
             Err(error) => {
@@ -107,27 +111,30 @@ pub fn parse_compound(datagram: &[u8]) -> impl Iterator<Item = Result<RtcpPacket
 }
 
 fn parse_one(bytes: &[u8]) -> Result<(RtcpPacket<'_>, usize), RtcpError> {
-    if bytes.len() < 4 {
+    let &[first, packet_type, hi, lo, ..] = bytes else {
         return Err(RtcpError::Truncated(bytes.len()));
-    }
-    let version = bytes[0] >> 6;
+    };
+    let version = first >> 6;
     if version != 2 {
         return Err(RtcpError::Version(version));
     }
-    let count = bytes[0] & 0x1f;
-    let packet_type = bytes[1];
-    let length = 4 * (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])) + 1);
-    if length > bytes.len() {
-        return Err(RtcpError::Length {
-            packet_type,
-            length,
-            available: bytes.len(),
-        });
-    }
-    let mut body = &bytes[4..length];
-    if bytes[0] & 0x20 != 0 {
-        let padding = usize::from(*body.last().unwrap_or(&0));
-        body = &body[..body.len().saturating_sub(padding)];
+    let count = first & 0x1f;
+    let length = 4 * (usize::from(u16::from_be_bytes([hi, lo])) + 1);
+    let length_error = RtcpError::Length {
+        packet_type,
+        length,
+        available: bytes.len(),
+    };
+    let mut body = bytes.get(4..length).ok_or(length_error)?;
+    if first & 0x20 != 0 {
+        // The last octet counts the padding, itself included (RFC 3550 §6.4.1).
+        let padding = usize::from(body.last().copied().unwrap_or(0));
+        body = body
+            .len()
+            .checked_sub(padding)
+            .filter(|_| padding > 0)
+            .and_then(|end| body.get(..end))
+            .ok_or(RtcpError::Body(packet_type))?;
     }
     let need = |n: usize| {
         if body.len() < n {
@@ -155,9 +162,8 @@ fn parse_one(bytes: &[u8]) -> Result<(RtcpPacket<'_>, usize), RtcpError> {
         }
         (BYE, _) => {
             let ssrcs = usize::from(count) * 4;
-            need(ssrcs)?;
             RtcpPacket::Bye {
-                ssrcs: &body[..ssrcs],
+                ssrcs: body.get(..ssrcs).ok_or(RtcpError::Body(packet_type))?,
             }
         }
         (PSFB, FMT_PLI) => {
@@ -169,9 +175,10 @@ fn parse_one(bytes: &[u8]) -> Result<(RtcpPacket<'_>, usize), RtcpError> {
         }
         (PSFB, FMT_FIR) => {
             need(8)?;
+            let whole_entries = body.len() - body.len() % 8;
             RtcpPacket::Fir {
                 sender_ssrc: be32(body, 0),
-                entries: &body[8..body.len() - body.len() % 8],
+                entries: body.get(8..whole_entries).unwrap_or_default(),
             }
         }
         _ => RtcpPacket::Other { packet_type },
@@ -345,5 +352,46 @@ mod tests {
         out.extend_from_slice(&[0x80]);
         let packets = parse_all(&out);
         assert!(packets[0].is_ok() && packets[1].is_err());
+    }
+
+    #[test]
+    fn padding_that_is_zero_or_longer_than_the_body_is_refused() {
+        // An RR with the padding bit: body of one word, padding count 0, then 9.
+        for count in [0, 9] {
+            let packet = [0xa0, RR, 0, 1, 0, 0, 0, count];
+            assert_eq!(parse_all(&packet), vec![Err(RtcpError::Body(RR))]);
+        }
+        let packet = [0xa0, RR, 0, 2, 0, 0, 0, 7, 0, 0, 0, 4];
+        assert_eq!(
+            parse_all(&packet),
+            vec![Ok(RtcpPacket::ReceiverReport { ssrc: 7 })]
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_compound_parses_without_panicking() {
+        let mut out = Vec::new();
+        write_sender_report(
+            &mut out,
+            &SenderReport {
+                ssrc: 1,
+                ntp: u64::MAX,
+                rtp_timestamp: 2,
+                packet_count: 3,
+                octet_count: 4,
+            },
+        );
+        write_sdes_cname(&mut out, 1, "caf\u{e9}");
+        write_fir(&mut out, 1, 2, 3);
+        write_bye(&mut out, 1);
+        for len in 0..=out.len() {
+            let packets = parse_all(&out[..len]);
+            assert!(packets.len() <= 4, "{len}");
+        }
+        // A BYE counting 31 sources with none present.
+        assert_eq!(
+            parse_all(&[0x9f, BYE, 0, 0]),
+            vec![Err(RtcpError::Body(BYE))]
+        );
     }
 }

@@ -34,44 +34,49 @@ const FIXED_HEADER: usize = 12;
 
 impl<'a> RtpPacket<'a> {
     pub fn parse(datagram: &'a [u8]) -> Result<Self, RtpError> {
-        if datagram.len() < FIXED_HEADER {
+        let &[first, second, s0, s1, t0, t1, t2, t3, c0, c1, c2, c3, ..] = datagram else {
             return Err(RtpError::TooShort(FIXED_HEADER));
-        }
-        let version = datagram[0] >> 6;
+        };
+        let version = first >> 6;
         if version != 2 {
             return Err(RtpError::Version(version));
         }
-        let has_padding = datagram[0] & 0x20 != 0;
-        let has_extension = datagram[0] & 0x10 != 0;
-        let csrc_count = usize::from(datagram[0] & 0x0f);
+        let has_padding = first & 0x20 != 0;
+        let has_extension = first & 0x10 != 0;
+        let csrc_count = usize::from(first & 0x0f);
         let mut header = FIXED_HEADER + 4 * csrc_count;
         if has_extension {
             // Extension header: 16-bit profile, 16-bit length in 32-bit words (RFC 3550 §5.3.1).
-            let ext = datagram
+            let &[_, _, hi, lo] = datagram
                 .get(header..header + 4)
-                .ok_or(RtpError::TooShort(header + 4))?;
-            header += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+                .ok_or(RtpError::TooShort(header + 4))?
+            else {
+                return Err(RtpError::TooShort(header + 4));
+            };
+            header += 4 + 4 * usize::from(u16::from_be_bytes([hi, lo]));
         }
-        if datagram.len() < header {
-            return Err(RtpError::TooShort(header));
-        }
+        let available = datagram
+            .len()
+            .checked_sub(header)
+            .ok_or(RtpError::TooShort(header))?;
         let mut end = datagram.len();
         if has_padding {
             // The last octet counts the padding octets, itself included (RFC 3550 §5.1).
-            let padding = usize::from(datagram[end - 1]);
-            let available = end - header;
+            let padding = usize::from(datagram.last().copied().unwrap_or(0));
             if padding == 0 || padding > available {
                 return Err(RtpError::Padding { padding, available });
             }
             end -= padding;
         }
         Ok(RtpPacket {
-            marker: datagram[1] & 0x80 != 0,
-            payload_type: datagram[1] & 0x7f,
-            sequence: u16::from_be_bytes([datagram[2], datagram[3]]),
-            timestamp: u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]),
-            ssrc: u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]),
-            payload: &datagram[header..end],
+            marker: second & 0x80 != 0,
+            payload_type: second & 0x7f,
+            sequence: u16::from_be_bytes([s0, s1]),
+            timestamp: u32::from_be_bytes([t0, t1, t2, t3]),
+            ssrc: u32::from_be_bytes([c0, c1, c2, c3]),
+            payload: datagram
+                .get(header..end)
+                .ok_or(RtpError::TooShort(header))?,
         })
     }
 }
@@ -79,7 +84,9 @@ impl<'a> RtpPacket<'a> {
 /// Whether a datagram on a muxed port is RTCP rather than RTP (RFC 5761 §4: RTCP packet types
 /// 192..=223 occupy the second byte where RTP would carry marker + payload type 64..=95).
 pub fn is_rtcp(datagram: &[u8]) -> bool {
-    datagram.len() >= 2 && (192..=223).contains(&datagram[1])
+    datagram
+        .get(1)
+        .is_some_and(|packet_type| (192..=223).contains(packet_type))
 }
 
 /// Builds an RTP packet into `out` (cleared first). Used by tests and by the DTMF sender.
@@ -159,6 +166,28 @@ mod tests {
             RtpPacket::parse(&bytes),
             Err(RtpError::TooShort(_))
         ));
+    }
+
+    #[test]
+    fn every_truncation_of_a_full_packet_is_an_error_or_a_shorter_payload() {
+        let mut bytes = sample(b"");
+        bytes[0] = 0x80 | 0x20 | 0x10 | 2; // padding, extension, two CSRCs
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&[0xbe, 0xde, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8]);
+        bytes.extend_from_slice(b"payload");
+        bytes.extend_from_slice(&[0, 2]);
+        assert_eq!(RtpPacket::parse(&bytes).unwrap().payload, b"payload");
+        for len in 0..bytes.len() {
+            let _ = RtpPacket::parse(&bytes[..len]);
+        }
+        // An extension length past the end, at the largest value it can take.
+        bytes[22] = 0xff;
+        bytes[23] = 0xff;
+        assert!(matches!(
+            RtpPacket::parse(&bytes),
+            Err(RtpError::TooShort(_))
+        ));
+        assert!(!is_rtcp(&[]) && !is_rtcp(&[0x80]));
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //!
 //! Ports come in pairs from the configured range, RTP even and RTCP odd (RFC 3550 §11); with
 //! rtcp-mux (RFC 5761) RTCP shares the RTP socket and is told apart by packet type. RTP is
-//! symmetric (RFC 4961): each socket latches onto the first source that sends to it, our RTCP
-//! goes back to the latched address, and packets from other addresses are dropped until the
-//! latched one has been silent for [`RELATCH_AFTER`]. The driver does only I/O; every decision is
-//! the receiver's.
+//! symmetric (RFC 4961): each socket latches onto the callee's source as
+//! [`super::latch`] decides, our RTCP goes back to the latched address, and packets from
+//! anywhere else are dropped and counted. The driver does only I/O: it hands every datagram,
+//! with the socket and address it came from, to [`MediaReceiver::handle_datagram`], which
+//! makes every decision. Datagrams are received into buffers one byte larger than
+//! [`MAX_DATAGRAM`], so an oversized one is seen as such (and dropped), never truncated.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -19,21 +21,20 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::receiver::{MediaError, MediaEvent, MediaReceiver, RtcpTransmit};
+use super::latch::MediaPort;
+use super::receiver::{MAX_DATAGRAM, MediaError, MediaEvent, MediaReceiver, RtcpTransmit, Verdict};
 use super::remote::{AudioOutputs, MediaConfig, RemoteMedia};
 use super::rtcp;
-use super::rtp::is_rtcp;
 use super::stats::MediaStats;
 use super::timeline::Track;
 use crate::clock::monotonic;
 use crate::frame::MediaFrame;
 
-/// A latched source silent this long may be replaced by another.
-pub const RELATCH_AFTER: Duration = Duration::from_secs(2);
 /// Frames buffered towards the consumer; beyond this they are dropped and counted.
 const FRAME_QUEUE: usize = 1024;
 const STATUS_EVERY: Duration = Duration::from_millis(250);
-const MAX_DATAGRAM: usize = 2048;
+/// Receive buffers: one byte more than the largest datagram taken, to see oversized ones.
+const RECEIVE_BUFFER: usize = MAX_DATAGRAM + 1;
 
 #[derive(Debug, Error)]
 pub enum SessionError {
@@ -166,6 +167,9 @@ pub struct MediaStatus {
     pub last_rtcp_at: Option<Instant>,
     /// Where the peer's audio comes from (latched) or, before any, where the SDP said.
     pub audio_destination: Option<SocketAddr>,
+    /// Our audio and video RTP ports (RTCP is each plus one).
+    pub local_audio_port: Option<u16>,
+    pub local_video_port: Option<u16>,
 }
 
 /// The receiving ends handed to the caller.
@@ -214,7 +218,6 @@ impl MediaSession {
             frames_tx,
             events_tx,
             status_tx,
-            latched: [None; 4],
             frames_dropped: 0,
             last_rtp_at: None,
             last_rtcp_at: None,
@@ -279,14 +282,6 @@ impl Drop for MediaSession {
     }
 }
 
-/// Index into `Driver::latched`.
-fn slot(track: Track, rtcp: bool) -> usize {
-    match track {
-        Track::Audio => usize::from(rtcp),
-        Track::Video => 2 + usize::from(rtcp),
-    }
-}
-
 struct Driver {
     receiver: MediaReceiver,
     config: MediaConfig,
@@ -295,8 +290,6 @@ struct Driver {
     frames_tx: mpsc::Sender<MediaFrame>,
     events_tx: mpsc::UnboundedSender<MediaEvent>,
     status_tx: watch::Sender<MediaStatus>,
-    /// Latched source and when it last sent, per (track, RTP/RTCP) socket.
-    latched: [Option<(SocketAddr, Instant)>; 4],
     frames_dropped: u64,
     last_rtp_at: Option<Instant>,
     last_rtcp_at: Option<Instant>,
@@ -317,8 +310,8 @@ impl Driver {
     ) {
         let audio = self.local.audio.clone();
         let video = self.local.video.clone();
-        let (mut a_rtp, mut a_rtcp) = ([0u8; MAX_DATAGRAM], [0u8; MAX_DATAGRAM]);
-        let (mut v_rtp, mut v_rtcp) = ([0u8; MAX_DATAGRAM], [0u8; MAX_DATAGRAM]);
+        let (mut a_rtp, mut a_rtcp) = ([0u8; RECEIVE_BUFFER], [0u8; RECEIVE_BUFFER]);
+        let (mut v_rtp, mut v_rtcp) = ([0u8; RECEIVE_BUFFER], [0u8; RECEIVE_BUFFER]);
         let mut status_tick = tokio::time::interval(STATUS_EVERY);
         loop {
             // Never a deadline already passed: a timeout the receiver cannot act on must not
@@ -346,20 +339,19 @@ impl Driver {
                         // A codec we cannot handle keeps the old paths; the call leg decides.
                         let _ = self.receiver.update_remote(&remote, monotonic().into_std());
                         self.remote = *remote;
-                        self.latched = [None; 4];
                     }
                 },
                 Ok((len, from)) = audio.rtp.recv_from(&mut a_rtp) => {
-                    self.on_datagram(Track::Audio, false, &a_rtp[..len], from);
+                    self.on_datagram(MediaPort::new(Track::Audio, false), &a_rtp, len, from);
                 }
                 Ok((len, from)) = audio.rtcp.recv_from(&mut a_rtcp) => {
-                    self.on_datagram(Track::Audio, true, &a_rtcp[..len], from);
+                    self.on_datagram(MediaPort::new(Track::Audio, true), &a_rtcp, len, from);
                 }
                 Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtp), &mut v_rtp) => {
-                    self.on_datagram(Track::Video, false, &v_rtp[..len], from);
+                    self.on_datagram(MediaPort::new(Track::Video, false), &v_rtp, len, from);
                 }
                 Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtcp), &mut v_rtcp) => {
-                    self.on_datagram(Track::Video, true, &v_rtcp[..len], from);
+                    self.on_datagram(MediaPort::new(Track::Video, true), &v_rtcp, len, from);
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.receiver.handle_timeout(monotonic().into_std());
@@ -372,22 +364,19 @@ impl Driver {
         self.publish_status();
     }
 
-    fn on_datagram(&mut self, track: Track, on_rtcp_port: bool, datagram: &[u8], from: SocketAddr) {
+    /// `len` bytes received into `buffer` (one byte larger than [`MAX_DATAGRAM`], so a longer
+    /// datagram arrives cut to a length the receiver refuses as oversize).
+    fn on_datagram(&mut self, port: MediaPort, buffer: &[u8], len: usize, from: SocketAddr) {
         let now = monotonic();
-        let slot = slot(track, on_rtcp_port);
-        match self.latched[slot] {
-            Some((addr, _)) if addr == from => {}
-            Some((_, seen)) if now.saturating_duration_since(seen) < RELATCH_AFTER => return,
-            _ => {}
-        }
-        self.latched[slot] = Some((from, now));
-        if on_rtcp_port || is_rtcp(datagram) {
-            self.last_rtcp_at = Some(now);
-            self.receiver.handle_rtcp(now.into_std(), track, datagram);
-        } else {
-            self.last_rtp_at = Some(now);
-            // Malformed RTP is counted by nobody but harmless; the peer's next packet counts.
-            let _ = self.receiver.handle_rtp(now.into_std(), track, datagram);
+        let datagram = buffer.get(..len).unwrap_or(buffer);
+        match self
+            .receiver
+            .handle_datagram(now.into_std(), port, from, datagram)
+        {
+            Verdict::Rtp => self.last_rtp_at = Some(now),
+            Verdict::Rtcp => self.last_rtcp_at = Some(now),
+            // Counted by the receiver, shown in status; a stranger keeps no call alive.
+            Verdict::Dropped(_) => {}
         }
     }
 
@@ -411,7 +400,9 @@ impl Driver {
             Track::Audio => self.remote.audio.as_ref(),
             Track::Video => self.remote.video.as_ref(),
         }?;
-        let latched = self.latched[slot(track, !stream.rtcp_mux)].map(|(addr, _)| addr);
+        let latched = self
+            .receiver
+            .latched(MediaPort::new(track, !stream.rtcp_mux));
         Some((
             latched.unwrap_or_else(|| stream.rtcp_destination()),
             stream.rtcp_mux,
@@ -446,15 +437,17 @@ impl Driver {
     fn publish_status(&self) {
         let mut stats = self.receiver.stats();
         stats.frames_dropped = self.frames_dropped;
-        let audio_destination =
-            self.latched[0]
-                .map(|(addr, _)| addr)
-                .or(self.remote.audio.as_ref().map(|a| a.rtp));
+        let audio_destination = self
+            .receiver
+            .latched(MediaPort::new(Track::Audio, false))
+            .or(self.remote.audio.as_ref().map(|a| a.rtp));
         self.status_tx.send_replace(MediaStatus {
             stats,
             last_rtp_at: self.last_rtp_at,
             last_rtcp_at: self.last_rtcp_at,
             audio_destination,
+            local_audio_port: Some(self.local.audio.rtp_port()),
+            local_video_port: self.local.video.as_ref().map(SocketPair::rtp_port),
         });
     }
 }

@@ -101,7 +101,7 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, SpsError> {
     if nal.first().map(|h| h & 0x1f) != Some(7) {
         return Err(SpsError::NotSps);
     }
-    let mut r = BitReader::new(&nal[1..]);
+    let mut r = BitReader::new(nal.get(1..).unwrap_or_default());
     let profile_idc = r.bits(8)? as u8;
     let constraint_flags = r.bits(8)? as u8;
     let level_idc = r.bits(8)? as u8;

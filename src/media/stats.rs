@@ -37,4 +37,80 @@ pub struct MediaStats {
     pub audio_frames: u64,
     /// Frames the consumer could not take in time (channel full).
     pub frames_dropped: u64,
+    /// RTP and RTCP datagrams refused before they reached a track, by reason.
+    pub dropped: DroppedDatagrams,
+    /// Times a track's sender (SSRC) was replaced by another (RFC 3550 §8.2).
+    pub ssrc_changes: u64,
+}
+
+/// Why a received RTP or RTCP datagram was refused: a fixed set, used as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// Not from the address the SDP answer gave nor the source latched for that port.
+    ForeignSource,
+    /// Larger than the receive buffer: never processed truncated.
+    Oversize,
+    /// Not a well-formed RTP or RTCP packet.
+    Invalid,
+    /// From the latched source, but a sender (SSRC) other than the track's current one.
+    UnknownSsrc,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::ForeignSource,
+        DropReason::Oversize,
+        DropReason::Invalid,
+        DropReason::UnknownSsrc,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::ForeignSource => "foreign_source",
+            DropReason::Oversize => "oversize",
+            DropReason::Invalid => "invalid",
+            DropReason::UnknownSsrc => "unknown_ssrc",
+        }
+    }
+}
+
+/// Refused datagrams per [`DropReason`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DroppedDatagrams {
+    pub foreign_source: u64,
+    pub oversize: u64,
+    pub invalid: u64,
+    pub unknown_ssrc: u64,
+}
+
+impl DroppedDatagrams {
+    pub fn count(&mut self, reason: DropReason) {
+        let counter = match reason {
+            DropReason::ForeignSource => &mut self.foreign_source,
+            DropReason::Oversize => &mut self.oversize,
+            DropReason::Invalid => &mut self.invalid,
+            DropReason::UnknownSsrc => &mut self.unknown_ssrc,
+        };
+        *counter = counter.saturating_add(1);
+    }
+
+    /// Both counts added, reason by reason.
+    pub fn plus(self, other: DroppedDatagrams) -> DroppedDatagrams {
+        DroppedDatagrams {
+            foreign_source: self.foreign_source.saturating_add(other.foreign_source),
+            oversize: self.oversize.saturating_add(other.oversize),
+            invalid: self.invalid.saturating_add(other.invalid),
+            unknown_ssrc: self.unknown_ssrc.saturating_add(other.unknown_ssrc),
+        }
+    }
+
+    pub fn get(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::ForeignSource => self.foreign_source,
+            DropReason::Oversize => self.oversize,
+            DropReason::Invalid => self.invalid,
+            DropReason::UnknownSsrc => self.unknown_ssrc,
+        }
+    }
 }

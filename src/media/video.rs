@@ -9,7 +9,7 @@ use super::keyframe::{KeyframePolicy, KeyframePolicyConfig};
 use super::remote::RemoteStream;
 use super::reorder::{ReorderBuffer, ReorderConfig};
 use super::rtp::RtpPacket;
-use super::source::SourceReception;
+use super::source::{Admission, SourceReception};
 use super::stats::TrackStats;
 use super::timeline::{Timeline, Track, flv_ms};
 use crate::frame::{MediaFrame, StreamMetadata};
@@ -93,15 +93,30 @@ impl VideoPath {
         timeline: &mut Timeline,
         out: &mut VecDeque<MediaFrame>,
         metadata: &mut StreamMetadata,
-    ) {
-        if self.source.follow(now, packet.ssrc) {
+    ) -> Admission {
+        let admission = self.source.admit(now, packet);
+        match admission {
+            Admission::Refused => return admission,
             // A new sender: what the old one left half-done is dropped; wait for an IDR.
-            self.state.h264.source_changed();
+            Admission::Replaced => self.state.h264.source_changed(),
+            Admission::Current => {}
         }
         let state = &mut self.state;
-        self.source.push(now, packet, datagram, &mut |bytes, lost| {
-            state.on_released(now, bytes, lost, timeline, out, metadata);
-        });
+        self.source.reorder().push(
+            now,
+            packet.sequence,
+            packet.timestamp,
+            datagram,
+            &mut |bytes, lost| {
+                state.on_released(now, bytes, lost, timeline, out, metadata);
+            },
+        );
+        admission
+    }
+
+    /// Senders (SSRCs) replaced so far.
+    pub fn source_changes(&self) -> u64 {
+        self.source.changes()
     }
 
     pub fn on_tick(

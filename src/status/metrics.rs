@@ -163,6 +163,33 @@ pub fn render_metrics(s: &Snapshot) -> String {
             per(&|b| count(&b.counters.total()) as f64),
         );
     }
+    let mut dropped = Vec::new();
+    for b in s.broadcasts.values() {
+        let total = b.counters.total().rtp_dropped;
+        for reason in super::RtpDropReason::ALL {
+            dropped.push((
+                format!(
+                    "{{broadcast=\"{}\",reason=\"{}\"}}",
+                    b.name,
+                    reason.as_str()
+                ),
+                total.get(reason) as f64,
+            ));
+        }
+    }
+    family(
+        "rtp_dropped_total",
+        "counter",
+        "RTP/RTCP datagrams refused: foreign_source (not from the callee), oversize, invalid, \
+         unknown_ssrc (a sender other than the stream's).",
+        dropped,
+    );
+    family(
+        "rtp_ssrc_changes_total",
+        "counter",
+        "Times a track's RTP sender (SSRC) was replaced by another.",
+        per(&|b| b.counters.total().ssrc_changes as f64),
+    );
     let gauge = |f: &dyn Fn(&super::CallMedia) -> Option<f64>| -> Vec<(String, f64)> {
         s.broadcasts
             .values()

@@ -5,6 +5,9 @@ use serde::Serialize;
 /// One RTMP target's state and counters: the publisher reports them in this very shape.
 pub use crate::rtmp::status::{TargetState as RtmpState, TargetStatus as RtmpStatus};
 
+/// Refused RTP/RTCP datagrams per reason (the `reason` label of `sipcast_rtp_dropped_total`).
+pub use crate::media::{DropReason as RtpDropReason, DroppedDatagrams as RtpDropped};
+
 /// Desired state of a broadcast.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,6 +111,15 @@ pub struct CallMedia {
     pub keyframe_interval_ms: Option<u64>,
     /// Video lag minus audio lag (positive: video late), once sender reports allow measuring.
     pub av_offset_ms: Option<i64>,
+    /// RTP and RTCP datagrams refused, by reason: not from the callee (`foreign_source`),
+    /// larger than the receive buffer (`oversize`), malformed (`invalid`), or from the callee's
+    /// address but a sender (SSRC) other than the stream's (`unknown_ssrc`).
+    pub rtp_dropped: RtpDropped,
+    /// Times a track's sender (SSRC) was replaced by another.
+    pub ssrc_changes: u64,
+    /// Our RTP ports for the call (RTCP is each plus one), where the callee sends.
+    pub local_audio_port: Option<u16>,
+    pub local_video_port: Option<u16>,
 }
 
 /// A Kubernetes-style condition: a fact about the broadcast, with when it last changed.
@@ -176,6 +188,8 @@ pub struct Totals {
     pub rtmp_bytes_sent: u64,
     pub rtmp_reconnects: u64,
     pub rtmp_dropped_frames: u64,
+    pub rtp_dropped: RtpDropped,
+    pub ssrc_changes: u64,
 }
 
 impl Totals {
@@ -187,6 +201,8 @@ impl Totals {
             rtmp_bytes_sent: self.rtmp_bytes_sent + other.rtmp_bytes_sent,
             rtmp_reconnects: self.rtmp_reconnects + other.rtmp_reconnects,
             rtmp_dropped_frames: self.rtmp_dropped_frames + other.rtmp_dropped_frames,
+            rtp_dropped: self.rtp_dropped.plus(other.rtp_dropped),
+            ssrc_changes: self.ssrc_changes + other.ssrc_changes,
         }
     }
 }
@@ -201,6 +217,16 @@ impl BroadcastCounters {
     pub fn close_attempt(&mut self) {
         self.finished = self.total();
         self.current = Totals::default();
+    }
+
+    /// Takes the current attempt's media counts (they only grow within an attempt).
+    pub fn observe_media(&mut self, media: &CallMedia) {
+        let c = &mut self.current;
+        c.rtp_packets = media.rtp_packets;
+        c.rtp_lost = media.rtp_lost;
+        c.audio_decode_errors = media.audio_decode_errors;
+        c.rtp_dropped = media.rtp_dropped;
+        c.ssrc_changes = media.ssrc_changes;
     }
 
     /// Takes the current attempt's RTMP counts (a target removed mid-call never lowers them).
@@ -301,5 +327,26 @@ mod tests {
         c.current.rtp_packets = 10; // the next attempt starts from zero
         assert_eq!(c.total().rtp_packets, 110);
         assert_eq!(c.total().rtmp_bytes_sent, 12_000);
+    }
+
+    #[test]
+    fn refused_datagrams_add_up_across_attempts_by_reason() {
+        let mut c = BroadcastCounters::default();
+        let media = |foreign_source, oversize| CallMedia {
+            rtp_dropped: RtpDropped {
+                foreign_source,
+                oversize,
+                ..Default::default()
+            },
+            ssrc_changes: 1,
+            ..Default::default()
+        };
+        c.observe_media(&media(2131, 1));
+        c.close_attempt();
+        c.observe_media(&media(5, 0));
+        let total = c.total();
+        assert_eq!(total.rtp_dropped.get(RtpDropReason::ForeignSource), 2136);
+        assert_eq!(total.rtp_dropped.get(RtpDropReason::Oversize), 1);
+        assert_eq!(total.ssrc_changes, 2);
     }
 }

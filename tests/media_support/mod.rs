@@ -109,6 +109,18 @@ impl SourceAudio {
     }
 }
 
+/// ffmpeg's RTP output URLs (video, audio), sending from `from` (video, audio) if given.
+fn rtp_urls(video_port: u16, audio_port: u16, from: Option<(u16, u16)>) -> [String; 2] {
+    let url = |port: u16, local: Option<u16>| match local {
+        Some(local) => format!("rtp://127.0.0.1:{port}?localrtpport={local}"),
+        None => format!("rtp://127.0.0.1:{port}"),
+    };
+    [
+        url(video_port, from.map(|f| f.0)),
+        url(audio_port, from.map(|f| f.1)),
+    ]
+}
+
 /// ffmpeg sending `seconds` of H.264 (320x240, 25 fps, a keyframe every 2 s) and a 440 Hz tone
 /// in real time to `local`'s ports.
 pub struct RtpSource {
@@ -140,12 +152,26 @@ impl RtpSource {
         seconds: f64,
         dir: &Path,
     ) -> RtpSource {
+        Self::start_to_from(video_port, audio_port, None, audio, seconds, dir).await
+    }
+
+    /// As [`Self::start_to`], sending from the given (video, audio) RTP ports (RTCP from each
+    /// plus one) rather than from ports of ffmpeg's choosing: a sender that keeps its ports.
+    pub async fn start_to_from(
+        video_port: u16,
+        audio_port: u16,
+        from: Option<(u16, u16)>,
+        audio: SourceAudio,
+        seconds: f64,
+        dir: &Path,
+    ) -> RtpSource {
         let rate = audio.sample_rate();
         let inputs = [
             format!("testsrc=size=320x240:rate=25:duration={seconds}"),
             format!("sine=frequency=440:sample_rate={rate}:duration={seconds}"),
         ];
-        Self::spawn(video_port, audio_port, audio, inputs, dir).await
+        let urls = rtp_urls(video_port, audio_port, from);
+        Self::spawn(urls, audio, inputs, dir).await
     }
 
     /// Black video with a white flash and a 440 Hz beep at the same instants (each second
@@ -166,13 +192,13 @@ impl RtpSource {
         ];
         let video_port = local.video.as_ref().unwrap().rtp_port();
         let audio_port = local.audio.rtp_port();
-        Self::spawn(video_port, audio_port, SourceAudio::Pcmu, inputs, dir).await
+        let urls = rtp_urls(video_port, audio_port, None);
+        Self::spawn(urls, SourceAudio::Pcmu, inputs, dir).await
     }
 
-    /// ffmpeg encoding lavfi `inputs` (video, audio) to RTP.
+    /// ffmpeg encoding lavfi `inputs` (video, audio) to RTP at `urls` (video, audio).
     async fn spawn(
-        video_port: u16,
-        audio_port: u16,
+        urls: [String; 2],
         audio: SourceAudio,
         inputs: [String; 2],
         dir: &Path,
@@ -197,11 +223,11 @@ impl RtpSource {
             ])
             // zerolatency: like a video phone, no 1.7 s lookahead between capture and sending.
             .args(["-tune", "zerolatency", "-bf", "0", "-g", "50"])
-            .args(["-f", "rtp", &format!("rtp://127.0.0.1:{video_port}")])
+            .args(["-f", "rtp", &urls[0]])
             .args(["-map", "1:a", "-c:a", audio.encoder(), "-ar", &rate])
             .args(audio.options())
             .args(["-f", "rtp"])
-            .arg(format!("rtp://127.0.0.1:{audio_port}"))
+            .arg(&urls[1])
             .arg("-sdp_file")
             .arg(&sdp_path)
             .stdin(Stdio::null())
