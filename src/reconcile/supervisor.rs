@@ -498,9 +498,7 @@ impl Supervisor {
             }
             CallEvent::DtmfSent(digits) => self.write(|b| b.call.dtmf_sent = Some(digits)),
             CallEvent::Media(media) => self.write(|b| {
-                b.counters.current.rtp_packets = media.rtp_packets;
-                b.counters.current.rtp_lost = media.rtp_lost;
-                b.counters.current.audio_decode_errors = media.audio_decode_errors;
+                b.counters.observe_media(&media);
                 b.call.media = Some(media);
             }),
             CallEvent::Ended(_) => {}
