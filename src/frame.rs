@@ -70,3 +70,17 @@ pub enum MediaFrame {
         data: Bytes,
     },
 }
+
+/// Where the media path hands its frames, synchronously, from its own task: the broadcast's
+/// output (which publishes them at once, never waiting for the network), or a channel in tests
+/// and benchmarks.
+pub trait FrameSink: Send + Sync + 'static {
+    /// Takes one frame; `false` when it had to be dropped (counted by the media path).
+    fn push(&self, frame: MediaFrame) -> bool;
+}
+
+impl FrameSink for tokio::sync::mpsc::Sender<MediaFrame> {
+    fn push(&self, frame: MediaFrame) -> bool {
+        self.try_send(frame).is_ok()
+    }
+}

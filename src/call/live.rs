@@ -1,6 +1,7 @@
 //! The real [`Dialer`]: a SIP call leg and its media session, feeding the broadcast's output.
 //!
-//! One task per attempt owns both; the RTMP targets belong to the broadcast's output
+//! One task per attempt owns both, for signalling only: frames go from the media task straight
+//! into the broadcast's output. The RTMP targets belong to that output
 //! ([`crate::output`]), which outlives the attempt and shows the slate when the call gives no
 //! video. Keyframes are requested when media starts, whenever the output wants one (a target
 //! reconnected, the slate waits for the call's video), and escalated to SIP INFO when RTCP
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 
 use super::{CallCommand, CallEnd, CallEvent, CallRequest, CallSession, Dialer, EndCause};
 use crate::clock;
+use crate::frame::{FrameSink, MediaFrame};
 use crate::media::{self, AudioOutputs, MediaConfig, MediaEvent, MediaSession, RemoteMedia};
 use crate::output::OutputSink;
 use crate::output::targets::copy_format;
@@ -127,14 +129,20 @@ impl Attempt {
             audio_codec: negotiated.audio.as_ref().map(|a| a.codec.clone()),
             video_codec: negotiated.video.as_ref().map(|v| v.codec.clone()),
         });
-        let (media, mut outputs) = match MediaSession::start(local, remote, media_config(&targets))
-        {
-            Ok(started) => started,
-            Err(e) => {
-                call.hangup().await;
-                return CallEnd::failed(None, format!("media: {e}"));
-            }
+        // Frames go from the media task straight into the broadcast's output: this task
+        // handles signalling only.
+        let sink: Box<dyn FrameSink> = match &self.output {
+            Some(output) => Box::new(output.clone()),
+            None => Box::new(NoOutput),
         };
+        let (media, mut media_events) =
+            match MediaSession::start_into(local, remote, media_config(&targets), sink) {
+                Ok(started) => started,
+                Err(e) => {
+                    hang_up_in_background(call);
+                    return CallEnd::failed(None, format!("media: {e}"));
+                }
+            };
         media.request_keyframe();
         let copy = negotiated
             .audio
@@ -150,12 +158,7 @@ impl Attempt {
         // Whether the call is still up on the SIP side when the loop ends (we owe it a BYE).
         let (end, owe_bye) = loop {
             tokio::select! {
-                Some(frame) = outputs.frames.recv() => {
-                    if let Some(output) = &output {
-                        output.push(frame);
-                    }
-                }
-                Some(MediaEvent::KeyframeUnanswered) = outputs.events.recv() => {
+                Some(MediaEvent::KeyframeUnanswered) = media_events.recv() => {
                     tracing::info!(broadcast = %self.spec.name, "keyframe requests unanswered; asking with SIP INFO");
                     call.request_keyframe();
                 }
@@ -231,6 +234,15 @@ impl Attempt {
                 },
             }
         }
+    }
+}
+
+/// Where frames go when no output takes them (nothing publishes for this attempt).
+struct NoOutput;
+
+impl FrameSink for NoOutput {
+    fn push(&self, _frame: MediaFrame) -> bool {
+        true
     }
 }
 

@@ -8,7 +8,13 @@
 //! ties them into one machine per call behind one datagram entry point (with the source
 //! [`latch`] that keeps strangers out), and [`session`] is its tokio driver.
 //!
-//! How a call uses it:
+//! A frame crosses two tasks on its way out: the media task receives the datagrams, runs them
+//! through the receiver and hands each finished frame to a [`crate::frame::FrameSink`] — in the
+//! daemon the broadcast's output, which switches, stamps and queues it for every target under
+//! one short lock — and each target's publisher task writes it to its connection. The call's
+//! signalling task never touches media ([`MediaSession::start_into`]).
+//!
+//! How a test or a benchmark uses it (frames through a channel instead of an output):
 //!
 //! ```no_run
 //! # async fn call(remote: sipcast::media::RemoteMedia) -> Result<(), sipcast::media::SessionError> {

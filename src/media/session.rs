@@ -28,7 +28,7 @@ use super::rtcp;
 use super::stats::MediaStats;
 use super::timeline::Track;
 use crate::clock::monotonic;
-use crate::frame::MediaFrame;
+use crate::frame::{FrameSink, MediaFrame};
 
 /// Frames buffered towards the consumer; beyond this they are dropped and counted.
 const FRAME_QUEUE: usize = 1024;
@@ -203,8 +203,20 @@ impl MediaSession {
         remote: RemoteMedia,
         config: MediaConfig,
     ) -> Result<(Self, MediaOutputs), SessionError> {
-        let receiver = MediaReceiver::new(&remote, config.clone(), monotonic().into_std())?;
         let (frames_tx, frames) = mpsc::channel(FRAME_QUEUE);
+        let (session, events) = Self::start_into(local, remote, config, Box::new(frames_tx))?;
+        Ok((session, MediaOutputs { frames, events }))
+    }
+
+    /// Starts receiving, handing every frame to `sink` from the media task itself (no task in
+    /// between): what a call does with its broadcast's output.
+    pub fn start_into(
+        local: LocalMedia,
+        remote: RemoteMedia,
+        config: MediaConfig,
+        sink: Box<dyn FrameSink>,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<MediaEvent>), SessionError> {
+        let receiver = MediaReceiver::new(&remote, config.clone(), monotonic().into_std())?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(MediaStatus::default());
@@ -215,7 +227,7 @@ impl MediaSession {
             config,
             remote,
             local,
-            frames_tx,
+            sink,
             events_tx,
             status_tx,
             frames_dropped: 0,
@@ -232,7 +244,7 @@ impl MediaSession {
             task: Some(task),
             stop: Some(stop),
         };
-        Ok((session, MediaOutputs { frames, events }))
+        Ok((session, events))
     }
 
     /// Asks the sender for a keyframe (call after an RTMP target (re)connects).
@@ -287,7 +299,7 @@ struct Driver {
     config: MediaConfig,
     remote: RemoteMedia,
     local: LocalMedia,
-    frames_tx: mpsc::Sender<MediaFrame>,
+    sink: Box<dyn FrameSink>,
     events_tx: mpsc::UnboundedSender<MediaEvent>,
     status_tx: watch::Sender<MediaStatus>,
     frames_dropped: u64,
@@ -382,7 +394,7 @@ impl Driver {
 
     async fn flush(&mut self) {
         while let Some(frame) = self.receiver.poll_frame() {
-            if self.frames_tx.try_send(frame).is_err() {
+            if !self.sink.push(frame) {
                 self.frames_dropped += 1;
             }
         }

@@ -18,7 +18,7 @@ use super::slate::Slate;
 use super::switcher::{Switcher, SwitcherConfig};
 use super::targets::TargetLegs;
 use crate::clock::monotonic;
-use crate::frame::{AudioFormat, MediaFrame};
+use crate::frame::{AudioFormat, FrameSink, MediaFrame};
 use crate::spec::{AudioCodec, RtmpTarget};
 use crate::status::{CallState, Phase, RtmpState, RtmpStatus, StatusBoard};
 
@@ -104,6 +104,13 @@ impl OutputSink {
         let mut state = self.shared.lock();
         let targets = state.legs.take_keyframe_requests();
         state.switcher.take_keyframe_wanted() | targets
+    }
+}
+
+impl FrameSink for OutputSink {
+    fn push(&self, frame: MediaFrame) -> bool {
+        OutputSink::push(self, frame);
+        true
     }
 }
 
