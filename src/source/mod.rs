@@ -174,7 +174,7 @@ pub async fn run(config: SourceConfig, tx: mpsc::Sender<DirectoryScan>, rescan_n
                 tracing::debug!(dir = %config.dir.display(), "spec directory watch armed");
             }
             scan = Some(self::scan(&config.dir, &mut cache));
-            if !watch.moved() {
+            if !watch.swapped() {
                 break;
             }
         }

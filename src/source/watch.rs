@@ -62,9 +62,10 @@ pub(super) struct DirWatch {
     dir: PathBuf,
     dirty: Arc<Dirty>,
     watcher: Option<notify::RecommendedWatcher>,
-    /// What the directory watch is on; `None`: the path named nothing when armed, or the watch
-    /// could not be added.
-    watching: Option<Identity>,
+    /// What the path named when the watches were armed (`None`: nothing).
+    armed_on: Option<Identity>,
+    /// Every watch that should exist was added; otherwise arming is retried on each scan.
+    complete: bool,
     /// Whether a failure to watch was already logged (once per failure, not per scan).
     warned: bool,
 }
@@ -75,24 +76,27 @@ impl DirWatch {
             dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
             dirty,
             watcher: None,
-            watching: None,
+            armed_on: None,
+            complete: false,
             warned: false,
         }
     }
 
-    /// Whether the path now names something other than what is watched.
-    pub(super) fn moved(&self) -> bool {
-        self.watcher.is_none() || identity(&self.dir) != self.watching
+    /// Whether the path names something else than when the watches were armed: a scan made
+    /// since may have read the old directory.
+    pub(super) fn swapped(&self) -> bool {
+        identity(&self.dir) != self.armed_on
     }
 
-    /// Re-arms both watches if the path names something else than when they were armed.
-    /// Returns whether it did.
+    /// Arms both watches, again if the path names something else than when they were armed or
+    /// if a watch could not be added last time. Returns whether it did.
     pub(super) fn ensure(&mut self) -> bool {
-        if !self.moved() {
+        if self.complete && !self.swapped() {
             return false;
         }
         self.watcher = None; // drop the old watches before adding new ones
-        let current = identity(&self.dir);
+        self.armed_on = identity(&self.dir);
+        self.complete = false;
         let dir = self.dir.clone();
         let dirty = self.dirty.clone();
         let handler = move |event: notify::Result<notify::Event>| match &event {
@@ -110,28 +114,25 @@ impl DirWatch {
                 return true;
             }
         };
+        let mut complete = true;
         if let Some(parent) = self.dir.parent()
             && let Err(e) = watcher.watch(parent, notify::RecursiveMode::NonRecursive)
         {
             self.warn(&format!("cannot watch {}: {e}", parent.display()));
+            complete = false;
         }
-        self.watching = match (
-            current,
-            watcher.watch(&self.dir, notify::RecursiveMode::NonRecursive),
-        ) {
-            (Some(id), Ok(())) => {
-                if self.warned {
-                    tracing::info!(dir = %self.dir.display(), "watching the spec directory again");
-                }
-                self.warned = false;
-                Some(id)
-            }
-            (Some(_), Err(e)) => {
-                self.warn(&format!("cannot watch it: {e}"));
-                None
-            }
-            (None, _) => None, // absent: the parent's watch sees it come back
-        };
+        // Absent: the parent's watch sees it come back.
+        if self.armed_on.is_some()
+            && let Err(e) = watcher.watch(&self.dir, notify::RecursiveMode::NonRecursive)
+        {
+            self.warn(&format!("cannot watch it: {e}"));
+            complete = false;
+        }
+        if complete && self.warned {
+            tracing::info!(dir = %self.dir.display(), "watching the spec directory again");
+            self.warned = false;
+        }
+        self.complete = complete;
         self.watcher = Some(watcher);
         true
     }
