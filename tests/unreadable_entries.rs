@@ -173,3 +173,35 @@ fn validate_reports_every_unreadable_entry_of_a_directory() {
     }
     assert_eq!(stdout.lines().count(), EXPECTED.len(), "{stdout}");
 }
+
+/// Root reads a `chmod 000` file anyway, so the check runs `validate` as `nobody` (skipped where
+/// `setpriv` is missing or the test does not run as root).
+#[test]
+fn a_file_without_read_permission_is_reported_as_such() {
+    use std::os::unix::fs::PermissionsExt;
+    let setpriv = Path::new("/usr/bin/setpriv");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !setpriv.exists() || !is_root {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("secret.toml");
+    std::fs::write(&path, spec("sip:1@pbx.test", "")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_sipcast"))
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .expect("run sipcast validate as nobody");
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let want = format!("{}:1:1: cannot read: Permission denied", path.display());
+    assert!(stdout.starts_with(&want), "{stdout:?}, want {want:?}");
+}
