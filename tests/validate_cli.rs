@@ -54,6 +54,7 @@ const BROKEN: &[(&str, &str)] = &[
         "9:7: url: URL scheme must be rtmp:// or rtmps://",
     ),
     ("missing_sip", "1:1: missing table [sip]"),
+    ("not_utf8", "2:12: not UTF-8 (byte 17)"),
     ("no_rtmp", "1:1: missing [[rtmp]]"),
     (
         "no_stream_key",
@@ -70,6 +71,10 @@ const BROKEN: &[(&str, &str)] = &[
     (
         "two_stream_key_sources",
         "11:19: give only one of rtmp.stream_key, rtmp.stream_key_file",
+    ),
+    (
+        "too_many_windows",
+        "13:11: too many windows (101, at most 100)",
     ),
     ("unknown_key", "4:1: unknown field `colour`"),
     ("unknown_table", "11:2: unknown field `sipp`"),

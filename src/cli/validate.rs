@@ -46,6 +46,8 @@ pub fn main(paths: &[PathBuf], check_secrets: bool) -> ExitCode {
 }
 
 /// The spec files a path names: itself, or the `*.toml` directly inside a directory, sorted.
+/// Every `*.toml` entry counts, as for the daemon: one that is not a readable file (a broken
+/// link, a FIFO, a directory, ...) is reported by [`spec::load`], not skipped.
 fn spec_files(path: &Path, problems: &mut usize) -> Vec<PathBuf> {
     if !path.is_dir() {
         return vec![path.to_path_buf()];
@@ -54,10 +56,7 @@ fn spec_files(path: &Path, problems: &mut usize) -> Vec<PathBuf> {
         Ok(entries) => {
             let mut files: Vec<PathBuf> = entries
                 .flatten()
-                .filter(|e| {
-                    spec::broadcast_name(&e.file_name().to_string_lossy()).is_some()
-                        && std::fs::metadata(e.path()).is_ok_and(|m| m.is_file())
-                })
+                .filter(|e| spec::broadcast_name(&e.file_name().to_string_lossy()).is_some())
                 .map(|e| e.path())
                 .collect();
             files.sort();

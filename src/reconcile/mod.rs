@@ -45,6 +45,8 @@ struct FileRow {
     name: String,
     file: String,
     outcome: Result<u64, String>,
+    /// The entry is not a readable file at all (a broken link, a FIFO, too large, ...).
+    unreadable: bool,
     description: Option<String>,
 }
 
@@ -126,6 +128,7 @@ impl Reconciler {
                         name: name.clone(),
                         file: file.file.clone(),
                         outcome: Ok(generation),
+                        unreadable: false,
                         description: spec.description.clone(),
                     });
                 }
@@ -135,6 +138,7 @@ impl Reconciler {
                         name: name.clone(),
                         file: file.file.clone(),
                         outcome: Err(errors.to_string()),
+                        unreadable: file.unreadable,
                         description: None,
                     });
                     if self.rejected.insert(name.clone(), file.hash) != Some(file.hash) {
@@ -178,6 +182,7 @@ impl Reconciler {
                 name,
                 file,
                 outcome,
+                unreadable,
                 description,
             } in rows
             {
@@ -196,19 +201,18 @@ impl Reconciler {
                     }
                     Err(error) => {
                         b.accepted = false;
-                        let message = if b.generation > 0 {
-                            format!("invalid edit; generation {} keeps running", b.generation)
+                        let (reason, what) = if unreadable {
+                            ("Unreadable", "unreadable file")
                         } else {
-                            "invalid spec; nothing runs".to_string()
+                            ("InvalidSpec", "invalid spec")
+                        };
+                        let message = if b.generation > 0 {
+                            format!("{what}; generation {} keeps running", b.generation)
+                        } else {
+                            format!("{what}; nothing runs")
                         };
                         b.error = Some(error);
-                        b.set_condition(
-                            "Accepted",
-                            ConditionStatus::False,
-                            "InvalidSpec",
-                            message,
-                            now,
-                        );
+                        b.set_condition("Accepted", ConditionStatus::False, reason, message, now);
                     }
                 }
             }

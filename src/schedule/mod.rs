@@ -11,8 +11,15 @@
 //! down are simply past, and a wall clock that steps backwards or forwards gives the right answer
 //! on the next call. Overlapping or touching windows merge into one (one call).
 //!
-//! Limits: a cron window lasts at most [`MAX_CRON_DURATION`], which bounds how far back a call
-//! must look; `lead` is at most [`MAX_LEAD`]; windows are searched up to eight years ahead.
+//! Limits, so that one evaluation does bounded work whatever the spec says: at most
+//! [`MAX_WINDOWS`] windows; a cron window lasts at most [`MAX_CRON_DURATION`], which bounds how
+//! far back a call must look; `lead` is at most [`MAX_LEAD`]; a window's start is searched up to
+//! eight years ahead; and touching windows are merged up to two weeks ahead only: a chain that
+//! runs on past that reports the end reached so far as `next_end` (and `next_change`), and an
+//! evaluation then finds it continuing. See [`windows`] for the costs.
+//!
+//! Drivers should wake at [`ScheduleState::next_edge`], not poll: nothing in the state can change
+//! before it unless the wall clock steps.
 
 mod civil;
 mod cron;
@@ -32,6 +39,8 @@ use windows::{CronRule, MergedWindows};
 pub const MAX_CRON_DURATION: Duration = Duration::from_secs(31 * 24 * 3600);
 /// Longest `lead` (one day).
 pub const MAX_LEAD: Duration = Duration::from_secs(24 * 3600);
+/// Most windows one schedule may list: each is looked at on every civil day scanned.
+pub const MAX_WINDOWS: usize = 100;
 
 /// One entry of `windows = [...]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +83,22 @@ pub struct ScheduleState {
     pub next_end: Option<Timestamp>,
     /// When `in_window` flips next (lead included; a gap shorter than `lead` keeps it live).
     pub next_change: Option<Timestamp>,
+    /// Set when merging stopped at the look-ahead: the last of `next_end` and `next_change` is
+    /// then only where the look-ahead stopped, and the window (or the live stretch) may run on.
+    pub continues: bool,
+}
+
+impl ScheduleState {
+    /// The first instant after the evaluation at which any field may differ: the earliest of
+    /// `next_start`, `next_end` and `next_change`. `None`: nothing will ever change (no window
+    /// within the horizon). A driver sleeps until then, and evaluates again early only if the
+    /// wall clock steps.
+    pub fn next_edge(&self) -> Option<Timestamp> {
+        [self.next_start, self.next_end, self.next_change]
+            .into_iter()
+            .flatten()
+            .min()
+    }
 }
 
 /// A validated `[schedule]`: its zone, lead and windows, ready to evaluate.
@@ -111,6 +136,12 @@ impl Schedule {
             return Err(unknown());
         }
         let timezone = TimeZone::get(timezone_name).map_err(|_| unknown())?;
+        if rules.len() > MAX_WINDOWS {
+            return Err(format!(
+                "too many windows ({}, at most {MAX_WINDOWS})",
+                rules.len()
+            ));
+        }
         if lead > MAX_LEAD {
             return Err("lead must be at most 1 day".into());
         }
@@ -172,26 +203,31 @@ impl Schedule {
         &self.rules
     }
 
-    /// The schedule at `now`. Stateless and cheap: a few days of cron matching in the usual case.
+    /// The schedule at `now`. Stateless and bounded: a few days of cron matching in the usual
+    /// case, at most eight years of day tests to find a rare window, and at most two weeks of
+    /// merging for a chain of touching windows.
     ///
-    /// Drive it by calling again at `next_change` or within 30 s, whichever comes first: wall time
-    /// can step, and a fresh evaluation is all it takes to follow.
+    /// Drive it by calling again at [`ScheduleState::next_edge`], or at once when the wall clock
+    /// steps: a fresh evaluation is all it takes to follow.
     pub fn state_at(&self, now: Timestamp) -> ScheduleState {
-        let mut upcoming = self.merged_after(now).peekable();
-        let Some(first) = upcoming.next() else {
+        let mut merged = self.merged_after(now);
+        let Some(first) = merged.next() else {
             return ScheduleState::default();
         };
         let opens = |w: &Window| w.start.checked_sub(self.lead).unwrap_or(Timestamp::MIN);
+        let mut second = None;
         let next_start = if first.start > now {
             Some(first.start)
         } else {
-            upcoming.peek().map(|w| w.start)
+            second = merged.next();
+            second.map(|w| w.start)
         };
         let in_window = opens(&first) <= now;
         let next_change = if in_window {
             // Live until the end of the last window whose lead reaches back into this one.
             let mut live_until = first.end;
-            while let Some(next) = upcoming.next_if(|w| opens(w) <= live_until) {
+            let mut upcoming = second.into_iter().chain(merged.by_ref());
+            while let Some(next) = upcoming.next().filter(|w| opens(w) <= live_until) {
                 live_until = next.end;
             }
             live_until
@@ -203,6 +239,7 @@ impl Schedule {
             next_start,
             next_end: Some(first.end),
             next_change: Some(next_change),
+            continues: merged.cut(),
         }
     }
 

@@ -53,6 +53,7 @@ fn state(in_window: bool, next_start: &str, next_end: &str, next_change: &str) -
         next_start: opt(next_start),
         next_end: opt(next_end),
         next_change: opt(next_change),
+        continues: false,
     }
 }
 
@@ -456,7 +457,13 @@ proptest! {
             rules.push(WindowRule::Fixed { start, end });
         }
         let s = berlin(&format!("{lead}m"), rules);
-        let got = s.windows(now, 6);
+        let mut merged = s.merged_after(now);
+        let mut got: Vec<Window> = merged.by_ref().take(6).collect();
+        if merged.cut() {
+            // The last window was cut at the look-ahead: it runs at least that far, from there.
+            let cut = got.pop().expect("a cut window was handed out");
+            prop_assert!(cut.end >= now + SignedDuration::from_hours(24 * (windows::MERGE_LOOKAHEAD_DAYS - 3)), "{cut:?}");
+        }
         for w in &got {
             prop_assert!(w.end > w.start, "{w:?}");
             prop_assert!(w.end > now, "{w:?}");
@@ -477,17 +484,22 @@ proptest! {
             prop_assert_eq!(got_inside, expected);
         }
         // A shorter read is a prefix of a longer one.
-        prop_assert_eq!(&s.windows(now, 2)[..], &got[..got.len().min(2)]);
+        let two = s.windows(now, 2);
+        prop_assert_eq!(&two[..two.len().min(got.len())], &got[..got.len().min(2)]);
         // state_at agrees with the windows, and next_change is where it flips.
         let st = s.state_at(now);
         let lead = SignedDuration::from_mins(lead as i64);
-        let live = got.first().is_some_and(|w| w.start - lead <= now);
+        let first = s.windows(now, 1);
+        let live = first.first().is_some_and(|w| w.start - lead <= now);
         prop_assert_eq!(st.in_window, live);
         if let Some(change) = st.next_change {
             prop_assert!(change > now);
             if change < now + SignedDuration::from_hours(24 * 30) {
                 prop_assert_eq!(s.state_at(change - SignedDuration::from_secs(1)).in_window, live);
-                prop_assert_eq!(s.state_at(change).in_window, !live);
+                // A cut live stretch is only re-evaluated there, and may run on.
+                if !st.continues {
+                    prop_assert_eq!(s.state_at(change).in_window, !live);
+                }
             }
         }
     }
@@ -537,4 +549,111 @@ fn the_binary_carries_its_own_tz_database_for_hosts_without_one() {
     let zone = bundled.get("Europe/Berlin").expect("bundled Europe/Berlin");
     let summer = zone.to_offset(ts("2026-07-01T12:00:00Z"));
     assert_eq!(summer, jiff::tz::offset(2));
+}
+
+#[test]
+fn touching_windows_merge_up_to_the_look_ahead_and_then_continue() {
+    // Every hour for an hour: one window for ever. Status must not claim an end years away.
+    let s = berlin("0s", vec![cron("0 * * * *", "1h"), cron("* * * * *", "1m")]);
+    let now = ts("2026-12-04T12:00:00Z");
+    let st = s.state_at(now);
+    assert!(st.in_window);
+    assert!(st.continues, "{st:?}");
+    let end = st.next_end.expect("an end");
+    assert_eq!(st.next_change, Some(end));
+    let ahead = end.duration_since(now);
+    assert!(
+        ahead >= SignedDuration::from_hours(24 * 10)
+            && ahead <= SignedDuration::from_hours(24 * 15),
+        "next_end {end} is {ahead:?} ahead"
+    );
+    // At that bound the window is found running on, with a new bound further out.
+    let later = s.state_at(end);
+    assert!(later.in_window && later.continues);
+    assert!(later.next_end.is_some_and(|e| e > end));
+    // The listing stops at the cut window instead of inventing a gap after it.
+    assert_eq!(s.windows(now, 5).len(), 1);
+}
+
+#[test]
+fn a_rare_window_is_still_found_years_ahead() {
+    let s = berlin("0s", vec![cron("0 12 29 2 *", "1h")]);
+    let st = s.state_at(ts("2028-03-01T00:00:00Z"));
+    assert!(!st.in_window && !st.continues);
+    assert_eq!(st.next_start, Some(ts("2032-02-29T11:00:00Z")));
+}
+
+#[test]
+fn next_edge_is_the_first_instant_anything_changes() {
+    // With a lead, the start itself is an edge too: `next_start` moves on there.
+    let s = berlin("10m", vec![cron("0 9 * * *", "1h")]);
+    let before = s.state_at(ts("2026-11-23T07:00:00Z"));
+    assert_eq!(
+        before.next_edge(),
+        Some(ts("2026-11-23T07:50:00Z")),
+        "lead opens"
+    );
+    let in_lead = s.state_at(ts("2026-11-23T07:55:00Z"));
+    assert_eq!(
+        in_lead.next_edge(),
+        Some(ts("2026-11-23T08:00:00Z")),
+        "window starts"
+    );
+    let inside = s.state_at(ts("2026-11-23T08:30:00Z"));
+    assert_eq!(
+        inside.next_edge(),
+        Some(ts("2026-11-23T09:00:00Z")),
+        "window ends"
+    );
+    // Nothing ever again: no edge.
+    let past = berlin(
+        "0s",
+        vec![fixed("2026-12-24T14:00:00Z", "2026-12-24T16:00:00Z")],
+    );
+    assert_eq!(past.state_at(ts("2027-01-01T00:00:00Z")).next_edge(), None);
+    // Between two evaluations that straddle no edge, the state is the same.
+    let a = s.state_at(ts("2026-11-23T09:00:00Z"));
+    let edge = a.next_edge().expect("tomorrow's lead");
+    assert_eq!(s.state_at(edge - SignedDuration::from_secs(1)), a);
+    assert_ne!(s.state_at(edge), a);
+}
+
+#[test]
+fn at_most_a_hundred_windows() {
+    let rules = |n: usize| vec![cron("0 9 * * *", "1h"); n];
+    assert!(Schedule::new("UTC", Duration::ZERO, rules(MAX_WINDOWS)).is_ok());
+    assert_eq!(
+        Schedule::new("UTC", Duration::ZERO, rules(MAX_WINDOWS + 1)).unwrap_err(),
+        "too many windows (101, at most 100)"
+    );
+}
+
+/// The costliest schedule the limits allow: a hundred rules that fire every other minute, each
+/// offset so that together they touch all day, with the longest lead. One evaluation still
+/// ends, with a bounded answer; the time it took is printed.
+#[test]
+fn the_costliest_legal_schedule_evaluates_in_bounded_work() {
+    let mut rules = Vec::new();
+    for i in 0..MAX_WINDOWS {
+        let expr = if i % 2 == 0 {
+            "0-58/2 * * * *"
+        } else {
+            "1-59/2 * * * *"
+        };
+        let minute = if i < 2 {
+            "1m".to_string()
+        } else {
+            format!("{}s", 30 + i)
+        };
+        rules.push(cron(expr, &minute));
+    }
+    let s = berlin("1d", rules);
+    #[allow(clippy::disallowed_methods)] // a figure to print, not time the core reads
+    let start = std::time::Instant::now();
+    let st = s.state_at(ts("2026-12-04T12:00:00Z"));
+    let took = start.elapsed();
+    eprintln!("costliest legal schedule: one evaluation took {took:?}");
+    assert!(st.in_window && st.continues, "{st:?}");
+    let end = st.next_end.expect("an end");
+    assert!(end < ts("2027-01-01T00:00:00Z"), "{end}");
 }

@@ -9,7 +9,7 @@ use super::{
     BroadcastSpec, CallSpec, OutputPolicy, RedialPolicy, RtmpTarget, SipSpec, SpecError,
     SpecErrors, broadcast_name, valid_name,
 };
-use crate::schedule::{CronExpr, Schedule, WindowRule};
+use crate::schedule::{CronExpr, MAX_WINDOWS, Schedule, WindowRule};
 use crate::secret::{Secret, SecretSource};
 
 /// Longest DTMF string accepted: a meeting ID, a passcode and pauses fit easily.
@@ -207,6 +207,15 @@ impl Checker<'_> {
                 Some(raw.windows.span.clone()),
                 "schedule.windows is empty: a schedule needs at least one window",
             );
+        }
+        let count = raw.windows.value.len();
+        if count > MAX_WINDOWS {
+            // Each window is looked at on every day an evaluation scans: keep that bounded.
+            self.fail(
+                Some(raw.windows.span),
+                format!("too many windows ({count}, at most {MAX_WINDOWS})"),
+            );
+            return None;
         }
         let rules: Vec<Option<WindowRule>> = raw
             .windows

@@ -1,10 +1,13 @@
 //! Broadcast specs: `broadcasts.d/NAME.toml` parsed, validated and typed.
 //!
-//! [`load`] is the one entry point used by the daemon, `sipcast validate` and the fuzz target,
-//! so all three judge a file exactly alike. Problems come back as `FILE:LINE:COL: message`.
+//! [`parse_bytes`] is the one entry point from a file's bytes, used by the directory source,
+//! [`load`] (`sipcast validate`) and the fuzz target, so all three judge a file exactly alike;
+//! [`read_spec_file`] is the one way to read those bytes from disk. Problems come back as
+//! `FILE:LINE:COL: message`.
 
 mod convert;
 mod error;
+mod file;
 pub mod raw;
 mod schema;
 
@@ -13,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{SpecError, SpecErrors, line_col};
+pub use file::{Unreadable, read_spec_file};
 pub use raw::{AudioCodec, DtmfMethod, OnRemoteHangup, Transport};
 pub use schema::schema_json;
 
@@ -134,6 +138,9 @@ pub enum SpecChange {
 impl BroadcastSpec {
     /// What changing from `self` to `next` requires.
     pub fn change_to(&self, next: &BroadcastSpec) -> SpecChange {
+        if std::ptr::eq(self, next) {
+            return SpecChange::None; // the reconciler compares every spec on every tick
+        }
         if self.sip != next.sip || self.call != next.call {
             SpecChange::Call
         } else if self.rtmp != next.rtmp || self.output != next.output {
@@ -154,6 +161,31 @@ pub fn parse(file: &str, text: &str) -> Result<BroadcastSpec, SpecErrors> {
     convert::parse(file, text)
 }
 
+/// Parses and validates one spec file's bytes, as read from disk: larger than
+/// [`MAX_SPEC_BYTES`] or not UTF-8 is an error at 1:1, anything else goes to [`parse`].
+pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<BroadcastSpec, SpecErrors> {
+    if bytes.len() > MAX_SPEC_BYTES {
+        return Err(SpecErrors::whole_file(
+            file,
+            format!("file is larger than {MAX_SPEC_BYTES} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let (line, col) = line_col(
+            std::str::from_utf8(bytes.get(..e.valid_up_to()).unwrap_or_default())
+                .unwrap_or_default(),
+            e.valid_up_to(),
+        );
+        SpecErrors(vec![SpecError {
+            file: file.to_string(),
+            line,
+            col,
+            message: format!("not UTF-8 (byte {})", e.valid_up_to()),
+        }])
+    })?;
+    convert::parse(file, text)
+}
+
 /// Reads and validates one spec file from disk.
 pub fn load(path: &std::path::Path) -> Result<Arc<BroadcastSpec>, SpecErrors> {
     let file = path
@@ -161,8 +193,8 @@ pub fn load(path: &std::path::Path) -> Result<Arc<BroadcastSpec>, SpecErrors> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
     let shown = path.display().to_string();
-    let text = read_bounded(path).map_err(|message| SpecErrors::whole_file(&shown, message))?;
-    convert::parse(&file, &text)
+    let bytes = read_spec_file(path).map_err(|e| SpecErrors::whole_file(&shown, e.to_string()))?;
+    parse_bytes(&file, &bytes)
         .map(Arc::new)
         .map_err(|SpecErrors(errors)| {
             SpecErrors(
@@ -177,17 +209,9 @@ pub fn load(path: &std::path::Path) -> Result<Arc<BroadcastSpec>, SpecErrors> {
         })
 }
 
-/// Reads a file of at most [`MAX_SPEC_BYTES`] as UTF-8.
+/// Reads a file of at most [`MAX_SPEC_BYTES`] as UTF-8 (the daemon's own settings file).
 pub fn read_bounded(path: &std::path::Path) -> Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SPEC_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() > MAX_SPEC_BYTES {
-        return Err(format!("file is larger than {MAX_SPEC_BYTES} bytes"));
-    }
+    let bytes = read_spec_file(path).map_err(|e| e.to_string())?;
     String::from_utf8(bytes)
         .map_err(|e| format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()))
 }

@@ -161,3 +161,29 @@ fn a_mistyped_secret_is_not_echoed_in_the_error() {
     );
     assert!(!got[0].contains("98765432"));
 }
+
+#[test]
+fn bytes_that_are_not_utf8_or_too_many_are_located_errors() {
+    let err = |bytes: &[u8]| parse_bytes("b.toml", bytes).unwrap_err().to_string();
+    assert_eq!(
+        err(b"[sip]\nuser = \"caf\xe9\"\n"),
+        "b.toml:2:12: not UTF-8 (byte 17)"
+    );
+    assert_eq!(err(b"\xff"), "b.toml:1:1: not UTF-8 (byte 0)");
+    // A multi-byte character cut short at the end.
+    assert_eq!(
+        err("é = 1\né".as_bytes().split_last().unwrap().1),
+        "b.toml:2:1: not UTF-8 (byte 7)"
+    );
+    let big = vec![b'#'; MAX_SPEC_BYTES + 1];
+    assert_eq!(
+        err(&big),
+        format!("b.toml:1:1: file is larger than {MAX_SPEC_BYTES} bytes")
+    );
+    // Valid UTF-8 goes to the same parser as text.
+    let text = "[sip]\nuser = \"a\"\n";
+    assert_eq!(
+        parse_bytes("b.toml", text.as_bytes()).map(|_| ()),
+        parse("b.toml", text).map(|_| ())
+    );
+}
