@@ -298,7 +298,7 @@ impl Supervisor {
         let desired = self.spec.enabled && state.is_none_or(|s| s.in_window);
         let mono = clock::monotonic();
         let next_change = state
-            .and_then(|s| s.next_change)
+            .and_then(|s| s.next_edge())
             .and_then(|at| Duration::try_from(at.duration_since(now)).ok())
             .map_or(mono + REEVALUATE, |d| mono + d.min(REEVALUATE));
         let schedule = state.map(|s| ScheduleStatus {
