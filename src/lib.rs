@@ -31,5 +31,6 @@ pub mod secret;
 pub mod sip;
 pub mod source;
 pub mod spec;
+pub mod srtp;
 pub mod status;
 pub mod systemd;
