@@ -164,9 +164,12 @@ impl Context {
 ///
 /// Drive it from the media task: every datagram from the peer's RTP port goes through
 /// [`unprotect_rtp`](Self::unprotect_rtp), every one from its RTCP port (or RTCP muxed on the
-/// RTP port, told apart by RFC 5761's payload-type rule) through
-/// [`unprotect_rtcp`](Self::unprotect_rtcp); what we build goes through `protect_*` just
-/// before `send_to`. An `Err` means drop that packet; the session stays usable.
+/// RTP port, told apart by [`crate::media::rtp::is_rtcp`], which reads only the clear header)
+/// through [`unprotect_rtcp`](Self::unprotect_rtcp); what we build goes through `protect_*`
+/// just before `send_to`. An `Err` means drop that packet; the session stays usable.
+///
+/// Unprotect before anything acts on a packet, the source latch included: only an
+/// authenticated packet may move the latch, or anyone who can reach our port could steer it.
 pub struct SrtpSession {
     suite: SrtpSuite,
     inbound: Context,
