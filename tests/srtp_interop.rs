@@ -2,6 +2,8 @@
 //!
 //! - GStreamer's `srtpenc` (libsrtp2) sends a 440 Hz PCMU tone and an RTCP RR+PLI; our
 //!   `SrtpSession` must authenticate and decrypt every packet, and the payload must be the tone.
+//!   The same packets under another key, tampered with, or replayed are refused and counted,
+//!   and the forgeries tried first do not stop the genuine packets.
 //! - We protect a PCMU tone and an RTCP RR+PLI; GStreamer's `srtpdec` must decrypt them (the
 //!   tone comes out of `mulawdec`, the RTCP bytes out of its `rtcp_src` unchanged).
 //! - ffmpeg's `srtp` protocol (AES_CM_128_HMAC_SHA1_80, its only AES-CM key size) sends a tone
@@ -233,8 +235,28 @@ fn gstreamer_sends(suite: SrtpSuite) {
             .iter()
             .all(|p| p.len() == 12 + 160 + suite.rtp_tag_len())
     );
+    rejects_forgeries(suite, &packets);
+    for packet in &packets {
+        let mut tampered = packet.clone();
+        tampered[20] ^= 0x01;
+        assert!(session.unprotect_rtp(&mut tampered).is_err());
+    }
+    assert_eq!(
+        session.counters().auth_failed,
+        PACKETS as u64,
+        "{suite}: tampered"
+    );
+    let copies = packets.clone();
     let samples = unprotect_tone(&mut session, packets, &format!("srtpenc {suite}"));
     assert_tone(&samples, &format!("srtpenc {suite}"));
+    for mut copy in copies {
+        assert!(session.unprotect_rtp(&mut copy).is_err());
+    }
+    assert_eq!(
+        session.counters().replayed,
+        PACKETS as u64,
+        "{suite}: replays counted"
+    );
 
     assert_eq!(control.len(), 1, "{suite}: one SRTCP packet");
     let mut packet = control.into_iter().next().unwrap();
@@ -242,7 +264,9 @@ fn gstreamer_sends(suite: SrtpSuite) {
         .unprotect_rtcp(&mut packet)
         .expect("SRTCP from srtpenc");
     assert_eq!(packet[..len], rtcp_rr_pli()[..], "{suite}: RTCP bytes");
-    assert_eq!(session.counters().auth_failed, 0);
+    // Only the tampered copies failed authentication.
+    assert_eq!(session.counters().auth_failed, PACKETS as u64);
+    assert_eq!(session.counters().rtp_unprotected, PACKETS as u64);
 }
 
 fn gstreamer_receives(suite: SrtpSuite) {
@@ -290,6 +314,20 @@ fn gstreamer_receives(suite: SrtpSuite) {
     assert_tone(&samples, &format!("srtpdec {suite}"));
     let decrypted = std::fs::read(&rtcp_out).unwrap();
     assert_eq!(decrypted, rtcp_rr_pli(), "srtpdec {suite}: RTCP bytes");
+}
+
+/// libsrtp's packets under another key are refused and counted, and left as they came.
+fn rejects_forgeries(suite: SrtpSuite, packets: &[Vec<u8>]) {
+    let other = MasterKey::generate(suite).unwrap();
+    let mut wrong_key = SrtpSession::from_keys(&other, None, &other, None).unwrap();
+    for packet in packets {
+        let mut copy = packet.clone();
+        assert!(wrong_key.unprotect_rtp(&mut copy).is_err());
+        assert_eq!(&copy, packet, "a refused packet is left as it came");
+    }
+    let counters = wrong_key.counters();
+    assert_eq!(counters.auth_failed, PACKETS as u64, "{suite}: wrong key");
+    assert_eq!(counters.rtp_unprotected, 0);
 }
 
 /// The 16-bit samples of a canonical WAV file (as `wavenc` writes it).
