@@ -162,6 +162,14 @@ pub(crate) struct SessionKeys {
     pub(crate) auth: Authenticator,
 }
 
+/// The AES key schedules wipe themselves (aes's `zeroize` feature); the HMAC state cannot be
+/// reached to wipe it.
+impl Drop for SessionKeys {
+    fn drop(&mut self) {
+        self.salt.zeroize();
+    }
+}
+
 impl SessionKeys {
     /// Derives the SRTP (`rtcp == false`) or SRTCP session keys.
     pub(crate) fn derive(master: &MasterKey, rtcp: bool) -> Option<SessionKeys> {
