@@ -359,6 +359,18 @@ mod tests {
     }
 
     #[test]
+    fn the_main_video_is_chosen_by_its_content_attribute_not_its_position() {
+        let answer = include_str!("../../../../testdata/sip/connector_answer_slides_and_main.sdp");
+        let video = negotiate(answer.as_bytes()).unwrap().video.unwrap();
+        assert_eq!(video.payload_type, 96);
+        assert_eq!(video.remote_rtp, "203.0.113.20:31002".parse().unwrap());
+        // Slides alone are still better than no video.
+        let slides_only = answer.replace("a=content:main", "a=content:slides");
+        let video = negotiate(slides_only.as_bytes()).unwrap().video.unwrap();
+        assert_eq!(video.payload_type, 97, "the first usable one");
+    }
+
+    #[test]
     fn rejected_and_unsupported_streams_are_none() {
         let sdp = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 0 RTP/AVP 0\r\nm=video 5000 RTP/AVP 34\r\n";
         assert_eq!(
