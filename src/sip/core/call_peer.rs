@@ -1,7 +1,7 @@
 //! The call after answer: the 2xx and its ACK, forks, the peer's in-dialog requests (server
 //! side of RFC 3261 §12.2.2 and §14.2) and session timers (RFC 4028 §7–§10).
 
-use super::call::{CallCore, DtmfState, MIN_SE, Phase, Purpose};
+use super::call::{CallCore, DtmfState, MAX_FORKS, MIN_SE, Phase, Purpose, SentAck};
 use super::dialog::{ALLOW, Dialog, response_to, with_via};
 use super::message::SipMessage;
 use super::sdp;
@@ -28,13 +28,21 @@ pub struct PendingAnswer {
 impl CallCore {
     pub(super) fn on_invite_2xx(&mut self, now: Instant, msg: &SipMessage) {
         let Some(to_tag) = msg.to_tag() else { return };
-        if let Some(ack) = self.acks.get(&to_tag) {
-            // A retransmitted 2xx: our ACK got lost.
-            let to = self.dialog_destination();
-            self.outputs.push_back(Output::Send {
-                to,
-                data: ack.clone(),
-            });
+        let min_gap = self.setup.timers.t1 / 2;
+        if let Some(sent) = self.acks.get_mut(&to_tag) {
+            // A retransmitted 2xx: our ACK got lost. A peer retransmits at T1, 2·T1, …; more
+            // often than every T1/2 is not a peer, so those copies get no ACK.
+            if now.saturating_duration_since(sent.at) < min_gap {
+                self.flood.acks_suppressed += 1;
+                return;
+            }
+            sent.at = now;
+            let (to, data) = (sent.to, sent.data.clone());
+            self.outputs.push_back(Output::Send { to, data });
+            return;
+        }
+        if self.acks.len() >= MAX_FORKS {
+            self.flood.forks_refused += 1;
             return;
         }
         let remote_uri = format!("<{}>", self.setup.target);
@@ -48,21 +56,45 @@ impl CallCore {
             return;
         };
         let ack = self.ack_for(&dialog);
-        self.acks.insert(to_tag, ack.clone());
         let first = self.dialog.is_none()
             && matches!(self.phase, Phase::AwaitingAnswer | Phase::AwaitingCancel);
         if !first {
-            // §13.2.2.4: a later fork gets ACK and BYE.
-            let to = destination_of(&dialog);
+            // §13.2.2.4: a later fork gets ACK and BYE. The BYE goes once, untracked: a fork
+            // that never answers it is not worth 11 retransmissions (nor is a forged one).
+            let to = if self.setup.local.outbound_proxy.is_some() {
+                None
+            } else {
+                destination_of(&dialog)
+            };
+            self.acks.insert(
+                to_tag,
+                SentAck {
+                    data: ack.clone(),
+                    to,
+                    at: now,
+                },
+            );
             self.outputs.push_back(Output::Send { to, data: ack });
             let bye = dialog.request(&self.setup.local, Method::BYE);
-            let saved = self.dialog.replace(dialog);
-            self.start_transaction(now, bye, Purpose::ForkBye);
-            self.dialog = saved;
+            let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 16));
+            let mut bye = with_via(bye, &self.setup.local, &branch);
+            self.auth.authorize(&mut bye, &mut self.rng);
+            self.outputs.push_back(Output::Send {
+                to,
+                data: bye.to_bytes(),
+            });
             return;
         }
         self.dialog = Some(dialog);
         let to = self.dialog_destination();
+        self.acks.insert(
+            to_tag,
+            SentAck {
+                data: ack.clone(),
+                to,
+                at: now,
+            },
+        );
         self.outputs.push_back(Output::Send { to, data: ack });
         if self.phase == Phase::AwaitingCancel {
             // The answer crossed our CANCEL: take the call down properly.
@@ -222,16 +254,16 @@ impl CallCore {
             return;
         }
         let Some(dialog) = self.dialog.as_mut() else {
-            return self.reply(&msg, 481, "Call/Transaction Does Not Exist", source);
+            return self.reply(now, &msg, 481, "Call/Transaction Does Not Exist", source);
         };
         if msg.from_tag().as_deref() != Some(dialog.remote_tag.as_str())
             || msg.to_tag().as_deref() != Some(dialog.local_tag.as_str())
         {
-            return self.reply(&msg, 481, "Call/Transaction Does Not Exist", source);
+            return self.reply(now, &msg, 481, "Call/Transaction Does Not Exist", source);
         }
         if let Some(last) = dialog.remote_cseq {
             if cseq.cseq < last {
-                return self.reply(&msg, 500, "Server Internal Error", source);
+                return self.reply(now, &msg, 500, "Server Internal Error", source);
             }
             if cseq.cseq == last {
                 // A retransmission: repeat what we said.
@@ -249,7 +281,7 @@ impl CallCore {
         dialog.remote_cseq = Some(cseq.cseq);
         match method {
             Method::BYE => {
-                self.reply(&msg, 200, "OK", source);
+                self.reply(now, &msg, 200, "OK", source);
                 self.end(CallEnd::remote("remote party hung up"));
             }
             Method::INVITE => self.answer_reinvite(now, &msg, source),
@@ -262,7 +294,7 @@ impl CallCore {
                 self.session_refreshed(now, &msg, &mut resp);
                 self.send_response(cseq.cseq, method, resp, source);
             }
-            Method::INFO | Method::OPTIONS => self.reply(&msg, 200, "OK", source),
+            Method::INFO | Method::OPTIONS => self.reply(now, &msg, 200, "OK", source),
             _ => {
                 let mut resp = response_to(&msg, 405, "Method Not Allowed", None);
                 resp.push(Name::ALLOW, ALLOW);
@@ -276,7 +308,7 @@ impl CallCore {
     fn answer_reinvite(&mut self, now: Instant, msg: &SipMessage, source: SocketAddr) {
         let Some(cseq) = msg.cseq() else { return };
         if self.phase != Phase::Established {
-            return self.reply(msg, 491, "Request Pending", source);
+            return self.reply(now, msg, 491, "Request Pending", source);
         }
         let body = if msg.body.is_empty() {
             self.sdp_version += 1;
@@ -361,7 +393,18 @@ impl CallCore {
         self.outputs.push_back(Output::Send { to: Some(to), data });
     }
 
-    fn reply(&mut self, req: &SipMessage, code: u16, reason: &str, source: SocketAddr) {
+    fn reply(
+        &mut self,
+        now: Instant,
+        req: &SipMessage,
+        code: u16,
+        reason: &str,
+        source: SocketAddr,
+    ) {
+        if code >= 300 && !self.reply_limit.take(now) {
+            self.flood.replies_suppressed += 1;
+            return;
+        }
         let resp = response_to(req, code, reason, None);
         if let (Some(method), Some(cseq)) = (req.method().cloned(), req.cseq()) {
             self.send_response(cseq.cseq, method, resp, source);

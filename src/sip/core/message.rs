@@ -584,7 +584,13 @@ mod tests {
     #[test]
     fn multi_byte_text_in_auth_headers_never_panics() {
         // Issue 10: `abcdefé` puts a 2-byte char across byte 7.
-        for value in ["abcdefé", "abcdef\u{20ac}x", "é", "\u{1f389}\u{1f389}", "digesté"] {
+        for value in [
+            "abcdefé",
+            "abcdef\u{20ac}x",
+            "é",
+            "\u{1f389}\u{1f389}",
+            "digesté",
+        ] {
             for name in ["Authorization", "Proxy-Authorization", "WWW-Authenticate"] {
                 let text = INVITE.replace("Max-Forwards: 70", &format!("{name}: {value}"));
                 let m = message(&text);
