@@ -11,6 +11,7 @@ pub mod dialog;
 pub mod digest;
 pub mod dns;
 pub mod dtmf;
+pub mod framing;
 pub mod limit;
 pub mod message;
 pub mod registration;
