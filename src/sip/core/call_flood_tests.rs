@@ -149,3 +149,17 @@ fn hangup_of_a_silent_callee_before_any_provisional_ends_within_the_hangup_wait(
     assert!(h.call.is_ended());
     assert_eq!(h.call.poll_timeout(), None);
 }
+
+#[test]
+fn a_huge_retry_after_is_capped_at_an_hour() {
+    let mut h = Harness::new(setup(), None);
+    h.answer(
+        Method::INVITE,
+        503,
+        "x",
+        &[(Name::RETRY_AFTER, "4294967295 (forever)")],
+        None,
+    );
+    let end = h.ended().expect("ended");
+    assert_eq!(end.retry_after, Some(crate::sip::core::MAX_RETRY_AFTER));
+}

@@ -184,6 +184,13 @@ mod tests {
         let (_again, _events) = ua.dial(call_to(callee_addr));
         assert!(invite_arrives(&callee).await, "the restarted engine dials");
         assert!(!ua.is_down());
+        // The second call rings a callee that never answers: shutdown gives up on time.
+        let started = crate::clock::monotonic();
         ua.shutdown().await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(3_500),
+            "shutdown took {took:?}"
+        );
     }
 }
