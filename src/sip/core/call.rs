@@ -23,25 +23,18 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use super::call_peer::PendingAnswer;
+pub(super) use super::call_peer::SentAck;
+pub use super::call_peer::{FloodCounts, MAX_FORKS, PendingAnswer};
+use super::call_peer::{REPLY_BURST, REPLY_RATE};
 
 /// Session-Expires we ask for (RFC 4028 recommends 1800 s) and the smallest we accept.
 pub const SESSION_EXPIRES: u32 = 1800;
 pub const MIN_SE: u32 = 90;
 
-/// Most dialogs one INVITE may create (forked 2xx, §13.2.2.4). Each costs one ACK and one BYE,
-/// so the cap is also what a flood of forged 2xx with new To tags can make us send.
-pub const MAX_FORKS: usize = 16;
-
 /// How long a hang-up waits for the BYE's answer (or, before answer, for a provisional to
 /// CANCEL and the 487) before the call is over anyway. Timer F would be 32 s: a callee that
 /// never answers must not hold a broadcast, nor the daemon's shutdown, that long.
 pub const HANGUP_WAIT: Duration = Duration::from_secs(4);
-
-/// Answers to peer requests that do not fit the dialog (481, 500, 491): a steady rate and a
-/// burst, so forged in-dialog requests cannot make us reflect at their rate.
-const REPLY_RATE: u32 = 20;
-const REPLY_BURST: u32 = 40;
 
 /// Everything one call needs, fixed at dial time.
 #[derive(Debug, Clone)]
@@ -112,28 +105,6 @@ pub(super) enum DtmfState {
         at: Option<Instant>,
     },
     Done,
-}
-
-/// The ACK we sent for one fork's 2xx, and when, to re-ACK retransmissions at a bounded rate.
-#[derive(Debug, Clone)]
-pub(super) struct SentAck {
-    pub data: Bytes,
-    pub to: Option<SocketAddr>,
-    pub at: Instant,
-}
-
-/// What a call ignored or did not answer because the input looked like a flood. The driver
-/// takes these into its counters ([`CallCore::take_flood_counts`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FloodCounts {
-    /// 2xx with a new To tag past [`MAX_FORKS`].
-    pub forks_refused: u64,
-    /// Retransmitted 2xx not re-ACKed because the last ACK was too recent.
-    pub acks_suppressed: u64,
-    /// Answers (481 and the like) not sent because of the rate limit.
-    pub replies_suppressed: u64,
-    /// 2xx for our INVITE that carried a branch we never sent.
-    pub foreign_2xx: u64,
 }
 
 pub struct CallCore {
@@ -220,11 +191,6 @@ impl CallCore {
 
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended && self.outputs.is_empty()
-    }
-
-    /// What was dropped as flood since the last call.
-    pub fn take_flood_counts(&mut self) -> FloodCounts {
-        std::mem::take(&mut self.flood)
     }
 
     /// Ends the call at once without waiting for the peer: what a shutdown does at its deadline.

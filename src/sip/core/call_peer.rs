@@ -1,7 +1,7 @@
 //! The call after answer: the 2xx and its ACK, forks, the peer's in-dialog requests (server
 //! side of RFC 3261 §12.2.2 and §14.2) and session timers (RFC 4028 §7–§10).
 
-use super::call::{CallCore, DtmfState, MAX_FORKS, MIN_SE, Phase, Purpose, SentAck};
+use super::call::{CallCore, DtmfState, MIN_SE, Phase, Purpose};
 use super::dialog::{ALLOW, Dialog, response_to, with_via};
 use super::message::SipMessage;
 use super::sdp;
@@ -14,6 +14,15 @@ use std::time::{Duration, Instant};
 /// How many peer responses we keep for retransmitted requests.
 const RESPONSE_CACHE: usize = 8;
 
+/// Most dialogs one INVITE may create (forked 2xx, §13.2.2.4). Each costs one ACK and one BYE,
+/// so the cap is also what a flood of forged 2xx with new To tags can make us send.
+pub const MAX_FORKS: usize = 16;
+
+/// Answers to peer requests that do not fit the dialog (481, 500, 491): a steady rate and a
+/// burst, so forged in-dialog requests cannot make us reflect at their rate.
+pub(super) const REPLY_RATE: u32 = 20;
+pub(super) const REPLY_BURST: u32 = 40;
+
 /// Our 2xx to a peer's INVITE, resent until the ACK (T1 doubling to T2, for 64·T1).
 #[derive(Debug, Clone)]
 pub struct PendingAnswer {
@@ -25,7 +34,34 @@ pub struct PendingAnswer {
     pub give_up_at: Instant,
 }
 
+/// The ACK we sent for one fork's 2xx, and when, to re-ACK retransmissions at a bounded rate.
+#[derive(Debug, Clone)]
+pub(super) struct SentAck {
+    pub data: Bytes,
+    pub to: Option<SocketAddr>,
+    pub at: Instant,
+}
+
+/// What a call ignored or did not answer because the input looked like a flood. The driver
+/// takes these into its counters ([`CallCore::take_flood_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FloodCounts {
+    /// 2xx with a new To tag past [`MAX_FORKS`].
+    pub forks_refused: u64,
+    /// Retransmitted 2xx not re-ACKed because the last ACK was too recent.
+    pub acks_suppressed: u64,
+    /// Answers (481 and the like) not sent because of the rate limit.
+    pub replies_suppressed: u64,
+    /// 2xx for our INVITE that carried a branch we never sent.
+    pub foreign_2xx: u64,
+}
+
 impl CallCore {
+    /// What was dropped as flood since the last call.
+    pub fn take_flood_counts(&mut self) -> FloodCounts {
+        std::mem::take(&mut self.flood)
+    }
+
     pub(super) fn on_invite_2xx(&mut self, now: Instant, msg: &SipMessage) {
         let Some(to_tag) = msg.to_tag() else { return };
         let min_gap = self.setup.timers.t1 / 2;
