@@ -123,6 +123,42 @@ pub fn render_metrics(s: &Snapshot) -> String {
         "Seconds the call has been established.",
         per(&|b| b.counters.connected_seconds),
     );
+    // What the viewers see; every target of a broadcast shows the same.
+    let first_target = |b: &super::BroadcastStatus| b.rtmp.first().cloned().unwrap_or_default();
+    family(
+        "output_showing_slate",
+        "gauge",
+        "1 while the broadcast's targets show the slate (the call gives no usable video).",
+        per(&|b| {
+            f64::from(u8::from(
+                first_target(b).showing == Some(crate::rtmp::Showing::Slate)
+                    && b.rtmp.iter().any(|t| t.state == RtmpState::Publishing),
+            ))
+        }),
+    );
+    family(
+        "output_slate_seconds_total",
+        "counter",
+        "Seconds the broadcast's current output has shown the slate.",
+        per(&|b| first_target(b).slate_seconds as f64),
+    );
+    family(
+        "output_switches_total",
+        "counter",
+        "Switches between the call and the slate in the broadcast's current output.",
+        per(&|b| first_target(b).switches as f64),
+    );
+    family(
+        "rtmp_longest_keyframe_interval_seconds",
+        "gauge",
+        "The longest keyframe interval any target of the broadcast has published.",
+        per(&|b| {
+            b.rtmp
+                .iter()
+                .map(|t| f64::from(t.longest_keyframe_interval_ms) / 1000.0)
+                .fold(0.0, f64::max)
+        }),
+    );
     // Lifetime counts summed over call attempts.
     type Count = fn(&super::Totals) -> u64;
     let totals: [(&str, &str, Count); 6] = [
