@@ -22,3 +22,19 @@ fn the_main_video_is_streamed_when_the_slides_come_first() {
     let probe = check_recording(nginx, "connector", call);
     assert_eq!((probe.width, probe.height), (Some(320), Some(240)));
 }
+
+#[test]
+fn a_spec_that_wants_the_slides_takes_the_slides_m_line() {
+    let Stage { daemon, nginx, .. } = &Stage::new();
+    let callee = Sipp::start("e2e_callee_slides_and_main.xml", &[]);
+    let spec = SpecText::direct(&callee.addr(), &[stream_url(nginx, "slides")])
+        .call_line("video_content = \"slides\"");
+    let live = daemon.go_live("slides", &spec);
+    // The pcap sends the people (PT 96); the slides m-line (PT 97) carries nothing here, so
+    // the viewers keep seeing the slate: proof the slides stream was the one chosen.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = daemon.status("slides").unwrap();
+    assert_eq!(live["call"]["video_codec"], "H264");
+    assert_eq!(status["rtmp"][0]["showing"], "slate", "{status}");
+    assert_eq!(status["call"]["state"], "established", "{status}");
+}

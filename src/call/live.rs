@@ -331,6 +331,10 @@ fn call_config(spec: &BroadcastSpec, local: &media::LocalMedia) -> sip::CallConf
             // Receive-only in spirit, but many gateways refuse anything but sendrecv; we offer
             // sendrecv and simply send nothing but DTMF.
             direction: sip::Direction::SendRecv,
+            video_content: match spec.call.video_content {
+                crate::spec::VideoContent::Main => sip::VideoContent::Main,
+                crate::spec::VideoContent::Slides => sip::VideoContent::Slides,
+            },
         },
         dtmf: sip::DtmfPlan {
             digits: spec.call.dtmf.clone(),

@@ -141,7 +141,8 @@ impl CallCore {
             self.send_bye(now, end);
             return;
         }
-        let negotiated = match sdp::negotiate(&msg.body) {
+        let negotiated = match sdp::negotiate_preferring(&msg.body, self.setup.media.video_content)
+        {
             Ok(media) if media.audio.is_some() || media.video.is_some() => media,
             Ok(_) => {
                 return self.send_bye(
@@ -372,7 +373,8 @@ impl CallCore {
 
     /// Applies a peer's offer; returns our answer SDP. Reports changed media.
     fn take_peer_sdp(&mut self, body: &[u8], is_offer: bool) -> String {
-        let media = sdp::negotiate(body).unwrap_or_else(|_| self.negotiated.clone());
+        let media = sdp::negotiate_preferring(body, self.setup.media.video_content)
+            .unwrap_or_else(|_| self.negotiated.clone());
         if media != self.negotiated {
             self.negotiated = media.clone();
             self.outputs

@@ -47,6 +47,7 @@ fn setup() -> CallSetup {
             audio_rtp_port: Some(40000),
             video_rtp_port: None,
             direction: Direction::SendRecv,
+            video_content: Default::default(),
         },
         answer_timeout: Duration::from_secs(30),
         dtmf_digits: String::new(),

@@ -12,7 +12,7 @@ use crate::secret::SecretSource;
 use crate::sip::core::CallEvent;
 use crate::sip::core::DtmfMethod;
 use crate::sip::core::dialog::Transport;
-use crate::sip::core::sdp::Direction;
+use crate::sip::core::sdp::{Direction, VideoContent};
 use crate::sip::core::transaction::TimerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -72,6 +72,8 @@ pub struct LocalMedia {
     pub audio_rtp_port: Option<u16>,
     pub video_rtp_port: Option<u16>,
     pub direction: Direction,
+    /// The meeting video we want when there are two (people or slides).
+    pub video_content: VideoContent,
 }
 
 /// DTMF to send after answer.

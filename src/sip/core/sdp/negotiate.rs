@@ -7,7 +7,7 @@
 
 use super::{
     AUDIO_OFFER, Direction, MAX_MEDIA_SECTIONS, MAX_SDP_LEN, MediaKind, NegotiatedMedia,
-    NegotiatedStream, SdpError, VIDEO_OFFER,
+    NegotiatedStream, SdpError, VIDEO_OFFER, VideoContent,
 };
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -42,6 +42,12 @@ impl Section {
 /// Reads the peer's SDP (an answer to our offer, or an offer in a re-INVITE) and picks, per
 /// stream, the first format we support. A stream with port 0 or no supported format is `None`.
 pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
+    negotiate_preferring(sdp, VideoContent::Main)
+}
+
+/// [`negotiate`], taking the video m-line whose `a=content` matches `wanted` first (audio is
+/// never affected), then any other usable one.
+pub fn negotiate_preferring(sdp: &[u8], wanted: VideoContent) -> Result<NegotiatedMedia, SdpError> {
     if sdp.len() > MAX_SDP_LEN {
         return Err(SdpError::TooLarge);
     }
@@ -81,9 +87,14 @@ pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
         return Err(SdpError::Invalid("missing v= line"));
     }
     let mut media = NegotiatedMedia::default();
-    // Main streams first, so a slides m-line listed before the camera never wins.
-    for main_pass in [true, false] {
-        for section in sections.iter().filter(|s| s.is_main() == main_pass) {
+    // The wanted content first, so a slides m-line listed before the camera never wins (or the
+    // other way round when the spec asks for the slides).
+    let wanted_main = wanted == VideoContent::Main;
+    for first_pass in [true, false] {
+        for section in sections
+            .iter()
+            .filter(|s| (s.is_main() == wanted_main) == first_pass)
+        {
             let Some(kind) = section.kind else { continue };
             let slot = match kind {
                 MediaKind::Audio => &mut media.audio,

@@ -100,6 +100,7 @@ impl EngineState {
                 audio_rtp_port: config.local_media.audio_rtp_port,
                 video_rtp_port: config.local_media.video_rtp_port,
                 direction: config.local_media.direction,
+                video_content: config.local_media.video_content,
             },
             answer_timeout: config.answer_timeout,
             dtmf_digits: config.dtmf.digits.clone(),
