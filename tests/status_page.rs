@@ -121,6 +121,12 @@ fn status_page_lists_states_follows_sse_within_a_second_and_plays_the_preview() 
     );
 
     let mut driver = Driver::start(&format!("http://{}", daemon.api), "allhands", &out_dir);
+    let polling = driver.expect("polling");
+    assert_eq!(polling["mode"], "polling", "{polling}");
+    assert_eq!(polling["events"], 0, "{polling}");
+    assert!(polling["polls"].as_u64().unwrap_or(0) >= 1, "{polling}");
+    assert_eq!(polling["phase"], "streaming", "{polling}");
+
     let listed = driver.expect("listed");
     assert_eq!(listed["phase"], "streaming", "{listed}");
     assert_eq!(listed["call"], "established", "{listed}");

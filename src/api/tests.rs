@@ -222,3 +222,44 @@ async fn preview_is_404_without_a_tap_or_when_turned_off_and_fmp4_with_one() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("turned off"), "{body}");
 }
+
+#[tokio::test]
+async fn a_preview_viewer_that_lags_restarts_at_the_next_keyframe() {
+    let board = board_with(&["a"]);
+    let hub = PreviewHub::enabled();
+    let app = super::router_with_preview(board.reader(), Default::default(), hub.clone());
+    let tap = hub.tap("a");
+    tap.send(&MediaFrame::VideoConfig(Bytes::from_static(&[
+        1, 0x42, 0xC0, 0x1E, 0xFF, 0xE1, 0, 2, 0x67, 0x42, 1, 0, 1, 0x68,
+    ])));
+    let request = Request::get("/v1/broadcasts/a/preview.mp4")
+        .body(Body::empty())
+        .unwrap();
+    let mut body = app.oneshot(request).await.unwrap().into_body();
+    body.frame().await.unwrap().unwrap(); // the init segment
+    let video = |i: u32, keyframe: bool| MediaFrame::Video {
+        dts_ms: i * 40,
+        cts_ms: 0,
+        keyframe,
+        data: Bytes::from(vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]),
+    };
+    // The viewer reads nothing while far more frames than its backlog go by: the tap never
+    // waits for it.
+    for i in 0..2000 {
+        tap.send(&video(i, i % 25 == 0));
+    }
+    for i in 2000..2060 {
+        tap.send(&video(i, i % 25 == 0));
+    }
+    let fragment = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&fragment[4..8], b"moof");
+    // trun of the video traf: the first sample's flags say keyframe.
+    let trun = fragment
+        .windows(4)
+        .position(|w| w == b"trun")
+        .expect("a trun");
+    let flags = u32::from_be_bytes(fragment[trun + 24..trun + 28].try_into().unwrap());
+    assert_eq!(flags, 0x0200_0000, "starts at a keyframe");
+    let count = u32::from_be_bytes(fragment[trun + 8..trun + 12].try_into().unwrap());
+    assert_eq!(count, 13, "cut after half a second (13 frames of 40 ms)");
+}

@@ -33,6 +33,18 @@ try {
   page.on("pageerror", (e) => problems.push(String(e)));
   await page.goto(base + "/");
 
+  // Without SSE (the request fails), the page polls /v1/broadcasts and still lists it.
+  const fallback = await context.newPage();
+  await fallback.route("**/v1/events", (route) => route.abort());
+  await fallback.goto(base + "/");
+  await fallback.waitForFunction((sel) => window.sipcastPage.mode === "polling" && document.querySelector(sel),
+                                 card, { timeout: 10000, polling: 100 });
+  say({ step: "polling", ...(await fallback.evaluate((sel) => ({
+    mode: window.sipcastPage.mode, polls: window.sipcastPage.polls, events: window.sipcastPage.events,
+    phase: document.querySelector(sel).dataset.phase,
+  }), card)) });
+  await fallback.close();
+
   // The broadcast is listed with its states (the test made it live before starting us).
   await page.waitForSelector(`${card}[data-phase="streaming"] tr.target[data-state="publishing"]`, { timeout: 15000 });
   const listed = await page.evaluate((sel) => {
