@@ -175,6 +175,11 @@ fn status_page_lists_states_follows_sse_within_a_second_and_plays_the_preview() 
         preview["t2"].as_f64().unwrap_or(0.0),
     );
     assert!(t2 - t1 > 0.8, "currentTime advanced {t1} → {t2}");
+    let behind = preview["behindLive"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        behind < 3.0,
+        "the player stays near the live edge: {behind} s behind"
+    );
     assert!(preview["width"].as_u64().unwrap_or(0) >= 160, "{preview}");
     assert!(
         preview["audioBytes"].as_u64().unwrap_or(0) > 1000,

@@ -65,12 +65,14 @@ try {
   say({ step: "listed", ...listed });
 
   // The preview plays: currentTime advances and the picture changes.
+  const clicked = Date.now();
   await page.click(`${card} .preview button`);
   const video = `${card} video`;
   await page.waitForFunction((sel) => {
     const v = document.querySelector(sel);
     return v && v.currentTime > 0.5 && v.videoWidth > 0;
   }, video, { timeout: 20000, polling: 100 });
+  const startup = Date.now() - clicked;
   // Two grabs of the picture 1.5 s apart, compared in the page (no pixels cross the wire).
   const grab = (sel) => page.evaluate((sel) => {
     const v = document.querySelector(sel);
@@ -87,7 +89,9 @@ try {
       sum += px[i];
       if (before && Math.abs(before[i] - px[i]) > 8) changed++;
     }
+    const b = v.buffered;
     return { time: v.currentTime, width: v.videoWidth, height: v.videoHeight,
+             behind: b.length ? b.end(b.length - 1) - v.currentTime : null,
              mean: sum / (px.length * 3 / 4), changed: changed / (px.length * 3 / 4) };
   }, sel);
   const first = await grab(video);
@@ -98,7 +102,7 @@ try {
   await page.screenshot({ path: shotTop, fullPage: true });
   say({
     step: "preview",
-    t1: first.time, t2: second.time, width: first.width, height: first.height,
+    t1: first.time, t2: second.time, startupMs: startup, behindLive: second.behind, width: first.width, height: first.height,
     mean1: first.mean, mean2: second.mean, changed,
     audioTracks: await page.evaluate((sel) => {
       const v = document.querySelector(sel);
