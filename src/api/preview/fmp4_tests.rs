@@ -1,5 +1,6 @@
 use std::process::Command;
 
+use super::boxes::{DELTA_FLAGS, KEYFRAME_FLAGS};
 use super::*;
 
 /// A real baseline avcC prefix (profile 0x42, compat 0xC0, level 0x1E) with made-up SPS/PPS.
