@@ -195,6 +195,17 @@ fn status_page_lists_states_follows_sse_within_a_second_and_plays_the_preview() 
         "screenshot written"
     );
 
+    // The pcap ends: the output switches to the slate and the preview follows it in the same
+    // response (a new init segment), still playing.
+    let slate = driver.expect("slate");
+    eprintln!("slate: {slate}");
+    assert_eq!(slate["requests"], 1, "no reconnect across the switch: {slate}");
+    let (t1, t2) = (
+        slate["t1"].as_f64().unwrap_or(0.0),
+        slate["t2"].as_f64().unwrap_or(0.0),
+    );
+    assert!(t2 - t1 > 1.0, "still playing on the slate: {slate}");
+
     // nginx dies: the target reconnects, and the page shows it within a second, through SSE.
     driver.expect("act");
     let killed_at = unix_ms();

@@ -141,13 +141,14 @@ impl Headers {
 struct Viewer {
     rx: broadcast::Receiver<MediaFrame>,
     muxer: Fmp4Muxer,
-    /// What the init segment described; a change ends the response (the page reconnects).
+    /// What the last init segment described.
     track: TrackConfig,
     config: Headers,
 }
 
 impl Viewer {
-    /// The next fragment, or `None` when the output stopped or its configuration changed.
+    /// The next fragment (or a new init segment), or `None` when the output stopped or its
+    /// tracks changed.
     async fn next_fragment(&mut self) -> Option<Bytes> {
         loop {
             let frame = match self.rx.recv().await {
@@ -179,14 +180,19 @@ impl Viewer {
                 MediaFrame::Audio { .. } => continue,
                 header => {
                     self.config.take(&header);
-                    let changed = self.config.track().is_some_and(|t| {
-                        t.avc_config != self.track.avc_config
-                            || t.aac_config != self.track.aac_config
-                    });
-                    if changed {
-                        return None;
+                    let Some(track) = self.config.track() else {
+                        continue;
+                    };
+                    if track.avc_config == self.track.avc_config
+                        && track.aac_config == self.track.aac_config
+                    {
+                        continue;
                     }
-                    continue;
+                    // A switch between call and slate: a new init segment in the same
+                    // stream; if the tracks themselves changed, the page starts over.
+                    let init = self.muxer.reconfigure(track.clone()).ok()?;
+                    self.track = track;
+                    return Some(init);
                 }
             };
             if let Some(fragment) = self.muxer.push(sample) {

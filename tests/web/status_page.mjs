@@ -31,6 +31,8 @@ try {
   const problems = [];
   page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
   page.on("pageerror", (e) => problems.push(String(e)));
+  let previewRequests = 0;
+  page.on("request", (r) => { if (r.url().endsWith("/preview.mp4")) previewRequests++; });
   await page.goto(base + "/");
 
   // Without SSE (the request fails), the page polls /v1/broadcasts and still lists it.
@@ -111,6 +113,18 @@ try {
     audioBytes: await page.evaluate((sel) => document.querySelector(sel).webkitAudioDecodedByteCount || 0, video),
     screenshot: shotTop,
   });
+
+  // The call's video ends (the pcap is over): the output switches to the slate, and the
+  // preview follows in the same stream (a new init segment, no reconnect).
+  await page.waitForSelector(`${card} tr.target[data-showing="slate"]`, { timeout: 20000, polling: 100 });
+  const switched = Date.now();
+  await page.waitForTimeout(500);
+  const onSlate = await grab(video);
+  await page.waitForTimeout(2000);
+  const later = await grab(video);
+  say({ step: "slate", sinceSwitchMs: Date.now() - switched, requests: previewRequests,
+        t1: onSlate.time, t2: later.time, width: later.width, height: later.height, behindLive: later.behind });
+  await page.screenshot({ path: join(outDir, "status-page-slate.png"), fullPage: true });
 
   // A state change reaches the page through SSE.
   say({ step: "act", what: "target-down" });

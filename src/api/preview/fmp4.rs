@@ -37,6 +37,8 @@ pub enum Fmp4Error {
     ShortAudioConfig,
     #[error("the AAC AudioSpecificConfig is longer than 127 bytes")]
     LongAudioConfig,
+    #[error("the stream gained or lost its AAC track; a new stream must start")]
+    TracksChanged,
 }
 
 /// What the init segment describes, taken from the stream headers.
@@ -116,6 +118,16 @@ impl AacParams {
     }
 }
 
+/// Checks the video configuration and reads the audio one.
+fn checked_audio(config: &TrackConfig) -> Result<Option<AacParams>, Fmp4Error> {
+    avc_profile(&config.avc_config)?;
+    match &config.aac_config {
+        Some(asc) if asc.len() > 127 => Err(Fmp4Error::LongAudioConfig),
+        Some(asc) => AacParams::parse(asc).map(Some),
+        None => Ok(None),
+    }
+}
+
 struct VideoSample {
     dts: i64,
     cts: i32,
@@ -177,16 +189,7 @@ pub enum Sample {
 
 impl Fmp4Muxer {
     pub fn new(config: TrackConfig) -> Result<Fmp4Muxer, Fmp4Error> {
-        avc_profile(&config.avc_config)?;
-        let audio = match &config.aac_config {
-            Some(asc) => {
-                if asc.len() > 127 {
-                    return Err(Fmp4Error::LongAudioConfig);
-                }
-                Some(AacParams::parse(asc)?)
-            }
-            None => None,
-        };
+        let audio = checked_audio(&config)?;
         Ok(Fmp4Muxer {
             config,
             audio,
@@ -223,6 +226,36 @@ impl Fmp4Muxer {
             });
         });
         out.freeze()
+    }
+
+    /// The stream's configuration changed (the output switched between the call and the
+    /// slate, whose SPS differ): the pending samples go out as a fragment, then a new init
+    /// segment, and the next fragment starts at a keyframe on the same timeline. MSE takes a
+    /// new init segment mid-stream as long as the tracks stay the same; when the AAC track
+    /// comes or goes, this is [`Fmp4Error::TracksChanged`] and a new stream must start.
+    pub fn reconfigure(&mut self, config: TrackConfig) -> Result<Bytes, Fmp4Error> {
+        let audio = checked_audio(&config)?;
+        if audio.is_some() != self.audio.is_some() {
+            return Err(Fmp4Error::TracksChanged);
+        }
+        let mut out = BytesMut::new();
+        if let Some(last) = self.video.last() {
+            // The last sample lasts as long as the one before it (or a 25 fps frame).
+            let before = self
+                .video
+                .len()
+                .checked_sub(2)
+                .and_then(|i| self.video.get(i));
+            let duration = before.map_or(40, |b| (last.dts - b.dts).max(1));
+            if let Some(fragment) = self.fragment(last.dts + duration) {
+                out.put_slice(&fragment);
+            }
+        }
+        self.config = config;
+        self.audio = audio;
+        out.put_slice(&self.init_segment());
+        self.resync();
+        Ok(out.freeze())
     }
 
     /// The viewer lost frames: drop what is pending and start again at the next keyframe.

@@ -382,3 +382,48 @@ fn ffprobe_decodes_a_file_the_muxer_wrote() {
     let frames: usize = audio_line[2].parse().unwrap();
     assert!(frames >= 120, "{text}");
 }
+
+#[test]
+fn a_new_video_configuration_flushes_then_sends_a_new_init_segment_on_the_same_timeline() {
+    let mut muxer = Fmp4Muxer::new(config(true)).unwrap();
+    muxer.push(video(1000, true, 0));
+    muxer.push(video(1040, false, 1));
+    let slate = TrackConfig {
+        avc_config: Bytes::from_static(&[
+            1, 0x4D, 0x40, 0x1F, 0xFF, 0xE1, 0, 1, 0x67, 1, 0, 1, 0x68,
+        ]),
+        width: 1280,
+        height: 720,
+        ..config(true)
+    };
+    let out = muxer.reconfigure(slate.clone()).unwrap();
+    let kinds: Vec<[u8; 4]> = boxes(&out).iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [*b"moof", *b"mdat", *b"ftyp", *b"moov"]);
+    let trun = find(&out, &[b"moof", b"traf", b"trun"]).unwrap();
+    assert_eq!(u32_at(trun, 4), 2, "both pending samples");
+    assert_eq!(
+        u32_at(trun, 12 + 16),
+        40,
+        "the last one lasts as long as the one before"
+    );
+    let moov = find(&out, &[b"moov"]).unwrap();
+    assert!(
+        moov.windows(4).any(|w| w == [1, 0x4D, 0x40, 0x1F]),
+        "the new avcC"
+    );
+    // The next fragment starts at a keyframe and continues the timeline.
+    assert!(muxer.push(video(1080, false, 2)).is_none());
+    assert!(muxer.push(video(1120, true, 3)).is_none());
+    let fragment = muxer.push(video(1160, true, 4)).unwrap();
+    let tfdt = find(&fragment, &[b"moof", b"traf", b"tfdt"]).unwrap();
+    assert_eq!(&tfdt[4..12], &120u64.to_be_bytes());
+    // Losing the audio track cannot be expressed in the same stream.
+    let silent = TrackConfig {
+        aac_config: None,
+        ..slate
+    };
+    assert_eq!(
+        muxer.reconfigure(silent).err(),
+        Some(Fmp4Error::TracksChanged)
+    );
+}
