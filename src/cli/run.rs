@@ -116,10 +116,16 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
     let mut source = SourceConfig::new(&config.dir);
     source.resync = config.resync;
     let notifier = Arc::new(Notifier::from_env());
-    let engine = Engine::start(
+    let preview = if config.preview {
+        crate::output::PreviewHub::enabled()
+    } else {
+        crate::output::PreviewHub::disabled()
+    };
+    let engine = Engine::start_with_preview(
         source,
         dialer,
         WallClock::System,
+        preview,
         tick_hook(notifier.clone()),
     );
     engine.tasks.add_probe("sip", {
@@ -148,7 +154,11 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
             }
         },
     );
-    let app = crate::api::router(engine.status.clone(), engine.tasks.clone());
+    let app = crate::api::router_with_preview(
+        engine.status.clone(),
+        engine.tasks.clone(),
+        engine.preview.clone(),
+    );
     let limits = crate::api::ServeLimits::for_descriptor_limit(open_files);
     let server = engine.tasks.spawn_restarting("api", move || {
         let app = app.clone();
