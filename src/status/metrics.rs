@@ -264,5 +264,73 @@ pub fn render_metrics(s: &Snapshot) -> String {
                 .count() as f64
         }),
     );
+    let mut targets = Vec::new();
+    for b in s.broadcasts.values() {
+        for state in TARGET_STATES {
+            let n = b.rtmp.iter().filter(|r| r.state == state).count();
+            targets.push((
+                format!(
+                    "{{broadcast=\"{}\",state=\"{}\"}}",
+                    b.name,
+                    target_state_label(state)
+                ),
+                n as f64,
+            ));
+        }
+    }
+    family(
+        "rtmp_targets",
+        "gauge",
+        "RTMP targets of the broadcast's running output, by state.",
+        targets,
+    );
     out
+}
+
+const TARGET_STATES: [RtmpState; 5] = [
+    RtmpState::Idle,
+    RtmpState::Connecting,
+    RtmpState::Publishing,
+    RtmpState::Reconnecting,
+    RtmpState::Failed,
+];
+
+/// The `state` label: the same word the status API uses for the target.
+fn target_state_label(state: RtmpState) -> &'static str {
+    match state {
+        RtmpState::Idle => "idle",
+        RtmpState::Connecting => "connecting",
+        RtmpState::Publishing => "publishing",
+        RtmpState::Reconnecting => "reconnecting",
+        RtmpState::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{BroadcastStatus, RtmpStatus, StatusBoard};
+    use super::*;
+
+    #[test]
+    fn targets_are_counted_by_state() {
+        let (board, reader) = StatusBoard::new();
+        board.update(|s| {
+            let mut b = BroadcastStatus::new("allhands", "allhands.toml");
+            for state in [RtmpState::Publishing, RtmpState::Failed, RtmpState::Failed] {
+                b.rtmp.push(RtmpStatus {
+                    state,
+                    ..Default::default()
+                });
+            }
+            s.broadcasts.insert("allhands".into(), b);
+        });
+        let text = reader.with(render_metrics);
+        for line in [
+            "sipcast_rtmp_targets{broadcast=\"allhands\",state=\"publishing\"} 1",
+            "sipcast_rtmp_targets{broadcast=\"allhands\",state=\"failed\"} 2",
+            "sipcast_rtmp_targets{broadcast=\"allhands\",state=\"reconnecting\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
 }
