@@ -33,6 +33,7 @@ fn call(now: Instant) -> CallCore {
             audio_rtp_port: Some(4000),
             video_rtp_port: Some(4002),
             direction: Direction::SendRecv,
+            video_content: Default::default(),
         },
         answer_timeout: Duration::from_secs(30),
         dtmf_digits: "1#".into(),
