@@ -120,6 +120,18 @@ pub struct CallMedia {
     /// Our RTP ports for the call (RTCP is each plus one), where the callee sends.
     pub local_audio_port: Option<u16>,
     pub local_video_port: Option<u16>,
+    /// Keyframe requests to the caller over RTCP (PLI or FIR): the governor asks ahead of the
+    /// targets' shortest `keyframe_interval`.
+    pub keyframe_requests: u64,
+    /// Requests answered by an IDR.
+    pub keyframe_answers: u64,
+    /// Requests sent as SIP INFO picture_fast_update (RTCP went unanswered, or this caller is
+    /// known to ignore it).
+    pub keyframe_via_info: u64,
+    /// RTCP requests the caller left unanswered.
+    pub keyframe_rtcp_unanswered: u64,
+    /// The caller's measured response time, request to IDR (smoothed).
+    pub keyframe_response_ms: Option<u64>,
 }
 
 /// A Kubernetes-style condition: a fact about the broadcast, with when it last changed.
