@@ -9,12 +9,12 @@
 //!   where the lead covers one unanswered request, a second request and its answer, using the
 //!   sender's *measured* response time (request → next IDR; rises at once on a slower answer,
 //!   falls slowly). The lead never exceeds half the limit;
-//! - **retries quickly**: a request not answered within 1.5 × the response time (at least
-//!   `min_wait`) is repeated, with doubling waits up to a second while the sender stays silent;
+//! - **retries quickly**: a request not answered within twice the response time (at least
+//!   `min_wait`, at most a quarter of the limit) is repeated, with doubling waits up to a second while the sender stays silent;
 //! - **escalates at once**: the first unanswered RTCP request of an episode brings
 //!   [`KeyframeAction::SendInfo`] (the call leg sends SIP INFO), and once this sender has been
-//!   seen ignoring RTCP, every episode asks with SIP INFO from its first round. INFO is not
-//!   repeated sooner than `info_retry`.
+//!   seen ignoring RTCP, every episode asks with SIP INFO from its first round. Within an
+//!   episode INFO is repeated after `info_retry`, then at doubling intervals.
 //!
 //! Episodes also open on demand ([`KeyframePolicy::request`]: call start, loss, an RTMP target
 //! that (re)connected); an IDR closes the episode, and counts as an answer.
@@ -51,10 +51,15 @@ impl Default for KeyframePolicyConfig {
     }
 }
 
-/// Safety margin kept below the limit beyond the expected answer (jitter, frame spacing).
-const MIN_MARGIN: Duration = Duration::from_millis(100);
+/// Safety margin kept below the limit beyond the expected answer: answers vary by a frame or
+/// two, an IDR takes longer to arrive than other frames, and the published timestamps follow
+/// the sender's clock rather than our arrival times.
+const MIN_MARGIN: Duration = Duration::from_millis(250);
 /// The longest wait between retries while a sender stays silent.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(1);
+/// SIP INFO within one episode backs off from `info_retry` by doubling up to this many times
+/// (a caller on hold sends no video for minutes: one INFO a minute or so, not one a second).
+const MAX_INFO_DOUBLINGS: u32 = 6;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyframeAction {
@@ -91,6 +96,8 @@ struct Episode {
     first_request: Option<Instant>,
     last_request: Option<Instant>,
     last_info: Option<Instant>,
+    /// SIP INFO requests sent in this episode.
+    infos: u32,
     /// The due round's SIP INFO went out; its RTCP request is next.
     info_sent_this_round: bool,
 }
@@ -129,18 +136,22 @@ impl KeyframePolicy {
                 first_request: None,
                 last_request: None,
                 last_info: None,
+                infos: 0,
                 info_sent_this_round: false,
             });
         }
     }
 
     pub fn on_keyframe(&mut self, now: Instant) {
-        if let Some(last) = self.last_keyframe.replace(now) {
+        let previous = self.last_keyframe.replace(now);
+        if let Some(last) = previous {
             self.observed_interval = Some(now.saturating_duration_since(last));
         }
         let Some(episode) = self.episode.take() else {
             return;
         };
+        // The first keyframe of a stream is the sender's start, not an answer to time.
+        let measurable = previous.is_some();
         // An IDR in the first round answers the first request; after retries, the latest one
         // (an earlier one was ignored, which the escalation already accounts for).
         let asked = if episode.rounds <= 1 {
@@ -150,7 +161,9 @@ impl KeyframePolicy {
         };
         if let Some(asked) = asked {
             self.counters.answers += 1;
-            self.measured(now.saturating_duration_since(asked));
+            if measurable {
+                self.measured(now.saturating_duration_since(asked));
+            }
         }
     }
 
@@ -172,16 +185,20 @@ impl KeyframePolicy {
         self.response.unwrap_or(self.config.initial_response)
     }
 
-    /// How long a request may go unanswered before the next round.
+    /// How long a request may go unanswered before the next round: twice the response time,
+    /// but at most a quarter of the limit, so that a retry and its answer still fit in the
+    /// largest lead (half the limit).
     fn wait(&self) -> Duration {
-        (self.expected_response() * 3 / 2).max(self.config.min_wait)
+        (self.expected_response() * 2)
+            .min(self.config.max_interval / 4)
+            .max(self.config.min_wait)
     }
 
     /// How far ahead of the limit an episode opens: room for one unanswered request, another
     /// request and its answer, and a margin; never more than half the limit.
     pub fn lead(&self) -> Duration {
         let response = self.expected_response();
-        let lead = self.wait() + response + (response / 2).max(MIN_MARGIN);
+        let lead = self.wait() + response + response.max(MIN_MARGIN);
         lead.min(self.config.max_interval / 2)
     }
 
@@ -223,12 +240,14 @@ impl KeyframePolicy {
         if !episode.info_sent_this_round {
             // A round after the first means the previous RTCP request went unanswered.
             self.counters.rtcp_unanswered += u64::from(episode.rounds > 0);
+            let backoff = 1u32 << episode.infos.saturating_sub(1).min(MAX_INFO_DOUBLINGS);
             let info_due = episode
                 .last_info
-                .is_none_or(|sent| now >= sent + info_retry);
+                .is_none_or(|sent| now >= sent + info_retry * backoff);
             if self.prefers_info() && info_due {
                 episode.info_sent_this_round = true;
                 episode.last_info = Some(now);
+                episode.infos += 1;
                 episode.first_request.get_or_insert(now);
                 episode.last_request = Some(now);
                 self.counters.via_info += 1;

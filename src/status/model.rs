@@ -202,6 +202,9 @@ pub struct Totals {
     pub rtmp_dropped_frames: u64,
     pub rtp_dropped: RtpDropped,
     pub ssrc_changes: u64,
+    pub keyframe_requests: u64,
+    pub keyframe_answers: u64,
+    pub keyframe_via_info: u64,
 }
 
 impl Totals {
@@ -215,6 +218,9 @@ impl Totals {
             rtmp_dropped_frames: self.rtmp_dropped_frames + other.rtmp_dropped_frames,
             rtp_dropped: self.rtp_dropped.plus(other.rtp_dropped),
             ssrc_changes: self.ssrc_changes + other.ssrc_changes,
+            keyframe_requests: self.keyframe_requests + other.keyframe_requests,
+            keyframe_answers: self.keyframe_answers + other.keyframe_answers,
+            keyframe_via_info: self.keyframe_via_info + other.keyframe_via_info,
         }
     }
 }
@@ -239,6 +245,9 @@ impl BroadcastCounters {
         c.audio_decode_errors = media.audio_decode_errors;
         c.rtp_dropped = media.rtp_dropped;
         c.ssrc_changes = media.ssrc_changes;
+        c.keyframe_requests = media.keyframe_requests;
+        c.keyframe_answers = media.keyframe_answers;
+        c.keyframe_via_info = media.keyframe_via_info;
     }
 
     /// Takes the current attempt's RTMP counts (a target removed mid-call never lowers them).
