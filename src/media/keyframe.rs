@@ -16,7 +16,8 @@
 //!   seen ignoring RTCP, every episode asks with SIP INFO from its first round. Within an
 //!   episode INFO is repeated after `info_retry`, then at doubling intervals.
 //!
-//! Episodes also open on demand ([`KeyframePolicy::request`]: call start, loss, an RTMP target
+//! Requests pause while the sender sends no video at all (hold, camera off) and resume with
+//! its next packet. Episodes also open on demand ([`KeyframePolicy::request`]: call start, loss, an RTMP target
 //! that (re)connected); an IDR closes the episode, and counts as an answer.
 //!
 //! Drive it (sans-IO, time is an input): call the `on_*` inputs and `request`, then
@@ -57,6 +58,10 @@ impl Default for KeyframePolicyConfig {
 const MIN_MARGIN: Duration = Duration::from_millis(250);
 /// The longest wait between retries while a sender stays silent.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(1);
+/// No video for this long: the sender has stopped sending (hold, camera off, its stream
+/// ended). Asking is pointless then, and SIP INFO would only burden the call; requests pause
+/// until its packets come again (the output shows the slate meanwhile).
+const VIDEO_IDLE: Duration = Duration::from_millis(1500);
 /// SIP INFO within one episode backs off from `info_retry` by doubling up to this many times
 /// (a caller on hold sends no video for minutes: one INFO a minute or so, not one a second).
 const MAX_INFO_DOUBLINGS: u32 = 6;
@@ -107,6 +112,8 @@ pub struct KeyframePolicy {
     config: KeyframePolicyConfig,
     episode: Option<Episode>,
     last_keyframe: Option<Instant>,
+    /// When the sender's last video packet came.
+    last_video: Option<Instant>,
     observed_interval: Option<Duration>,
     /// The sender's response time as measured (request → IDR), once it has answered.
     response: Option<Duration>,
@@ -120,6 +127,7 @@ impl KeyframePolicy {
             config,
             episode: None,
             last_keyframe: None,
+            last_video: None,
             observed_interval: None,
             response: None,
             fir_seq: 0,
@@ -140,6 +148,16 @@ impl KeyframePolicy {
                 info_sent_this_round: false,
             });
         }
+    }
+
+    /// A video packet from the sender came: it is sending, so asking makes sense.
+    pub fn on_video(&mut self, now: Instant) {
+        self.last_video = Some(now);
+    }
+
+    /// Whether the sender has sent no video for a while at `at` (see [`VIDEO_IDLE`]).
+    fn idle_at(&self, at: Instant) -> bool {
+        self.last_video.is_some_and(|seen| at >= seen + VIDEO_IDLE)
     }
 
     pub fn on_keyframe(&mut self, now: Instant) {
@@ -228,6 +246,9 @@ impl KeyframePolicy {
     }
 
     pub fn poll_action(&mut self, now: Instant) -> Option<KeyframeAction> {
+        if self.idle_at(now) {
+            return None;
+        }
         if self.episode.is_none() && self.ask_at().is_some_and(|at| now >= at) {
             self.request(now);
         }
@@ -272,11 +293,13 @@ impl KeyframePolicy {
         })
     }
 
+    /// `None` also while the sender sends no video: its next packet wakes the driver anyway.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.episode {
+        let due = match self.episode {
             Some(episode) => Some(episode.next_round),
             None => self.ask_at(),
-        }
+        }?;
+        (!self.idle_at(due)).then_some(due)
     }
 }
 

@@ -91,6 +91,7 @@ impl Sender {
         let mut now = t0;
         while now < t0 + length {
             // A frame: an IDR if asked for or naturally due.
+            policy.on_video(now);
             let natural = now >= last_natural + self.natural;
             if natural || self.asked.is_some_and(|due| now >= due) {
                 last_natural = now;
@@ -277,6 +278,27 @@ fn a_caller_that_sends_no_keyframe_for_a_minute_gets_few_sip_infos() {
     // INFO after 1, 2, 4, 8, 16 s…; PLI once a second at most.
     assert!((5..=7).contains(&infos), "{infos} INFOs");
     assert!((55..=62).contains(&plis), "{plis} PLIs");
+}
+
+#[test]
+fn requests_pause_while_the_sender_sends_no_video_and_resume_with_its_next_packet() {
+    let t0 = crate::clock::monotonic().into_std();
+    let mut policy = KeyframePolicy::new(KeyframePolicyConfig::default());
+    policy.on_video(t0);
+    policy.on_keyframe(t0);
+    policy.on_video(t0 + MS(1200));
+    // Asks at half the limit (nothing measured yet), then the video stops (hold).
+    assert_eq!(policy.poll_timeout(), Some(t0 + S(2)));
+    assert_eq!(drain(&mut policy, t0 + S(2)), vec![KeyframeAction::SendPli]);
+    // The retry would come after the sender fell silent: no timer, no SIP INFO.
+    assert_eq!(policy.poll_timeout(), None);
+    assert_eq!(drain(&mut policy, t0 + S(30)), vec![]);
+    // Video again: the overdue round goes out at once.
+    policy.on_video(t0 + S(31));
+    assert_eq!(
+        drain(&mut policy, t0 + S(31)),
+        vec![KeyframeAction::SendInfo, KeyframeAction::SendPli]
+    );
 }
 
 #[test]
