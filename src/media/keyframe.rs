@@ -10,15 +10,17 @@
 //!   sender's *measured* response time (request → next IDR; rises at once on a slower answer,
 //!   falls slowly). The lead never exceeds half the limit;
 //! - **retries quickly**: a request not answered within twice the response time (at least
-//!   `min_wait`, at most a quarter of the limit) is repeated, with doubling waits up to a second while the sender stays silent;
+//!   `min_wait`, at most a quarter of the limit) is repeated, with doubling waits up to a
+//!   second while the sender stays silent;
 //! - **escalates at once**: the first unanswered RTCP request of an episode brings
 //!   [`KeyframeAction::SendInfo`] (the call leg sends SIP INFO), and once this sender has been
 //!   seen ignoring RTCP, every episode asks with SIP INFO from its first round. Within an
 //!   episode INFO is repeated after `info_retry`, then at doubling intervals.
 //!
-//! Requests pause while the sender sends no video at all (hold, camera off) and resume with
-//! its next packet. Episodes also open on demand ([`KeyframePolicy::request`]: call start, loss, an RTMP target
-//! that (re)connected); an IDR closes the episode, and counts as an answer.
+//! Requests pause while the sender sends no video at all (hold, camera off) and start afresh
+//! with its next packet. Episodes also open on demand ([`KeyframePolicy::request`]: call
+//! start, loss, an RTMP target that (re)connected); an IDR closes the episode, and counts as an
+//! answer.
 //!
 //! Drive it (sans-IO, time is an input): call the `on_*` inputs and `request`, then
 //! [`KeyframePolicy::poll_action`] until `None`, and wake up at
@@ -63,7 +65,8 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(1);
 /// until its packets come again (the output shows the slate meanwhile).
 const VIDEO_IDLE: Duration = Duration::from_millis(1500);
 /// SIP INFO within one episode backs off from `info_retry` by doubling up to this many times
-/// (a caller on hold sends no video for minutes: one INFO a minute or so, not one a second).
+/// (a caller that answers neither RTCP nor INFO gets one INFO a minute or so, not one a
+/// second for the whole call).
 const MAX_INFO_DOUBLINGS: u32 = 6;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +110,20 @@ struct Episode {
     info_sent_this_round: bool,
 }
 
+impl Episode {
+    fn new(now: Instant) -> Self {
+        Episode {
+            next_round: now,
+            rounds: 0,
+            first_request: None,
+            last_request: None,
+            last_info: None,
+            infos: 0,
+            info_sent_this_round: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct KeyframePolicy {
     config: KeyframePolicyConfig,
@@ -138,20 +155,19 @@ impl KeyframePolicy {
     /// Opens a request episode (start, loss, RTMP reconnect); no-op when one is open.
     pub fn request(&mut self, now: Instant) {
         if self.episode.is_none() {
-            self.episode = Some(Episode {
-                next_round: now,
-                rounds: 0,
-                first_request: None,
-                last_request: None,
-                last_info: None,
-                infos: 0,
-                info_sent_this_round: false,
-            });
+            self.episode = Some(Episode::new(now));
         }
     }
 
-    /// A video packet from the sender came: it is sending, so asking makes sense.
+    /// A video packet from the sender came: it is sending, so asking makes sense. After a
+    /// pause an open episode starts afresh: requests made while the sender sent nothing say
+    /// nothing about whether it answers RTCP.
     pub fn on_video(&mut self, now: Instant) {
+        if self.idle_at(now)
+            && let Some(episode) = self.episode.as_mut()
+        {
+            *episode = Episode::new(now);
+        }
         self.last_video = Some(now);
     }
 

@@ -281,7 +281,7 @@ fn a_caller_that_sends_no_keyframe_for_a_minute_gets_few_sip_infos() {
 }
 
 #[test]
-fn requests_pause_while_the_sender_sends_no_video_and_resume_with_its_next_packet() {
+fn requests_pause_while_the_sender_sends_no_video_and_start_afresh_with_its_next_packet() {
     let t0 = crate::clock::monotonic().into_std();
     let mut policy = KeyframePolicy::new(KeyframePolicyConfig::default());
     policy.on_video(t0);
@@ -293,12 +293,14 @@ fn requests_pause_while_the_sender_sends_no_video_and_resume_with_its_next_packe
     // The retry would come after the sender fell silent: no timer, no SIP INFO.
     assert_eq!(policy.poll_timeout(), None);
     assert_eq!(drain(&mut policy, t0 + S(30)), vec![]);
-    // Video again: the overdue round goes out at once.
+    // Video again: the episode starts afresh (the silence was no unanswered request).
     policy.on_video(t0 + S(31));
     assert_eq!(
         drain(&mut policy, t0 + S(31)),
-        vec![KeyframeAction::SendInfo, KeyframeAction::SendPli]
+        vec![KeyframeAction::SendPli]
     );
+    assert_eq!(policy.counters().rtcp_unanswered, 0);
+    assert_eq!(policy.poll_timeout(), Some(t0 + S(32)));
 }
 
 #[test]
