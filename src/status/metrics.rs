@@ -199,6 +199,32 @@ pub fn render_metrics(s: &Snapshot) -> String {
             per(&|b| count(&b.counters.total()) as f64),
         );
     }
+    // The keyframe governor (see media::keyframe), summed over call attempts.
+    let keyframes: [(&str, &str, Count); 3] = [
+        (
+            "keyframe_requests_total",
+            "Keyframe requests to the caller over RTCP (PLI or FIR).",
+            |t| t.keyframe_requests,
+        ),
+        (
+            "keyframe_info_requests_total",
+            "Keyframe requests to the caller as SIP INFO picture_fast_update.",
+            |t| t.keyframe_via_info,
+        ),
+        (
+            "keyframe_answers_total",
+            "Keyframe requests the caller answered with an IDR.",
+            |t| t.keyframe_answers,
+        ),
+    ];
+    for (name, help, count) in keyframes {
+        family(
+            name,
+            "counter",
+            help,
+            per(&|b| count(&b.counters.total()) as f64),
+        );
+    }
     let mut dropped = Vec::new();
     for b in s.broadcasts.values() {
         let total = b.counters.total().rtp_dropped;
