@@ -5,6 +5,9 @@
 //! To keep rebuilds cheap we rerun only when HEAD moves (HEAD itself, the branch ref it points
 //! to, packed-refs), not on every edit, so `-dirty` reflects the tree as of the last commit or
 //! checkout. Release builds from a clean checkout are exact.
+//!
+//! It also compiles the Speex decoder from `vendor/libspeex` with the `cc` crate (see
+//! `vendor/libspeex/README.sipcast`): a C compiler is all the build needs, no libclang.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +20,61 @@ fn main() {
         _ => git_commit(&manifest_dir).unwrap_or_else(|| "unknown".to_owned()),
     };
     println!("cargo:rustc-env=SIPCAST_GIT_COMMIT={commit}");
+    build_libspeex(&manifest_dir);
+}
+
+/// The libspeex files the decoder (and the test encoder) link against, in
+/// `vendor/libspeex/libspeex/`.
+const LIBSPEEX_SOURCES: &[&str] = &[
+    "bits.c",
+    "cb_search.c",
+    "exc_10_16_table.c",
+    "exc_10_32_table.c",
+    "exc_20_32_table.c",
+    "exc_5_256_table.c",
+    "exc_5_64_table.c",
+    "exc_8_128_table.c",
+    "filters.c",
+    "gain_table.c",
+    "gain_table_lbr.c",
+    "hexc_10_32_table.c",
+    "hexc_table.c",
+    "high_lsp_tables.c",
+    "lpc.c",
+    "lsp.c",
+    "lsp_tables_nb.c",
+    "ltp.c",
+    "modes.c",
+    "modes_wb.c",
+    "nb_celp.c",
+    "quant_lsp.c",
+    "sb_celp.c",
+    "speex.c",
+    "speex_callbacks.c",
+    "vbr.c",
+    "vq.c",
+    "window.c",
+];
+
+/// Compiles libspeex as a static library `sipcast_speex`, floating point (the configuration
+/// speex-sys used), plus the layout probe that `src/media/speex/ffi.rs` tests against.
+fn build_libspeex(manifest_dir: &Path) {
+    let vendor = manifest_dir.join("vendor/libspeex");
+    let probe = manifest_dir.join("src/media/speex/layout.c");
+    let mut build = cc::Build::new();
+    build
+        .include(vendor.join("include"))
+        .define("FLOATING_POINT", None)
+        .define("EXPORT", Some(""))
+        // Upstream code, compiled unmodified: its warnings are not ours to fix.
+        .warnings(false)
+        .file(&probe);
+    println!("cargo:rerun-if-changed={}", probe.display());
+    println!("cargo:rerun-if-changed={}", vendor.display());
+    for source in LIBSPEEX_SOURCES {
+        build.file(vendor.join("libspeex").join(source));
+    }
+    build.compile("sipcast_speex");
 }
 
 fn git_commit(manifest_dir: &Path) -> Option<String> {

@@ -8,6 +8,7 @@
 //! public_address = "203.0.113.7"       # put in SDP and Contact instead of the local address
 //! log_format = "auto"                  # auto | text | json | journald
 //! resync = "30s"                       # full re-read of `dir` even without file events
+//! preview = true                       # live preview on the status page (false: off, 404)
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +30,9 @@ pub struct DaemonConfig {
     pub public_address: Option<IpAddr>,
     pub log_format: LogFormat,
     pub resync: Duration,
+    /// Whether the API serves live previews of what broadcasts publish (they show meeting
+    /// content to anyone who can reach the API address).
+    pub preview: bool,
 }
 
 impl Default for DaemonConfig {
@@ -44,6 +48,7 @@ impl Default for DaemonConfig {
             public_address: None,
             log_format: LogFormat::Auto,
             resync: Duration::from_secs(30),
+            preview: true,
         }
     }
 }
@@ -86,6 +91,7 @@ struct RawConfig {
     public_address: Option<String>,
     log_format: Option<LogFormat>,
     resync: Option<String>,
+    preview: Option<bool>,
 }
 
 impl DaemonConfig {
@@ -135,6 +141,9 @@ impl DaemonConfig {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| bad("resync", format!("{resync:?} is not a positive duration")))?;
         }
+        if let Some(preview) = raw.preview {
+            config.preview = preview;
+        }
         Ok(config)
     }
 }
@@ -165,6 +174,12 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.resync, Duration::from_secs(10));
         assert_eq!(c.sip_listen, DaemonConfig::default().sip_listen);
+        assert!(c.preview, "previews are on unless turned off");
+        std::fs::write(&path, "preview = false\n").unwrap();
+        assert!(!DaemonConfig::load(&path).unwrap().preview);
+        std::fs::write(&path, "preview = \"no\"\n").unwrap();
+        let err = DaemonConfig::load(&path).unwrap_err();
+        assert!(err.contains("sipcast.toml:1:11"), "{err}");
     }
 
     #[test]

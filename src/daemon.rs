@@ -38,12 +38,23 @@ impl Engine {
         clock: WallClock,
         on_tick: impl FnMut(&crate::status::Snapshot) + Send + 'static,
     ) -> Engine {
+        Engine::start_with_preview(source, dialer, clock, PreviewHub::enabled(), on_tick)
+    }
+
+    /// [`Engine::start`] with the outputs' frames offered to `preview` (a disabled hub takes
+    /// none: `sipcast.toml` `preview = false`).
+    pub fn start_with_preview(
+        source: SourceConfig,
+        dialer: Arc<dyn Dialer>,
+        clock: WallClock,
+        preview: PreviewHub,
+        on_tick: impl FnMut(&crate::status::Snapshot) + Send + 'static,
+    ) -> Engine {
         let (board, status) = StatusBoard::new();
         let (scan_tx, scan_rx) = mpsc::channel(4);
         let (control, control_rx) = mpsc::channel(8);
         let rescan = Arc::new(Notify::new());
         let tasks = InternalTasks::default();
-        let preview = PreviewHub::enabled();
         let reconciler = Reconciler::new(
             SupervisorContext {
                 dialer,

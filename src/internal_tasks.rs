@@ -34,11 +34,15 @@ pub struct TaskHealth {
 }
 
 type Probe = Box<dyn Fn() -> TaskHealth + Send + Sync>;
+/// Counters a task keeps of what it refused or limited, by fixed kind.
+type CounterSource = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
 
 #[derive(Default)]
 struct Registry {
     tasks: BTreeMap<&'static str, TaskHealth>,
     probes: BTreeMap<&'static str, Probe>,
+    /// Metric family (without the `sipcast_` prefix), its help text and its source.
+    counters: BTreeMap<&'static str, (&'static str, CounterSource)>,
 }
 
 /// The shared registry of internal tasks. Cheap to clone.
@@ -80,6 +84,16 @@ impl InternalTasks {
         probe: impl Fn() -> TaskHealth + Send + Sync + 'static,
     ) {
         self.with(|r| r.probes.insert(name, Box::new(probe)));
+    }
+
+    /// Renders `sipcast_{family}{kind="…"}` counters from `source` with the other metrics.
+    pub fn add_counters(
+        &self,
+        family: &'static str,
+        help: &'static str,
+        source: impl Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
+    ) {
+        self.with(|r| r.counters.insert(family, (help, Box::new(source))));
     }
 
     /// Marks `name` up (registering it if new).
@@ -124,6 +138,15 @@ impl InternalTasks {
                 u8::from(h.up)
             );
         }
+        self.with(|r| {
+            for (family, (help, source)) in &r.counters {
+                let _ = writeln!(out, "# HELP sipcast_{family} {help}");
+                let _ = writeln!(out, "# TYPE sipcast_{family} counter");
+                for (kind, value) in source() {
+                    let _ = writeln!(out, "sipcast_{family}{{kind=\"{kind}\"}} {value}");
+                }
+            }
+        });
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {

@@ -115,10 +115,15 @@ fn api_abuse_never_reaches_calls_or_publishers() {
     );
     assert_eq!(http_get(daemon.api, "/livez").map(|l| l.0), Some(200));
     let metrics = http_get(daemon.api, "/metrics").expect("metrics").1;
-    assert!(
-        metrics.contains("sipcast_internal_restarts_total{task=\"reconciler\"} 0"),
-        "{metrics}"
-    );
+    for task in ["reconciler", "source", "api", "sip"] {
+        assert!(
+            metrics.contains(&format!(
+                "sipcast_internal_restarts_total{{task=\"{task}\"}} 0"
+            )),
+            "{task}: {metrics}"
+        );
+    }
+    assert!(metrics.contains("sipcast_sip_refused_total{kind=\"stray_rate_limited\"}"));
     assert!(
         daemon.log().contains("open_files=1024"),
         "the limit in force is logged"

@@ -33,6 +33,9 @@ fn promtool_accepts_the_metrics() {
                     unknown_ssrc: 1000,
                 },
                 ssrc_changes: 1,
+                keyframe_requests: 12,
+                keyframe_answers: 11,
+                keyframe_via_info: 3,
                 ..Default::default()
             });
             b.counters
@@ -55,6 +58,9 @@ fn promtool_accepts_the_metrics() {
         "sipcast_rtp_dropped_total{broadcast=\"allhands\",reason=\"foreign_source\"} 2131",
         "sipcast_rtp_dropped_total{broadcast=\"lobby\",reason=\"unknown_ssrc\"} 1000",
         "sipcast_rtp_ssrc_changes_total{broadcast=\"allhands\"} 1",
+        "sipcast_keyframe_requests_total{broadcast=\"allhands\"} 12",
+        "sipcast_keyframe_info_requests_total{broadcast=\"lobby\"} 3",
+        "sipcast_keyframe_answers_total{broadcast=\"allhands\"} 11",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }

@@ -56,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
                 audio_rtp_port: Some(40000),
                 video_rtp_port: Some(40002),
                 direction: Direction::SendRecv,
+                video_content: Default::default(),
             },
             1,
             1,

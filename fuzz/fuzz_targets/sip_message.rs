@@ -1,5 +1,5 @@
-//! SIP message handling: framing (datagram and stream), the typed accessors, printing, and an
-//! established call core reacting to whatever arrives. Nothing may panic; a parsed message must
+//! SIP message handling: framing (datagram, stream, and the TCP framer fed in pieces), the
+//! typed accessors, printing, and an established call core reacting to whatever arrives. Nothing may panic; a parsed message must
 //! print to something that parses again.
 #![no_main]
 
@@ -8,6 +8,7 @@ use sipcast::sip::core::call::{CallCore, CallSetup};
 use sipcast::sip::core::dialog::{LocalParty, Transport};
 use sipcast::sip::core::digest::best_challenge;
 use sipcast::sip::core::dtmf::DtmfTiming;
+use sipcast::sip::core::framing::StreamFramer;
 use sipcast::sip::core::message::{Framed, parse_datagram, parse_stream};
 use sipcast::sip::core::sdp::{Direction, LocalMedia};
 use sipcast::sip::core::transaction::TimerConfig;
@@ -32,6 +33,7 @@ fn call(now: Instant) -> CallCore {
             audio_rtp_port: Some(4000),
             video_rtp_port: Some(4002),
             direction: Direction::SendRecv,
+            video_content: Default::default(),
         },
         answer_timeout: Duration::from_secs(30),
         dtmf_digits: "1#".into(),
@@ -52,6 +54,16 @@ fn call(now: Instant) -> CallCore {
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_stream(data);
+    // The TCP framer, fed in pieces whose size the first byte picks: bounded, never panicking.
+    let piece = usize::from(data.first().copied().unwrap_or(1)).max(1);
+    let mut framer = StreamFramer::new();
+    for chunk in data.chunks(piece) {
+        if framer.push(chunk).is_err() {
+            break;
+        }
+        while let Ok(Some(_)) = framer.next_message() {}
+        assert!(framer.buffered() <= 2 * sipcast::sip::core::message::MAX_MESSAGE_LEN);
+    }
     let Ok(Framed::Message(msg, _)) = parse_datagram(data) else {
         return;
     };

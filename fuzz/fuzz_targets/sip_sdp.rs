@@ -1,16 +1,25 @@
-//! SDP negotiation: any bytes either fail cleanly or yield media we can answer.
+//! SDP negotiation: any bytes either fail cleanly or yield media we can answer, whichever of a
+//! meeting's two videos (main or slides) the spec wants.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sipcast::sip::core::sdp::{Direction, LocalMedia, negotiate, render};
+use sipcast::sip::core::sdp::{
+    Direction, LocalMedia, VideoContent, negotiate, negotiate_preferring, render,
+};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(media) = negotiate(data) {
+    let wanted = if data.first().is_some_and(|b| b & 1 == 1) {
+        VideoContent::Slides
+    } else {
+        VideoContent::Main
+    };
+    if let Ok(media) = negotiate_preferring(data, wanted) {
         let local = LocalMedia {
             address: "192.0.2.1".parse().unwrap(),
             audio_rtp_port: Some(4000),
             video_rtp_port: Some(4002),
             direction: Direction::SendRecv,
+            video_content: wanted,
         };
         let answer = render(&local, 1, 2, Some(&media));
         assert!(

@@ -159,7 +159,7 @@ impl Attempt {
         let (end, owe_bye) = loop {
             tokio::select! {
                 Some(MediaEvent::KeyframeUnanswered) = media_events.recv() => {
-                    tracing::info!(broadcast = %self.spec.name, "keyframe requests unanswered; asking with SIP INFO");
+                    tracing::debug!(broadcast = %self.spec.name, "asking for a keyframe with SIP INFO");
                     call.request_keyframe();
                 }
                 event = sip_events.recv() => match event {
@@ -305,6 +305,11 @@ fn media_counters(status: &media::MediaStatus) -> CallEvent {
         ssrc_changes: stats.ssrc_changes,
         local_audio_port: status.local_audio_port,
         local_video_port: status.local_video_port,
+        keyframe_requests: stats.keyframe_requests,
+        keyframe_answers: stats.keyframe_answers,
+        keyframe_via_info: stats.keyframe_via_info,
+        keyframe_rtcp_unanswered: stats.keyframe_rtcp_unanswered,
+        keyframe_response_ms: stats.keyframe_response_ms,
     })
 }
 
@@ -331,6 +336,10 @@ fn call_config(spec: &BroadcastSpec, local: &media::LocalMedia) -> sip::CallConf
             // Receive-only in spirit, but many gateways refuse anything but sendrecv; we offer
             // sendrecv and simply send nothing but DTMF.
             direction: sip::Direction::SendRecv,
+            video_content: match spec.call.video_content {
+                crate::spec::VideoContent::Main => sip::VideoContent::Main,
+                crate::spec::VideoContent::Slides => sip::VideoContent::Slides,
+            },
         },
         dtmf: sip::DtmfPlan {
             digits: spec.call.dtmf.clone(),

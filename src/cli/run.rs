@@ -116,13 +116,49 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
     let mut source = SourceConfig::new(&config.dir);
     source.resync = config.resync;
     let notifier = Arc::new(Notifier::from_env());
-    let engine = Engine::start(
+    let preview = if config.preview {
+        crate::output::PreviewHub::enabled()
+    } else {
+        crate::output::PreviewHub::disabled()
+    };
+    let engine = Engine::start_with_preview(
         source,
         dialer,
         WallClock::System,
+        preview,
         tick_hook(notifier.clone()),
     );
-    let app = crate::api::router(engine.status.clone(), engine.tasks.clone());
+    engine.tasks.add_probe("sip", {
+        let ua = ua.clone();
+        move || crate::internal_tasks::TaskHealth {
+            up: !ua.is_down(),
+            restarts: ua.restarts(),
+        }
+    });
+    engine.tasks.add_counters(
+        "sip_refused_total",
+        "SIP input the user agent dropped, refused or answered at a limited rate, by kind.",
+        {
+            let ua = ua.clone();
+            move || {
+                let c = ua.counters();
+                vec![
+                    ("unparsable", c.dropped),
+                    ("stray_answered", c.stray_answered),
+                    ("stray_rate_limited", c.stray_rate_limited),
+                    ("fork_refused", c.forks_refused),
+                    ("ack_suppressed", c.acks_suppressed),
+                    ("reply_suppressed", c.replies_suppressed),
+                    ("tcp_dropped", c.tcp_dropped),
+                ]
+            }
+        },
+    );
+    let app = crate::api::router_with_preview(
+        engine.status.clone(),
+        engine.tasks.clone(),
+        engine.preview.clone(),
+    );
     let limits = crate::api::ServeLimits::for_descriptor_limit(open_files);
     let server = engine.tasks.spawn_restarting("api", move || {
         let app = app.clone();

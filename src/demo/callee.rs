@@ -370,6 +370,7 @@ mod tests {
             audio_rtp_port: Some(40000),
             video_rtp_port: Some(40002),
             direction: Direction::SendRecv,
+            video_content: Default::default(),
         };
         render(&local, 1, 1, None)
     }

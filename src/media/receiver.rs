@@ -70,7 +70,8 @@ pub struct RtcpTransmit {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// RTCP keyframe requests went unanswered: ask with SIP INFO picture_fast_update.
+    /// Ask for a keyframe with SIP INFO picture_fast_update: an RTCP request went unanswered,
+    /// or this sender is known to ignore RTCP (see [`super::keyframe`]).
     KeyframeUnanswered,
 }
 
@@ -449,6 +450,7 @@ impl MediaReceiver {
 
     pub fn stats(&self) -> MediaStats {
         let keyframes = self.video.as_ref().map(|v| v.keyframe_policy());
+        let counters = keyframes.map(|k| k.counters()).unwrap_or_default();
         MediaStats {
             audio: self
                 .audio
@@ -460,8 +462,13 @@ impl MediaReceiver {
                 .and_then(|k| k.observed_interval())
                 .map(|d| d.as_millis() as u64),
             av_offset_ms: self.timeline.av_offset_ms(),
-            keyframe_requests: keyframes.map_or(0, |k| k.requests_sent),
-            keyframe_escalations: keyframes.map_or(0, |k| k.escalations),
+            keyframe_requests: counters.requests,
+            keyframe_answers: counters.answers,
+            keyframe_via_info: counters.via_info,
+            keyframe_rtcp_unanswered: counters.rtcp_unanswered,
+            keyframe_response_ms: keyframes
+                .and_then(|k| k.response_time())
+                .map(|d| d.as_millis() as u64),
             video_frames_dropped: self.video.as_ref().map_or(0, VideoPath::dropped_frames),
             video_frames: self.video.as_ref().map_or(0, VideoPath::frames),
             audio_frames: self.audio_frames,
@@ -483,7 +490,7 @@ impl MediaReceiver {
         };
         while let Some(action) = video.keyframes().poll_action(now) {
             let mut data = Vec::with_capacity(64);
-            if action == KeyframeAction::Escalate {
+            if action == KeyframeAction::SendInfo {
                 self.events.push_back(MediaEvent::KeyframeUnanswered);
                 continue;
             }

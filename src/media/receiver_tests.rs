@@ -137,8 +137,13 @@ fn asks_for_a_keyframe_once_the_video_source_is_known_then_escalates() {
             media_ssrc: 7
         })
     );
-    for second in 1..=3 {
-        receiver.handle_timeout(t0 + Duration::from_secs(second));
+    for second in 1..=3u16 {
+        let now = t0 + Duration::from_secs(u64::from(second));
+        // The sender keeps sending (no IDR): requests pause only when its video stops.
+        receiver
+            .handle_rtp(now, Track::Video, &rtp(96, 1 + second, 0, 7, true, NON_IDR))
+            .unwrap();
+        receiver.handle_timeout(now);
     }
     assert_eq!(receiver.poll_event(), Some(MediaEvent::KeyframeUnanswered));
     assert_eq!(receiver.stats().keyframe_requests, 4);

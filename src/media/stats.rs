@@ -29,8 +29,16 @@ pub struct MediaStats {
     pub keyframe_interval_ms: Option<u64>,
     /// Video lag minus audio lag (positive: video late), once sender reports allow measuring.
     pub av_offset_ms: Option<i64>,
+    /// Keyframe requests sent over RTCP (PLI or FIR).
     pub keyframe_requests: u64,
-    pub keyframe_escalations: u64,
+    /// Keyframe request episodes answered by an IDR.
+    pub keyframe_answers: u64,
+    /// Keyframe requests sent as SIP INFO picture_fast_update.
+    pub keyframe_via_info: u64,
+    /// RTCP keyframe requests that went unanswered.
+    pub keyframe_rtcp_unanswered: u64,
+    /// The sender's measured response time (request → IDR), smoothed.
+    pub keyframe_response_ms: Option<u64>,
     /// Access units dropped because they were broken or preceded the first IDR.
     pub video_frames_dropped: u64,
     pub video_frames: u64,

@@ -101,6 +101,7 @@ impl VideoPath {
             Admission::Replaced => self.state.h264.source_changed(),
             Admission::Current => {}
         }
+        self.state.keyframes.on_video(now);
         let state = &mut self.state;
         self.source.reorder().push(
             now,

@@ -45,7 +45,7 @@ pub mod core;
 pub mod driver;
 
 pub use self::core::dialog::Transport;
-pub use self::core::sdp::{Direction, MediaKind, NegotiatedMedia, NegotiatedStream};
+pub use self::core::sdp::{Direction, MediaKind, NegotiatedMedia, NegotiatedStream, VideoContent};
 pub use self::core::transaction::TimerConfig;
 pub use self::core::{CallEnd, CallEvent, DtmfMethod};
 pub use driver::{

@@ -181,6 +181,7 @@ impl Checker<'_> {
             answer_timeout: answer_timeout?,
             media_timeout: media_timeout?,
             on_remote_hangup: raw.on_remote_hangup.unwrap_or_default(),
+            video_content: raw.video_content.unwrap_or_default(),
         })
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use error::{SpecError, SpecErrors, line_col};
 pub use file::{Unreadable, read_spec_file};
-pub use raw::{AudioCodec, DtmfMethod, OnRemoteHangup, Transport};
+pub use raw::{AudioCodec, DtmfMethod, OnRemoteHangup, Transport, VideoContent};
 pub use schema::schema_json;
 
 use crate::schedule::Schedule;
@@ -70,6 +70,7 @@ pub struct CallSpec {
     pub answer_timeout: Duration,
     pub media_timeout: Duration,
     pub on_remote_hangup: OnRemoteHangup,
+    pub video_content: VideoContent,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -178,6 +178,19 @@ pub struct RawCall {
     pub media_timeout: Option<DurationText>,
     /// What to do when the far end hangs up. Default redial.
     pub on_remote_hangup: Option<OnRemoteHangup>,
+    /// With two video streams (a meeting's people and its shared slides, told apart by
+    /// `a=content`): which one to stream. `main` (default) or `slides`.
+    pub video_content: Option<VideoContent>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoContent {
+    /// The people (or the only video).
+    #[default]
+    Main,
+    /// The shared slides (RFC 4796 `a=content:slides`).
+    Slides,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -123,6 +123,42 @@ pub fn render_metrics(s: &Snapshot) -> String {
         "Seconds the call has been established.",
         per(&|b| b.counters.connected_seconds),
     );
+    // What the viewers see; every target of a broadcast shows the same.
+    let first_target = |b: &super::BroadcastStatus| b.rtmp.first().cloned().unwrap_or_default();
+    family(
+        "output_showing_slate",
+        "gauge",
+        "1 while the broadcast's targets show the slate (the call gives no usable video).",
+        per(&|b| {
+            f64::from(u8::from(
+                first_target(b).showing == Some(crate::rtmp::Showing::Slate)
+                    && b.rtmp.iter().any(|t| t.state == RtmpState::Publishing),
+            ))
+        }),
+    );
+    family(
+        "output_slate_seconds_total",
+        "counter",
+        "Seconds the broadcast's current output has shown the slate.",
+        per(&|b| first_target(b).slate_seconds as f64),
+    );
+    family(
+        "output_switches_total",
+        "counter",
+        "Switches between the call and the slate in the broadcast's current output.",
+        per(&|b| first_target(b).switches as f64),
+    );
+    family(
+        "rtmp_longest_keyframe_interval_seconds",
+        "gauge",
+        "The longest keyframe interval any target of the broadcast has published.",
+        per(&|b| {
+            b.rtmp
+                .iter()
+                .map(|t| f64::from(t.longest_keyframe_interval_ms) / 1000.0)
+                .fold(0.0, f64::max)
+        }),
+    );
     // Lifetime counts summed over call attempts.
     type Count = fn(&super::Totals) -> u64;
     let totals: [(&str, &str, Count); 6] = [
@@ -156,6 +192,32 @@ pub fn render_metrics(s: &Snapshot) -> String {
         ),
     ];
     for (name, help, count) in totals {
+        family(
+            name,
+            "counter",
+            help,
+            per(&|b| count(&b.counters.total()) as f64),
+        );
+    }
+    // The keyframe governor (see media::keyframe), summed over call attempts.
+    let keyframes: [(&str, &str, Count); 3] = [
+        (
+            "keyframe_requests_total",
+            "Keyframe requests to the caller over RTCP (PLI or FIR).",
+            |t| t.keyframe_requests,
+        ),
+        (
+            "keyframe_info_requests_total",
+            "Keyframe requests to the caller as SIP INFO picture_fast_update.",
+            |t| t.keyframe_via_info,
+        ),
+        (
+            "keyframe_answers_total",
+            "Keyframe requests the caller answered with an IDR.",
+            |t| t.keyframe_answers,
+        ),
+    ];
+    for (name, help, count) in keyframes {
         family(
             name,
             "counter",
@@ -228,5 +290,73 @@ pub fn render_metrics(s: &Snapshot) -> String {
                 .count() as f64
         }),
     );
+    let mut targets = Vec::new();
+    for b in s.broadcasts.values() {
+        for state in TARGET_STATES {
+            let n = b.rtmp.iter().filter(|r| r.state == state).count();
+            targets.push((
+                format!(
+                    "{{broadcast=\"{}\",state=\"{}\"}}",
+                    b.name,
+                    target_state_label(state)
+                ),
+                n as f64,
+            ));
+        }
+    }
+    family(
+        "rtmp_targets",
+        "gauge",
+        "RTMP targets of the broadcast's running output, by state.",
+        targets,
+    );
     out
+}
+
+const TARGET_STATES: [RtmpState; 5] = [
+    RtmpState::Idle,
+    RtmpState::Connecting,
+    RtmpState::Publishing,
+    RtmpState::Reconnecting,
+    RtmpState::Failed,
+];
+
+/// The `state` label: the same word the status API uses for the target.
+fn target_state_label(state: RtmpState) -> &'static str {
+    match state {
+        RtmpState::Idle => "idle",
+        RtmpState::Connecting => "connecting",
+        RtmpState::Publishing => "publishing",
+        RtmpState::Reconnecting => "reconnecting",
+        RtmpState::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{BroadcastStatus, RtmpStatus, StatusBoard};
+    use super::*;
+
+    #[test]
+    fn targets_are_counted_by_state() {
+        let (board, reader) = StatusBoard::new();
+        board.update(|s| {
+            let mut b = BroadcastStatus::new("allhands", "allhands.toml");
+            for state in [RtmpState::Publishing, RtmpState::Failed, RtmpState::Failed] {
+                b.rtmp.push(RtmpStatus {
+                    state,
+                    ..Default::default()
+                });
+            }
+            s.broadcasts.insert("allhands".into(), b);
+        });
+        let text = reader.with(render_metrics);
+        for line in [
+            "sipcast_rtmp_targets{broadcast=\"allhands\",state=\"publishing\"} 1",
+            "sipcast_rtmp_targets{broadcast=\"allhands\",state=\"failed\"} 2",
+            "sipcast_rtmp_targets{broadcast=\"allhands\",state=\"reconnecting\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
 }

@@ -120,6 +120,18 @@ pub struct CallMedia {
     /// Our RTP ports for the call (RTCP is each plus one), where the callee sends.
     pub local_audio_port: Option<u16>,
     pub local_video_port: Option<u16>,
+    /// Keyframe requests to the caller over RTCP (PLI or FIR): the governor asks ahead of the
+    /// targets' shortest `keyframe_interval`.
+    pub keyframe_requests: u64,
+    /// Requests answered by an IDR.
+    pub keyframe_answers: u64,
+    /// Requests sent as SIP INFO picture_fast_update (RTCP went unanswered, or this caller is
+    /// known to ignore it).
+    pub keyframe_via_info: u64,
+    /// RTCP requests the caller left unanswered.
+    pub keyframe_rtcp_unanswered: u64,
+    /// The caller's measured response time, request to IDR (smoothed).
+    pub keyframe_response_ms: Option<u64>,
 }
 
 /// A Kubernetes-style condition: a fact about the broadcast, with when it last changed.
@@ -190,6 +202,9 @@ pub struct Totals {
     pub rtmp_dropped_frames: u64,
     pub rtp_dropped: RtpDropped,
     pub ssrc_changes: u64,
+    pub keyframe_requests: u64,
+    pub keyframe_answers: u64,
+    pub keyframe_via_info: u64,
 }
 
 impl Totals {
@@ -203,6 +218,9 @@ impl Totals {
             rtmp_dropped_frames: self.rtmp_dropped_frames + other.rtmp_dropped_frames,
             rtp_dropped: self.rtp_dropped.plus(other.rtp_dropped),
             ssrc_changes: self.ssrc_changes + other.ssrc_changes,
+            keyframe_requests: self.keyframe_requests + other.keyframe_requests,
+            keyframe_answers: self.keyframe_answers + other.keyframe_answers,
+            keyframe_via_info: self.keyframe_via_info + other.keyframe_via_info,
         }
     }
 }
@@ -227,6 +245,9 @@ impl BroadcastCounters {
         c.audio_decode_errors = media.audio_decode_errors;
         c.rtp_dropped = media.rtp_dropped;
         c.ssrc_changes = media.ssrc_changes;
+        c.keyframe_requests = media.keyframe_requests;
+        c.keyframe_answers = media.keyframe_answers;
+        c.keyframe_via_info = media.keyframe_via_info;
     }
 
     /// Takes the current attempt's RTMP counts (a target removed mid-call never lowers them).

@@ -1,4 +1,6 @@
-//! libspeex through `speex-sys`, which builds it from vendored source.
+//! libspeex, compiled by build.rs from `vendor/libspeex` and declared here by hand (the few
+//! functions and the one struct we use, copied from libspeex 1.2.1's `speex.h` and
+//! `speex_bits.h`), so that building needs a C compiler and no libclang.
 //!
 //! This is the one module allowed `unsafe`: the FFI to a C decoder. The invariants it relies on
 //! are few and local:
@@ -11,6 +13,10 @@
 //!   reallocates; output space for a whole frame is reserved before each `speex_decode_int`.
 //! - Only frames [`super::frames`] found well-formed are decoded, so libspeex never meets a
 //!   mode it would complain about on stderr.
+//! - The declarations in [`sys`] match the C headers: `SpeexBits` is `#[repr(C)]` with the
+//!   header's fields in the header's order and types, which a test compares with the C
+//!   compiler's own `sizeof`/`offsetof` (`src/media/speex/layout.c`); every function takes and
+//!   returns exactly the C types its prototype names.
 
 #![allow(unsafe_code)]
 
@@ -18,7 +24,80 @@ use std::ffi::{c_char, c_int, c_void};
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-use speex_sys as sys;
+/// The part of libspeex's C API that sipcast calls, declared by hand.
+pub(super) mod sys {
+    use std::ffi::{c_char, c_int, c_void};
+
+    /// `SPEEX_MODEID_*` (speex.h): the argument of `speex_lib_get_mode`.
+    pub const SPEEX_MODEID_NB: c_int = 0;
+    pub const SPEEX_MODEID_WB: c_int = 1;
+    pub const SPEEX_MODEID_UWB: c_int = 2;
+    /// `speex_*_ctl` requests (speex.h); each reads or writes one `int`.
+    pub const SPEEX_GET_FRAME_SIZE: c_int = 3;
+    #[cfg(test)]
+    pub const SPEEX_SET_QUALITY: c_int = 4;
+    #[cfg(test)]
+    pub const SPEEX_SET_VBR: c_int = 12;
+
+    /// `SpeexBits` from speex_bits.h, field for field.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct SpeexBits {
+        /// "raw" data
+        pub chars: *mut c_char,
+        /// Total number of bits stored in the stream
+        pub nb_bits: c_int,
+        /// Position of the byte "cursor"
+        pub char_ptr: c_int,
+        /// Position of the bit "cursor" within the current char
+        pub bit_ptr: c_int,
+        /// Does the struct "own" the "raw" buffer (member "chars")
+        pub owner: c_int,
+        /// Set to one if we try to read past the valid data
+        pub overflow: c_int,
+        /// Allocated size for buffer
+        pub buf_size: c_int,
+        pub reserved1: c_int,
+        pub reserved2: *mut c_void,
+    }
+
+    /// `SpeexMode` is opaque to us: only pointers to libspeex's static modes pass through.
+    #[repr(C)]
+    pub struct SpeexMode {
+        _private: [u8; 0],
+    }
+
+    unsafe extern "C" {
+        pub fn speex_lib_get_mode(mode: c_int) -> *const SpeexMode;
+        pub fn speex_decoder_init(mode: *const SpeexMode) -> *mut c_void;
+        pub fn speex_decoder_ctl(state: *mut c_void, request: c_int, ptr: *mut c_void) -> c_int;
+        pub fn speex_decode_int(state: *mut c_void, bits: *mut SpeexBits, out: *mut i16) -> c_int;
+        pub fn speex_decoder_destroy(state: *mut c_void);
+
+        pub fn speex_bits_init(bits: *mut SpeexBits);
+        pub fn speex_bits_read_from(bits: *mut SpeexBits, bytes: *const c_char, len: c_int);
+        pub fn speex_bits_remaining(bits: *mut SpeexBits) -> c_int;
+        pub fn speex_bits_destroy(bits: *mut SpeexBits);
+
+        /// Fills `out` with sizeof, alignof and the offset of each field of `SpeexBits`, as the
+        /// C compiler lays it out (src/media/speex/layout.c).
+        #[cfg(test)]
+        pub fn sipcast_speex_bits_layout(out: *mut usize);
+    }
+
+    // The encoder side, for tests only (what a phone would send).
+    #[cfg(test)]
+    unsafe extern "C" {
+        pub fn speex_encoder_init(mode: *const SpeexMode) -> *mut c_void;
+        pub fn speex_encoder_ctl(state: *mut c_void, request: c_int, ptr: *mut c_void) -> c_int;
+        pub fn speex_encode_int(state: *mut c_void, input: *mut i16, bits: *mut SpeexBits)
+        -> c_int;
+        pub fn speex_encoder_destroy(state: *mut c_void);
+        pub fn speex_bits_reset(bits: *mut SpeexBits);
+        pub fn speex_bits_insert_terminator(bits: *mut SpeexBits);
+        pub fn speex_bits_write(bits: *mut SpeexBits, bytes: *mut c_char, max_len: c_int) -> c_int;
+    }
+}
 
 use super::frames::count_frames;
 use super::{MAX_PAYLOAD, SpeexBand, SpeexError};
@@ -366,6 +445,28 @@ mod tests {
                 proptest::prop_assert_eq!(out.len(), frames * decoder.frame_size());
             }
         }
+    }
+
+    #[test]
+    fn speex_bits_is_laid_out_as_the_c_header_says() {
+        let mut c = [0usize; 11];
+        // SAFETY: the probe writes exactly 11 `size_t`s, which is `usize` on every target Rust
+        // supports.
+        unsafe { sys::sipcast_speex_bits_layout(c.as_mut_ptr()) };
+        let rust = [
+            std::mem::size_of::<sys::SpeexBits>(),
+            std::mem::align_of::<sys::SpeexBits>(),
+            std::mem::offset_of!(sys::SpeexBits, chars),
+            std::mem::offset_of!(sys::SpeexBits, nb_bits),
+            std::mem::offset_of!(sys::SpeexBits, char_ptr),
+            std::mem::offset_of!(sys::SpeexBits, bit_ptr),
+            std::mem::offset_of!(sys::SpeexBits, owner),
+            std::mem::offset_of!(sys::SpeexBits, overflow),
+            std::mem::offset_of!(sys::SpeexBits, buf_size),
+            std::mem::offset_of!(sys::SpeexBits, reserved1),
+            std::mem::offset_of!(sys::SpeexBits, reserved2),
+        ];
+        assert_eq!(rust, c);
     }
 
     #[test]

@@ -52,9 +52,9 @@ impl SpeexBand {
 
     pub(super) fn mode_id(self) -> std::ffi::c_int {
         match self {
-            SpeexBand::Narrow => speex_sys::SPEEX_MODEID_NB,
-            SpeexBand::Wide => speex_sys::SPEEX_MODEID_WB,
-            SpeexBand::UltraWide => speex_sys::SPEEX_MODEID_UWB,
+            SpeexBand::Narrow => ffi::sys::SPEEX_MODEID_NB,
+            SpeexBand::Wide => ffi::sys::SPEEX_MODEID_WB,
+            SpeexBand::UltraWide => ffi::sys::SPEEX_MODEID_UWB,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use super::dialog::{Dialog, LocalParty, with_via};
 use super::dtmf::{DtmfTiming, Rfc4733Sender};
+use super::limit::TokenBucket;
 use super::message::SipMessage;
 use super::sdp::{self, LocalMedia, NegotiatedMedia};
 use super::transaction::{ClientTransaction, TimerConfig, TransactionKind, TxAction};
@@ -22,11 +23,18 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use super::call_peer::PendingAnswer;
+pub(super) use super::call_peer::SentAck;
+pub use super::call_peer::{FloodCounts, MAX_FORKS, PendingAnswer};
+use super::call_peer::{REPLY_BURST, REPLY_RATE};
 
 /// Session-Expires we ask for (RFC 4028 recommends 1800 s) and the smallest we accept.
 pub const SESSION_EXPIRES: u32 = 1800;
 pub const MIN_SE: u32 = 90;
+
+/// How long a hang-up waits for the BYE's answer (or, before answer, for a provisional to
+/// CANCEL and the 487) before the call is over anyway. Timer F would be 32 s: a callee that
+/// never answers must not hold a broadcast, nor the daemon's shutdown, that long.
+pub const HANGUP_WAIT: Duration = Duration::from_secs(4);
 
 /// Everything one call needs, fixed at dial time.
 #[derive(Debug, Clone)]
@@ -52,8 +60,6 @@ pub(super) enum Purpose {
     Invite,
     Cancel,
     Bye,
-    /// BYE to a losing fork; its answer matters to nobody.
-    ForkBye,
     DtmfInfo(char),
     KeyframeInfo,
     Refresh,
@@ -117,8 +123,13 @@ pub struct CallCore {
     pub(super) cancel_reason: Option<CallEnd>,
     pub(super) session_expires: u32,
     pub(super) dialog: Option<Dialog>,
-    /// ACKs sent for 2xx, by To tag, resent when the 2xx is retransmitted.
-    pub(super) acks: BTreeMap<String, Bytes>,
+    /// ACKs sent for 2xx, by To tag (at most [`MAX_FORKS`]), resent when the 2xx is
+    /// retransmitted.
+    pub(super) acks: BTreeMap<String, SentAck>,
+    /// When a hang-up stops waiting for the peer (see [`HANGUP_WAIT`]).
+    pub(super) hangup_deadline: Option<Instant>,
+    pub(super) reply_limit: TokenBucket,
+    pub(super) flood: FloodCounts,
     pub(super) negotiated: NegotiatedMedia,
     pub(super) session_id: u64,
     pub(super) sdp_version: u64,
@@ -156,6 +167,9 @@ impl CallCore {
             session_expires: SESSION_EXPIRES,
             dialog: None,
             acks: BTreeMap::new(),
+            hangup_deadline: None,
+            reply_limit: TokenBucket::new(REPLY_RATE, REPLY_BURST),
+            flood: FloodCounts::default(),
             negotiated: NegotiatedMedia::default(),
             session_id,
             sdp_version: 1,
@@ -177,6 +191,17 @@ impl CallCore {
 
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended && self.outputs.is_empty()
+    }
+
+    /// Ends the call at once without waiting for the peer: what a shutdown does at its deadline.
+    pub fn abandon(&mut self, reason: &str) {
+        self.pending.clear();
+        self.answer = None;
+        let end = self
+            .cancel_reason
+            .take()
+            .unwrap_or_else(|| CallEnd::local(reason.to_string()));
+        self.end(end);
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -201,6 +226,7 @@ impl CallCore {
             .chain(self.refresh_at)
             .chain(self.expire_at)
             .chain(self.answer.as_ref().map(|a| a.next_at))
+            .chain(self.hangup_deadline.filter(|_| self.phase != Phase::Ended))
             .min()
     }
 
@@ -253,6 +279,14 @@ impl CallCore {
             self.on_transaction_timeout(now, p);
         }
         self.pending.retain(|p| !p.tx.is_terminated());
+        if self.hangup_deadline.is_some_and(|d| d <= now)
+            && matches!(self.phase, Phase::AwaitingCancel | Phase::AwaitingByeAnswer)
+        {
+            // The peer did not answer our CANCEL or BYE in time: stop retransmitting and end.
+            self.hangup_deadline = None;
+            self.abandon("hung up");
+            return;
+        }
         if self.phase == Phase::AwaitingAnswer && self.answer_deadline.is_some_and(|d| d <= now) {
             self.answer_deadline = None;
             let secs = self.setup.answer_timeout.as_secs();
@@ -293,7 +327,7 @@ impl CallCore {
                 self.send_bye(now, CallEnd::status(408, "session refresh timed out"))
             }
             Purpose::DtmfInfo(_) => self.info_digit_done(now),
-            Purpose::ForkBye | Purpose::KeyframeInfo => {}
+            Purpose::KeyframeInfo => {}
         }
     }
 
@@ -307,9 +341,14 @@ impl CallCore {
             .iter()
             .position(|p| p.tx.branch == branch && p.method == cseq.method)
         else {
-            // A 2xx retransmission after its transaction ended: ACK it again (§13.2.2.4).
+            // A 2xx retransmission after its transaction ended (or a fork's 2xx): ACK it
+            // (§13.2.2.4). Only ours: a 2xx to our INVITE carries the branch we sent.
             if cseq.method == Method::INVITE && (200..300).contains(&status) {
-                self.on_invite_2xx(now, &msg);
+                if branch == self.invite_branch {
+                    self.on_invite_2xx(now, &msg);
+                } else {
+                    self.flood.foreign_2xx += 1;
+                }
             }
             return;
         };
@@ -525,6 +564,7 @@ impl CallCore {
     fn cancel(&mut self, now: Instant, end: CallEnd) {
         self.cancel_reason = Some(end);
         self.phase = Phase::AwaitingCancel;
+        self.hangup_deadline = Some(now + HANGUP_WAIT);
         // §9.1: a CANCEL before any provisional response waits for one.
         if self.got_provisional {
             self.send_cancel(now);
@@ -558,6 +598,7 @@ impl CallCore {
     pub(super) fn send_bye(&mut self, now: Instant, end: CallEnd) {
         self.cancel_reason = Some(end);
         self.phase = Phase::AwaitingByeAnswer;
+        self.hangup_deadline = Some(now + HANGUP_WAIT);
         self.refresh_at = None;
         self.expire_at = None;
         self.send_in_dialog(now, Method::BYE, Purpose::Bye, None);

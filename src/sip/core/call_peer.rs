@@ -14,6 +14,15 @@ use std::time::{Duration, Instant};
 /// How many peer responses we keep for retransmitted requests.
 const RESPONSE_CACHE: usize = 8;
 
+/// Most dialogs one INVITE may create (forked 2xx, §13.2.2.4). Each costs one ACK and one BYE,
+/// so the cap is also what a flood of forged 2xx with new To tags can make us send.
+pub const MAX_FORKS: usize = 16;
+
+/// Answers to peer requests that do not fit the dialog (481, 500, 491): a steady rate and a
+/// burst, so forged in-dialog requests cannot make us reflect at their rate.
+pub(super) const REPLY_RATE: u32 = 20;
+pub(super) const REPLY_BURST: u32 = 40;
+
 /// Our 2xx to a peer's INVITE, resent until the ACK (T1 doubling to T2, for 64·T1).
 #[derive(Debug, Clone)]
 pub struct PendingAnswer {
@@ -25,16 +34,51 @@ pub struct PendingAnswer {
     pub give_up_at: Instant,
 }
 
+/// The ACK we sent for one fork's 2xx, and when, to re-ACK retransmissions at a bounded rate.
+#[derive(Debug, Clone)]
+pub(super) struct SentAck {
+    pub data: Bytes,
+    pub to: Option<SocketAddr>,
+    pub at: Instant,
+}
+
+/// What a call ignored or did not answer because the input looked like a flood. The driver
+/// takes these into its counters ([`CallCore::take_flood_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FloodCounts {
+    /// 2xx with a new To tag past [`MAX_FORKS`].
+    pub forks_refused: u64,
+    /// Retransmitted 2xx not re-ACKed because the last ACK was too recent.
+    pub acks_suppressed: u64,
+    /// Answers (481 and the like) not sent because of the rate limit.
+    pub replies_suppressed: u64,
+    /// 2xx for our INVITE that carried a branch we never sent.
+    pub foreign_2xx: u64,
+}
+
 impl CallCore {
+    /// What was dropped as flood since the last call.
+    pub fn take_flood_counts(&mut self) -> FloodCounts {
+        std::mem::take(&mut self.flood)
+    }
+
     pub(super) fn on_invite_2xx(&mut self, now: Instant, msg: &SipMessage) {
         let Some(to_tag) = msg.to_tag() else { return };
-        if let Some(ack) = self.acks.get(&to_tag) {
-            // A retransmitted 2xx: our ACK got lost.
-            let to = self.dialog_destination();
-            self.outputs.push_back(Output::Send {
-                to,
-                data: ack.clone(),
-            });
+        let min_gap = self.setup.timers.t1 / 2;
+        if let Some(sent) = self.acks.get_mut(&to_tag) {
+            // A retransmitted 2xx: our ACK got lost. A peer retransmits at T1, 2·T1, …; more
+            // often than every T1/2 is not a peer, so those copies get no ACK.
+            if now.saturating_duration_since(sent.at) < min_gap {
+                self.flood.acks_suppressed += 1;
+                return;
+            }
+            sent.at = now;
+            let (to, data) = (sent.to, sent.data.clone());
+            self.outputs.push_back(Output::Send { to, data });
+            return;
+        }
+        if self.acks.len() >= MAX_FORKS {
+            self.flood.forks_refused += 1;
             return;
         }
         let remote_uri = format!("<{}>", self.setup.target);
@@ -48,21 +92,45 @@ impl CallCore {
             return;
         };
         let ack = self.ack_for(&dialog);
-        self.acks.insert(to_tag, ack.clone());
         let first = self.dialog.is_none()
             && matches!(self.phase, Phase::AwaitingAnswer | Phase::AwaitingCancel);
         if !first {
-            // §13.2.2.4: a later fork gets ACK and BYE.
-            let to = destination_of(&dialog);
+            // §13.2.2.4: a later fork gets ACK and BYE. The BYE goes once, untracked: a fork
+            // that never answers it is not worth 11 retransmissions (nor is a forged one).
+            let to = if self.setup.local.outbound_proxy.is_some() {
+                None
+            } else {
+                destination_of(&dialog)
+            };
+            self.acks.insert(
+                to_tag,
+                SentAck {
+                    data: ack.clone(),
+                    to,
+                    at: now,
+                },
+            );
             self.outputs.push_back(Output::Send { to, data: ack });
             let bye = dialog.request(&self.setup.local, Method::BYE);
-            let saved = self.dialog.replace(dialog);
-            self.start_transaction(now, bye, Purpose::ForkBye);
-            self.dialog = saved;
+            let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 16));
+            let mut bye = with_via(bye, &self.setup.local, &branch);
+            self.auth.authorize(&mut bye, &mut self.rng);
+            self.outputs.push_back(Output::Send {
+                to,
+                data: bye.to_bytes(),
+            });
             return;
         }
         self.dialog = Some(dialog);
         let to = self.dialog_destination();
+        self.acks.insert(
+            to_tag,
+            SentAck {
+                data: ack.clone(),
+                to,
+                at: now,
+            },
+        );
         self.outputs.push_back(Output::Send { to, data: ack });
         if self.phase == Phase::AwaitingCancel {
             // The answer crossed our CANCEL: take the call down properly.
@@ -73,7 +141,8 @@ impl CallCore {
             self.send_bye(now, end);
             return;
         }
-        let negotiated = match sdp::negotiate(&msg.body) {
+        let negotiated = match sdp::negotiate_preferring(&msg.body, self.setup.media.video_content)
+        {
             Ok(media) if media.audio.is_some() || media.video.is_some() => media,
             Ok(_) => {
                 return self.send_bye(
@@ -222,16 +291,16 @@ impl CallCore {
             return;
         }
         let Some(dialog) = self.dialog.as_mut() else {
-            return self.reply(&msg, 481, "Call/Transaction Does Not Exist", source);
+            return self.reply(now, &msg, 481, "Call/Transaction Does Not Exist", source);
         };
         if msg.from_tag().as_deref() != Some(dialog.remote_tag.as_str())
             || msg.to_tag().as_deref() != Some(dialog.local_tag.as_str())
         {
-            return self.reply(&msg, 481, "Call/Transaction Does Not Exist", source);
+            return self.reply(now, &msg, 481, "Call/Transaction Does Not Exist", source);
         }
         if let Some(last) = dialog.remote_cseq {
             if cseq.cseq < last {
-                return self.reply(&msg, 500, "Server Internal Error", source);
+                return self.reply(now, &msg, 500, "Server Internal Error", source);
             }
             if cseq.cseq == last {
                 // A retransmission: repeat what we said.
@@ -249,7 +318,7 @@ impl CallCore {
         dialog.remote_cseq = Some(cseq.cseq);
         match method {
             Method::BYE => {
-                self.reply(&msg, 200, "OK", source);
+                self.reply(now, &msg, 200, "OK", source);
                 self.end(CallEnd::remote("remote party hung up"));
             }
             Method::INVITE => self.answer_reinvite(now, &msg, source),
@@ -262,7 +331,7 @@ impl CallCore {
                 self.session_refreshed(now, &msg, &mut resp);
                 self.send_response(cseq.cseq, method, resp, source);
             }
-            Method::INFO | Method::OPTIONS => self.reply(&msg, 200, "OK", source),
+            Method::INFO | Method::OPTIONS => self.reply(now, &msg, 200, "OK", source),
             _ => {
                 let mut resp = response_to(&msg, 405, "Method Not Allowed", None);
                 resp.push(Name::ALLOW, ALLOW);
@@ -276,7 +345,7 @@ impl CallCore {
     fn answer_reinvite(&mut self, now: Instant, msg: &SipMessage, source: SocketAddr) {
         let Some(cseq) = msg.cseq() else { return };
         if self.phase != Phase::Established {
-            return self.reply(msg, 491, "Request Pending", source);
+            return self.reply(now, msg, 491, "Request Pending", source);
         }
         let body = if msg.body.is_empty() {
             self.sdp_version += 1;
@@ -304,7 +373,8 @@ impl CallCore {
 
     /// Applies a peer's offer; returns our answer SDP. Reports changed media.
     fn take_peer_sdp(&mut self, body: &[u8], is_offer: bool) -> String {
-        let media = sdp::negotiate(body).unwrap_or_else(|_| self.negotiated.clone());
+        let media = sdp::negotiate_preferring(body, self.setup.media.video_content)
+            .unwrap_or_else(|_| self.negotiated.clone());
         if media != self.negotiated {
             self.negotiated = media.clone();
             self.outputs
@@ -361,7 +431,18 @@ impl CallCore {
         self.outputs.push_back(Output::Send { to: Some(to), data });
     }
 
-    fn reply(&mut self, req: &SipMessage, code: u16, reason: &str, source: SocketAddr) {
+    fn reply(
+        &mut self,
+        now: Instant,
+        req: &SipMessage,
+        code: u16,
+        reason: &str,
+        source: SocketAddr,
+    ) {
+        if code >= 300 && !self.reply_limit.take(now) {
+            self.flood.replies_suppressed += 1;
+            return;
+        }
         let resp = response_to(req, code, reason, None);
         if let (Some(method), Some(cseq)) = (req.method().cloned(), req.cseq()) {
             self.send_response(cseq.cseq, method, resp, source);

@@ -1,5 +1,8 @@
 //! The call and registration cores in virtual time, against scripted peers.
 
+#[path = "call_flood_tests.rs"]
+mod flood;
+
 use super::call::{CallCore, CallSetup};
 use super::dialog::{LocalParty, Transport, response_to};
 use super::dtmf::DtmfTiming;
@@ -44,6 +47,7 @@ fn setup() -> CallSetup {
             audio_rtp_port: Some(40000),
             video_rtp_port: None,
             direction: Direction::SendRecv,
+            video_content: Default::default(),
         },
         answer_timeout: Duration::from_secs(30),
         dtmf_digits: String::new(),
@@ -407,7 +411,8 @@ fn forked_answers_first_2xx_wins_others_are_acked_and_byed() {
             .count(),
         1
     );
-    // A retransmitted 2xx of the winner gets the same ACK again.
+    // A retransmitted 2xx of the winner (a peer's T1 later) gets the same ACK again.
+    h.advance(Duration::from_millis(500));
     h.answer(Method::INVITE, 200, "peer", &[], Some(ANSWER_SDP));
     let winner_acks: Vec<_> = h
         .sent

@@ -447,7 +447,10 @@ fn normalise_header_value(name: &Name, value: BytesStr) -> BytesStr {
         Name::PROXY_AUTHORIZATION,
     ]
     .contains(name);
-    if is_auth && text.len() > 7 && text[..7].eq_ignore_ascii_case("digest ") {
+    // Compared as bytes: the value is peer text and byte 7 need not be a char boundary. When
+    // the first 7 bytes are `digest ` they are ASCII, so replacing them keeps the text valid.
+    let scheme = text.as_bytes().get(..7);
+    if is_auth && scheme.is_some_and(|s| s.eq_ignore_ascii_case(b"digest ")) {
         text.replace_range(..7, "Digest ");
     }
     BytesStr::from(text)
@@ -576,6 +579,29 @@ mod tests {
             Some("q")
         );
         assert_eq!(name_addr_param("<sip:b@c;tag=q>", "tag"), None);
+    }
+
+    #[test]
+    fn multi_byte_text_in_auth_headers_never_panics() {
+        // Issue 10: `abcdefé` puts a 2-byte char across byte 7.
+        for value in [
+            "abcdefé",
+            "abcdef\u{20ac}x",
+            "é",
+            "\u{1f389}\u{1f389}",
+            "digesté",
+        ] {
+            for name in ["Authorization", "Proxy-Authorization", "WWW-Authenticate"] {
+                let text = INVITE.replace("Max-Forwards: 70", &format!("{name}: {value}"));
+                let m = message(&text);
+                assert_eq!(m.header(&Name::from(name.to_string())), Some(value));
+            }
+        }
+        let lower = INVITE.replace("Max-Forwards: 70", "Authorization: digest realm=\"é\"");
+        assert_eq!(
+            message(&lower).header(&Name::AUTHORIZATION),
+            Some("Digest realm=\"é\"")
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod dialog;
 pub mod digest;
 pub mod dns;
 pub mod dtmf;
+pub mod framing;
+pub mod limit;
 pub mod message;
 pub mod registration;
 pub mod sdp;
@@ -27,6 +29,10 @@ use std::time::Duration;
 /// How digits are sent after answer: the spec's `call.dtmf_method` (RFC 4733 events on the
 /// audio RTP stream, falling back to SIP INFO if the answer has none; or INFO).
 pub use crate::spec::DtmfMethod;
+
+/// The longest Retry-After we pass on: a peer's (or a stranger's) "come back in 136 years"
+/// must not park a broadcast for longer than an hour.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Why a call (or registration) ended, for the broadcast status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +80,7 @@ impl CallEnd {
         CallEnd {
             retry_after: msg
                 .header_u32(&ezk_sip_types::Name::RETRY_AFTER)
-                .map(|s| Duration::from_secs(s as u64)),
+                .map(|s| Duration::from_secs(u64::from(s)).min(MAX_RETRY_AFTER)),
             ..CallEnd::status(code, format!("{code} {phrase}"))
         }
     }

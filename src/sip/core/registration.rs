@@ -111,6 +111,13 @@ impl RegistrationCore {
             .min()
     }
 
+    /// Gives up at once (a shutdown past its deadline): no more REGISTERs, nothing to wait for.
+    pub fn abandon(&mut self) {
+        self.tx = None;
+        self.refresh_at = None;
+        self.state = RegistrationState::Done;
+    }
+
     /// Removes the binding (Expires: 0).
     pub fn unregister(&mut self, now: Instant) {
         self.refresh_at = None;

@@ -3,6 +3,8 @@
 //! timeout. [`UserAgent`] is the handle the rest of sipcast holds.
 
 mod engine;
+#[doc(hidden)]
+pub mod harness;
 mod resolve;
 mod transport;
 
@@ -10,11 +12,11 @@ use crate::secret::SecretSource;
 use crate::sip::core::CallEvent;
 use crate::sip::core::DtmfMethod;
 use crate::sip::core::dialog::Transport;
-use crate::sip::core::sdp::Direction;
+use crate::sip::core::sdp::{Direction, VideoContent};
 use crate::sip::core::transaction::TimerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -70,6 +72,8 @@ pub struct LocalMedia {
     pub audio_rtp_port: Option<u16>,
     pub video_rtp_port: Option<u16>,
     pub direction: Direction,
+    /// The meeting video we want when there are two (people or slides).
+    pub video_content: VideoContent,
 }
 
 /// DTMF to send after answer.
@@ -104,11 +108,58 @@ pub enum UaError {
     },
 }
 
-/// Counters the status page may show.
+/// Counters the status page may show. Everything a peer can make us drop is counted here.
 #[derive(Debug, Default)]
 pub struct UaStats {
-    /// Malformed, oversized or unroutable messages dropped.
+    /// Malformed, oversized or unroutable messages dropped (also 2xx with a branch we never
+    /// sent, and streams closed for an invalid or oversized message).
     pub dropped: AtomicU64,
+    /// Requests matching nothing of ours that we answered statelessly.
+    pub stray_answered: AtomicU64,
+    /// Requests matching nothing of ours dropped by the rate limit.
+    pub stray_rate_limited: AtomicU64,
+    /// 2xx with a new To tag past the per-call fork cap.
+    pub forks_refused: AtomicU64,
+    /// Retransmitted 2xx not re-ACKed (too soon after the last ACK).
+    pub acks_suppressed: AtomicU64,
+    /// In-dialog answers (481 and the like) dropped by the rate limit.
+    pub replies_suppressed: AtomicU64,
+    /// Messages dropped between the TCP/TLS tasks and the engine (a queue was full), or sends
+    /// refused for the connection cap.
+    pub tcp_dropped: AtomicU64,
+    /// Times the SIP engine panicked and was restarted.
+    pub restarts: AtomicU64,
+    /// True while the engine is down (between a panic and its restart).
+    pub down: AtomicBool,
+}
+
+impl UaStats {
+    pub fn snapshot(&self) -> UaCounters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        UaCounters {
+            dropped: get(&self.dropped),
+            stray_answered: get(&self.stray_answered),
+            stray_rate_limited: get(&self.stray_rate_limited),
+            forks_refused: get(&self.forks_refused),
+            acks_suppressed: get(&self.acks_suppressed),
+            replies_suppressed: get(&self.replies_suppressed),
+            tcp_dropped: get(&self.tcp_dropped),
+            restarts: get(&self.restarts),
+        }
+    }
+}
+
+/// A snapshot of [`UaStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UaCounters {
+    pub dropped: u64,
+    pub stray_answered: u64,
+    pub stray_rate_limited: u64,
+    pub forks_refused: u64,
+    pub acks_suppressed: u64,
+    pub replies_suppressed: u64,
+    pub tcp_dropped: u64,
+    pub restarts: u64,
 }
 
 pub(crate) enum Command {
@@ -127,6 +178,9 @@ pub(crate) enum Command {
     Shutdown {
         done: oneshot::Sender<()>,
     },
+    /// Makes the engine panic: tests of its supervision.
+    #[cfg(test)]
+    Panic,
 }
 
 /// The SIP user agent handle. Cheap to clone; the driver task stops when every handle and call
@@ -171,8 +225,25 @@ impl UserAgent {
         self.stats.dropped.load(Ordering::Relaxed)
     }
 
+    /// Times the SIP engine panicked and was restarted (`sipcast_internal_restarts_total`
+    /// with `task="sip"`).
+    pub fn restarts(&self) -> u64 {
+        self.stats.restarts.load(Ordering::Relaxed)
+    }
+
+    /// True while the SIP engine is down after a panic, until its restart (`/livez` 503).
+    pub fn is_down(&self) -> bool {
+        self.stats.down.load(Ordering::Relaxed)
+    }
+
+    /// Every counter at once.
+    pub fn counters(&self) -> UaCounters {
+        self.stats.snapshot()
+    }
+
     /// Hangs up every call, un-REGISTERs every binding and waits until that is done (the BYEs
-    /// and REGISTERs answered or timed out). Dials after this end at once.
+    /// and REGISTERs answered, or abandoned after a bounded wait of about 2.5 s). Dials after
+    /// this end at once.
     pub async fn shutdown(&self) {
         let (done, wait) = oneshot::channel();
         if self.commands.send(Command::Shutdown { done }).is_ok() {

@@ -10,6 +10,19 @@ use std::time::Duration;
 
 /// How long one SRV query may take before we fall back to A/AAAA.
 const SRV_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long one A/AAAA lookup (the system resolver) may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// SRV targets tried at most (a hostile answer may list many).
+const MAX_SRV_TARGETS: usize = 4;
+
+/// A/AAAA through the system resolver, bounded in time.
+async fn lookup(host: &str, port: u16) -> Result<Option<SocketAddr>, String> {
+    match tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(mut addrs)) => Ok(addrs.next()),
+        Ok(Err(err)) => Err(format!("cannot resolve {host}: {err}")),
+        Err(_) => Err(format!("cannot resolve {host}: timed out")),
+    }
+}
 
 /// `sip:…`/`sips:…` as given; a bare user or number is dialed at the account's domain.
 pub(super) fn request_uri(to: &str, domain: &str) -> String {
@@ -67,22 +80,16 @@ pub(super) async fn resolve(
         return Ok((SocketAddr::new(ip, port), host));
     }
     if host_and_explicit_port(uri).1.is_none() {
-        for record in srv_lookup(&srv_name(&host, transport)).await {
-            if let Ok(mut addrs) =
-                tokio::net::lookup_host((record.target.as_str(), record.port)).await
-            {
-                if let Some(addr) = addrs.next() {
-                    return Ok((addr, host));
-                }
+        let records = srv_lookup(&srv_name(&host, transport)).await;
+        for record in records.iter().take(MAX_SRV_TARGETS) {
+            if let Ok(Some(addr)) = lookup(&record.target, record.port).await {
+                return Ok((addr, host));
             }
         }
     }
-    let mut addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|err| format!("cannot resolve {host}: {err}"))?;
-    let addr = addrs.next();
-    drop(addrs);
-    let addr = addr.ok_or_else(|| format!("{host} has no address"))?;
+    let addr = lookup(&host, port)
+        .await?
+        .ok_or_else(|| format!("{host} has no address"))?;
     Ok((addr, host))
 }
 

@@ -3,16 +3,19 @@
 //! connection is reported (calls not yet answered over it end with 503, §8.1.3.1) and re-opened
 //! on the next send. TLS checks the certificate chain and the peer's name.
 
-use super::engine::Inbound;
-use crate::sip::core::message::{Framed, MAX_MESSAGE_LEN, ParseError, parse_stream};
-use bytes::{Bytes, BytesMut};
+use super::engine::{Control, Link};
+use crate::sip::core::framing::StreamFramer;
+use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::timeout;
 
 /// TLS settings for one connection: the client config and the name the certificate must carry.
 pub(super) type TlsTarget = (Arc<rustls::ClientConfig>, ServerName<'static>);
@@ -47,29 +50,39 @@ pub(super) fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientCon
     Ok(Arc::new(config))
 }
 
+/// Bytes queued toward one connection at most; past it, sends are dropped and counted (a peer
+/// that stops reading must not grow our memory).
+const WRITE_QUEUE: usize = 64;
+/// TCP connect and TLS handshake, each.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One write; a peer that stops reading fails the connection after this.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A new connection whose peer has sent nothing at all this long after our first request is
+/// not a SIP server (a real one answers an INVITE with 100 Trying at once): fail the attempt
+/// now instead of after Timer B's 32 s.
+const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Opens a TCP (or TLS) connection to `peer` in the background; returns where to queue bytes.
-pub(super) fn connect(
-    peer: SocketAddr,
-    tls: Option<TlsTarget>,
-    inbound: mpsc::UnboundedSender<Inbound>,
-) -> mpsc::UnboundedSender<Bytes> {
-    let (writer, queue) = mpsc::unbounded_channel::<Bytes>();
+pub(super) fn connect(peer: SocketAddr, tls: Option<TlsTarget>, link: Link) -> mpsc::Sender<Bytes> {
+    let (writer, queue) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     tokio::spawn(async move {
-        let reason = match TcpStream::connect(peer).await {
-            Err(err) => format!("cannot connect to {peer}: {err}"),
-            Ok(stream) => match tls {
-                None => pump(stream, peer, queue, &inbound).await,
-                Some((config, name)) => match tokio_rustls::TlsConnector::from(config)
-                    .connect(name, stream)
-                    .await
-                {
-                    Ok(stream) => pump(stream, peer, queue, &inbound).await,
-                    Err(err) => format!("TLS handshake with {peer} failed: {err}"),
-                },
+        let reason = match timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+            Err(_) => format!("cannot connect to {peer}: timed out"),
+            Ok(Err(err)) => format!("cannot connect to {peer}: {err}"),
+            Ok(Ok(stream)) => match tls {
+                None => pump(stream, peer, queue, &link).await,
+                Some((config, name)) => {
+                    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+                    match timeout(CONNECT_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => pump(stream, peer, queue, &link).await,
+                        Ok(Err(err)) => format!("TLS handshake with {peer} failed: {err}"),
+                        Err(_) => format!("TLS handshake with {peer} timed out"),
+                    }
+                }
             },
         };
         tracing::debug!(%peer, %reason, "SIP connection closed");
-        let _ = inbound.send(Inbound::Closed(peer, reason));
+        let _ = link.control.send(Control::Closed(peer, reason));
     });
     writer
 }
@@ -78,55 +91,71 @@ pub(super) fn connect(
 async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
-    mut queue: mpsc::UnboundedReceiver<Bytes>,
-    inbound: &mpsc::UnboundedSender<Inbound>,
+    mut queue: mpsc::Receiver<Bytes>,
+    link: &Link,
 ) -> String {
     let (mut reader, mut write_half) = tokio::io::split(stream);
-    let mut buf = BytesMut::with_capacity(8192);
+    let mut framer = StreamFramer::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut heard_from_peer = false;
+    let mut first_answer_by: Option<tokio::time::Instant> = None;
     loop {
+        let silent_deadline = async {
+            match first_answer_by {
+                Some(at) if !heard_from_peer => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             data = queue.recv() => match data {
                 Some(data) => {
-                    if let Err(err) = write_half.write_all(&data).await {
-                        return format!("write to {peer} failed: {err}");
+                    match timeout(WRITE_TIMEOUT, write_half.write_all(&data)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => return format!("write to {peer} failed: {err}"),
+                        Err(_) => return format!("write to {peer} timed out (peer not reading)"),
                     }
+                    first_answer_by.get_or_insert_with(|| {
+                        crate::clock::monotonic() + FIRST_ANSWER_TIMEOUT
+                    });
                 }
                 None => return "no longer needed".into(),
             },
-            read = reader.read_buf(&mut buf) => {
-                match read {
+            read = reader.read(&mut chunk) => {
+                let len = match read {
                     Ok(0) => return format!("{peer} closed the connection"),
                     Err(err) => return format!("read from {peer} failed: {err}"),
-                    Ok(_) => {}
+                    Ok(len) => len,
+                };
+                heard_from_peer = true;
+                if framer.push(chunk.get(..len).unwrap_or_default()).is_err()
+                    || !drain_frames(&mut framer, peer, link)
+                {
+                    link.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    return format!("{peer} sent an invalid or oversized SIP stream");
                 }
-                if !drain_frames(&mut buf, peer, inbound) {
-                    return format!("{peer} sent an invalid SIP stream");
-                }
+            }
+            _ = silent_deadline => {
+                return format!(
+                    "{peer} sent nothing within {}s of our request",
+                    FIRST_ANSWER_TIMEOUT.as_secs()
+                );
             }
         }
     }
 }
 
-/// Hands every complete message in `buf` to the engine; false when the stream is unusable.
-fn drain_frames(
-    buf: &mut BytesMut,
-    peer: SocketAddr,
-    inbound: &mpsc::UnboundedSender<Inbound>,
-) -> bool {
+/// Hands every complete message to the engine; false when the stream is unusable. A full
+/// engine queue drops the message (counted), as a lost datagram would be.
+fn drain_frames(framer: &mut StreamFramer, peer: SocketAddr, link: &Link) -> bool {
     loop {
-        match parse_stream(buf) {
-            Ok(Framed::KeepAlive(n)) => {
-                let _ = buf.split_to(n);
+        match framer.next_message() {
+            Ok(Some(msg)) => {
+                if link.frames.try_send((msg, peer)).is_err() {
+                    link.stats.tcp_dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            Ok(Framed::Message(msg, n)) => {
-                let _ = buf.split_to(n);
-                let _ = inbound.send(Inbound::Message(msg, peer));
-            }
-            Err(ParseError::Incomplete) if buf.len() <= MAX_MESSAGE_LEN => return true,
-            Err(_) => {
-                let _ = inbound.send(Inbound::Dropped);
-                return false;
-            }
+            Ok(None) => return true,
+            Err(_) => return false,
         }
     }
 }

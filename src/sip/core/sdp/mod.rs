@@ -8,7 +8,7 @@
 
 mod negotiate;
 
-pub use negotiate::negotiate;
+pub use negotiate::{negotiate, negotiate_preferring};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -77,6 +77,15 @@ pub enum MediaKind {
     Video,
 }
 
+/// Which video a meeting sends we stream (RFC 4796 `a=content`): the people or the shared
+/// slides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum VideoContent {
+    #[default]
+    Main,
+    Slides,
+}
+
 /// What we put in our offer, and what the media path binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalMedia {
@@ -87,6 +96,9 @@ pub struct LocalMedia {
     /// Direction we offer. Default sendrecv: many gateways refuse recvonly, and we then simply
     /// send nothing (or DTMF events) ourselves.
     pub direction: Direction,
+    /// The video we want; `Slides` is said in our offer (`a=content:slides`) and preferred in
+    /// the answer.
+    pub video_content: VideoContent,
 }
 
 /// One codec we offer: (payload type, name, clock rate, channels, fmtp).
@@ -279,6 +291,9 @@ pub fn render(
         }
         if kind == MediaKind::Video {
             sdp.push_str("a=rtcp-fb:* nack pli\r\na=rtcp-fb:* ccm fir\r\n");
+            if local.video_content == VideoContent::Slides {
+                sdp.push_str("a=content:slides\r\n");
+            }
         }
         let _ = write!(sdp, "a={}\r\n", direction.attribute());
     }
@@ -303,6 +318,7 @@ mod tests {
             audio_rtp_port: Some(40000),
             video_rtp_port: Some(40002),
             direction: Direction::SendRecv,
+            video_content: Default::default(),
         }
     }
 
@@ -356,6 +372,32 @@ mod tests {
         );
         assert_eq!(video.rtcp_fb, vec!["nack pli", "ccm fir"]);
         assert_eq!(video.direction, Direction::SendOnly);
+    }
+
+    #[test]
+    fn the_main_video_is_chosen_by_its_content_attribute_not_its_position() {
+        let answer = include_str!("../../../../testdata/sip/connector_answer_slides_and_main.sdp");
+        let video = negotiate(answer.as_bytes()).unwrap().video.unwrap();
+        assert_eq!(video.payload_type, 96);
+        assert_eq!(video.remote_rtp, "203.0.113.20:31002".parse().unwrap());
+        // Slides alone are still better than no video.
+        let slides_only = answer.replace("a=content:main", "a=content:slides");
+        let video = negotiate(slides_only.as_bytes()).unwrap().video.unwrap();
+        assert_eq!(video.payload_type, 97, "the first usable one");
+        // A spec that asks for the slides gets them, and says so in its offer.
+        let video = negotiate_preferring(answer.as_bytes(), VideoContent::Slides)
+            .unwrap()
+            .video
+            .unwrap();
+        assert_eq!(video.payload_type, 97);
+        let local = LocalMedia {
+            address: "192.0.2.1".parse().unwrap(),
+            audio_rtp_port: Some(4000),
+            video_rtp_port: Some(4002),
+            direction: Direction::SendRecv,
+            video_content: VideoContent::Slides,
+        };
+        assert!(render(&local, 1, 1, None).contains("a=content:slides\r\n"));
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! Reading the peer's SDP (RFC 4566 §5) and choosing, per stream, the first format we support
 //! (RFC 3264 §6: formats in the answer are in the answerer's preference order).
+//!
+//! Meeting connectors (Cisco, Poly, Zoom) send two video m-lines, the people and the shared
+//! slides, told apart by `a=content` (RFC 4796), not by position: we take the main one
+//! (`a=content:main`, or no content attribute) and the slides only when nothing else is usable.
 
 use super::{
     AUDIO_OFFER, Direction, MAX_MEDIA_SECTIONS, MAX_SDP_LEN, MediaKind, NegotiatedMedia,
-    NegotiatedStream, SdpError, VIDEO_OFFER,
+    NegotiatedStream, SdpError, VIDEO_OFFER, VideoContent,
 };
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,11 +25,29 @@ struct Section {
     rtcp_port: Option<u16>,
     rtcp_mux: bool,
     direction: Option<Direction>,
+    /// `a=content` (RFC 4796): `main`, `slides`, `speaker`, `sl`, `alt`.
+    content: Option<String>,
+}
+
+impl Section {
+    /// Not the shared-content stream of a meeting (RFC 4796 `slides`, or `alt`).
+    fn is_main(&self) -> bool {
+        !self
+            .content
+            .as_deref()
+            .is_some_and(|c| c.split(',').any(|v| matches!(v.trim(), "slides" | "alt")))
+    }
 }
 
 /// Reads the peer's SDP (an answer to our offer, or an offer in a re-INVITE) and picks, per
 /// stream, the first format we support. A stream with port 0 or no supported format is `None`.
 pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
+    negotiate_preferring(sdp, VideoContent::Main)
+}
+
+/// [`negotiate`], taking the video m-line whose `a=content` matches `wanted` first (audio is
+/// never affected), then any other usable one.
+pub fn negotiate_preferring(sdp: &[u8], wanted: VideoContent) -> Result<NegotiatedMedia, SdpError> {
     if sdp.len() > MAX_SDP_LEN {
         return Err(SdpError::TooLarge);
     }
@@ -65,19 +87,27 @@ pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
         return Err(SdpError::Invalid("missing v= line"));
     }
     let mut media = NegotiatedMedia::default();
-    for section in &sections {
-        let Some(kind) = section.kind else { continue };
-        let slot = match kind {
-            MediaKind::Audio => &mut media.audio,
-            MediaKind::Video => &mut media.video,
-        };
-        if slot.is_some() || section.port == 0 {
-            continue;
+    // The wanted content first, so a slides m-line listed before the camera never wins (or the
+    // other way round when the spec asks for the slides).
+    let wanted_main = wanted == VideoContent::Main;
+    for first_pass in [true, false] {
+        for section in sections
+            .iter()
+            .filter(|s| (s.is_main() == wanted_main) == first_pass)
+        {
+            let Some(kind) = section.kind else { continue };
+            let slot = match kind {
+                MediaKind::Audio => &mut media.audio,
+                MediaKind::Video => &mut media.video,
+            };
+            if slot.is_some() || section.port == 0 {
+                continue;
+            }
+            let Some(address) = section.connection.or(session_connection) else {
+                return Err(SdpError::Invalid("no connection address"));
+            };
+            *slot = choose(section, kind, address, session_direction);
         }
-        let Some(address) = section.connection.or(session_connection) else {
-            return Err(SdpError::Invalid("no connection address"));
-        };
-        *slot = choose(section, kind, address, session_direction);
     }
     Ok(media)
 }
@@ -150,6 +180,7 @@ fn parse_attribute(section: &mut Section, value: &str) {
         }
         "rtcp" => section.rtcp_port = rest.split_whitespace().next().and_then(|p| p.parse().ok()),
         "rtcp-mux" => section.rtcp_mux = true,
+        "content" => section.content = Some(rest.chars().take(64).collect()),
         other => {
             if let Some(d) = Direction::parse(other) {
                 section.direction = Some(d);

@@ -1,71 +1,75 @@
-//! The outbound side of the engine: who we say we are (Via, Contact) toward a hop, and putting
-//! bytes on the right transport, opening TCP/TLS connections as needed.
+//! The outbound side of the engine: putting bytes on the right transport, opening TCP/TLS
+//! connections as needed (at most [`MAX_CONNECTIONS`]).
 
-use super::{Engine, Hop, Inbound};
-use crate::sip::core::dialog::{LocalParty, Transport};
-use crate::sip::driver::Account;
-use crate::sip::driver::resolve::local_ip_toward;
+use super::{Control, Engine, Hop};
+use crate::sip::core::dialog::Transport;
 use crate::sip::driver::transport::{TlsTarget, connect, tls_config};
 use bytes::Bytes;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc::error::TrySendError;
+
+/// Open SIP connections at most. Connections are ours (outgoing, one per next hop); a forged
+/// fork Contact could name new addresses, so the map is capped all the same.
+const MAX_CONNECTIONS: usize = 64;
 
 impl Engine {
-    pub(super) fn local_party(&self, account: &Account, hop: Hop) -> LocalParty {
-        let ip = self
-            .config
-            .public_addr
-            .unwrap_or_else(|| local_ip_toward(self.local_addr, hop.addr));
-        let host = match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("[{v6}]"),
-        };
-        let sent_by = format!("{host}:{}", self.local_addr.port());
-        LocalParty {
-            aor: format!("sip:{}@{}", account.user, account.domain),
-            display_name: account.display_name.clone(),
-            contact: format!(
-                "sip:{}@{sent_by}{}",
-                account.user,
-                account.transport.uri_param()
-            ),
-            sent_by,
-            transport: account.transport,
-            outbound_proxy: account.proxy.as_ref().map(|p| {
-                if p.contains(";lr") {
-                    p.clone()
-                } else {
-                    format!("{p};lr")
-                }
-            }),
-            user_agent: self.config.user_agent.clone(),
-        }
-    }
-
     pub(super) async fn send(&mut self, hop: Hop, data: Bytes) {
         if hop.transport == Transport::Udp {
             if let Err(err) = self.udp.send_to(&data, hop.addr).await {
-                tracing::warn!(to = %hop.addr, %err, "SIP send failed");
+                tracing::debug!(to = %hop.addr, %err, "SIP send failed");
             }
             return;
         }
         if let Some(writer) = self.tcp.get(&hop.addr) {
-            if writer.send(data.clone()).is_ok() {
-                return;
+            match writer.try_send(data.clone()) {
+                Ok(()) => return,
+                Err(TrySendError::Full(_)) => {
+                    self.state_stats_tcp_dropped();
+                    return;
+                }
+                Err(TrySendError::Closed(_)) => {
+                    self.tcp.remove(&hop.addr);
+                }
             }
+        }
+        if self.tcp.len() >= MAX_CONNECTIONS {
+            self.state_stats_tcp_dropped();
+            let _ = self.link.control.send(Control::Closed(
+                hop.addr,
+                format!("too many SIP connections (at most {MAX_CONNECTIONS})"),
+            ));
+            return;
         }
         let tls = match hop.transport {
             Transport::Tls => match self.tls_target(hop.addr) {
                 Ok(target) => Some(target),
                 Err(reason) => {
-                    let _ = self.inbound_tx.send(Inbound::Closed(hop.addr, reason));
+                    let _ = self.link.control.send(Control::Closed(hop.addr, reason));
                     return;
                 }
             },
             _ => None,
         };
-        let writer = connect(hop.addr, tls, self.inbound_tx.clone());
-        let _ = writer.send(data);
+        let writer = connect(hop.addr, tls, self.link.clone());
+        let _ = writer.try_send(data);
         self.tcp.insert(hop.addr, writer);
+    }
+
+    /// An answer to a peer's request: UDP, or the connection it came over (never a new one).
+    pub(super) async fn reply(&mut self, hop: Hop, data: Bytes) {
+        if hop.transport == Transport::Udp {
+            return self.send(hop, data).await;
+        }
+        if let Some(writer) = self.tcp.get(&hop.addr) {
+            if writer.try_send(data).is_err() {
+                self.state_stats_tcp_dropped();
+            }
+        }
+    }
+
+    fn state_stats_tcp_dropped(&self) {
+        self.link.stats.tcp_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The TLS client config (built once) and the name `addr` must prove.
@@ -73,7 +77,7 @@ impl Engine {
         let config = match &self.tls {
             Some(config) => config.clone(),
             None => {
-                let config = tls_config(self.config.tls_ca_file.as_deref())?;
+                let config = tls_config(self.state.config().tls_ca_file.as_deref())?;
                 self.tls = Some(config.clone());
                 config
             }

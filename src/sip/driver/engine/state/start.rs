@@ -1,0 +1,185 @@
+//! Starting calls and registrations once their next hops are known.
+
+use super::super::super::resolve::{local_ip_toward, request_uri};
+use super::super::super::{Account, CallConfig};
+use super::{CallSlot, EngineState, Hop, PendingDial, RegKey, RegSlot};
+use crate::sip::core::call::{CallCore, CallSetup};
+use crate::sip::core::dialog::LocalParty;
+use crate::sip::core::dtmf::DtmfTiming;
+use crate::sip::core::registration::{RegistrationCore, RegistrationSetup, RegistrationState};
+use crate::sip::core::sdp::LocalMedia as SdpMedia;
+use crate::sip::core::{Authenticator, CallEvent};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::net::IpAddr;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+impl EngineState {
+    pub(super) fn register_then_call(
+        &mut self,
+        now: Instant,
+        call_id: String,
+        dial: PendingDial,
+        call_hop: Hop,
+        reg_hop: Hop,
+    ) {
+        let account = &dial.config.account;
+        let key: RegKey = (
+            account.user.clone(),
+            account.domain.clone(),
+            account.registrar.clone().unwrap_or_default(),
+            account.transport,
+        );
+        // A binding that failed or ended (its calls may live on) is started afresh below.
+        let mut users = Vec::new();
+        if let Some(slot) = self.registrations.get_mut(&key) {
+            if slot.core.is_registered() {
+                slot.users.push(call_id.clone());
+                return self.start_call(now, call_id, dial, call_hop, Some(key));
+            }
+            if slot.core.state() == RegistrationState::Registering {
+                let _ = dial.events.send(CallEvent::Registering);
+                slot.waiting.push((call_id, dial, call_hop));
+                return;
+            }
+            users = std::mem::take(&mut slot.users);
+        }
+        let local = self.local_party(account, reg_hop);
+        let registrar = account
+            .registrar
+            .clone()
+            .unwrap_or_else(|| format!("sip:{}", account.domain));
+        let setup = RegistrationSetup {
+            local,
+            registrar,
+            expires: self.config.register_expires,
+            timers: self.config.timers,
+        };
+        let auth = Authenticator::new(
+            account
+                .auth_user
+                .clone()
+                .unwrap_or_else(|| account.user.clone()),
+            account.password.clone(),
+        );
+        let rng = StdRng::from_rng(&mut self.rng);
+        let core = RegistrationCore::new(setup, auth, rng, now);
+        self.registrations.insert(
+            key,
+            RegSlot {
+                core,
+                hop: reg_hop,
+                users,
+                waiting: vec![(call_id, dial, call_hop)],
+            },
+        );
+    }
+
+    pub(super) fn start_call(
+        &mut self,
+        now: Instant,
+        call_id: String,
+        dial: PendingDial,
+        hop: Hop,
+        registration: Option<RegKey>,
+    ) {
+        let PendingDial {
+            config,
+            events,
+            waiters,
+        } = dial;
+        let local = self.local_party(&config.account, hop);
+        let address = self.local_ip(hop);
+        let setup = CallSetup {
+            call_id: call_id.clone(),
+            local,
+            target: request_uri(&config.to, &config.account.domain),
+            media: SdpMedia {
+                address,
+                audio_rtp_port: config.local_media.audio_rtp_port,
+                video_rtp_port: config.local_media.video_rtp_port,
+                direction: config.local_media.direction,
+                video_content: config.local_media.video_content,
+            },
+            answer_timeout: config.answer_timeout,
+            dtmf_digits: config.dtmf.digits.clone(),
+            dtmf_method: config.dtmf.method,
+            dtmf_delay: config.dtmf.delay,
+            dtmf_timing: DtmfTiming::default(),
+            can_send_rtp: config.dtmf_rtp.is_some(),
+            timers: self.config.timers,
+        };
+        let account = &config.account;
+        let auth = Authenticator::new(
+            account
+                .auth_user
+                .clone()
+                .unwrap_or_else(|| account.user.clone()),
+            account.password.clone(),
+        );
+        let core = CallCore::new(setup, auth, StdRng::from_rng(&mut self.rng), now);
+        self.calls.insert(
+            call_id,
+            CallSlot {
+                core,
+                events,
+                hop,
+                rtp: config.dtmf_rtp.clone(),
+                waiters,
+                registration,
+                ended: false,
+            },
+        );
+    }
+
+    fn local_ip(&self, hop: Hop) -> IpAddr {
+        self.config
+            .public_addr
+            .unwrap_or_else(|| local_ip_toward(self.local_addr, hop.addr))
+    }
+
+    fn local_party(&self, account: &Account, hop: Hop) -> LocalParty {
+        let host = match self.local_ip(hop) {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        let sent_by = format!("{host}:{}", self.local_addr.port());
+        LocalParty {
+            aor: format!("sip:{}@{}", account.user, account.domain),
+            display_name: account.display_name.clone(),
+            contact: format!(
+                "sip:{}@{sent_by}{}",
+                account.user,
+                account.transport.uri_param()
+            ),
+            sent_by,
+            transport: account.transport,
+            outbound_proxy: account.proxy.as_ref().map(|p| {
+                if p.contains(";lr") {
+                    p.clone()
+                } else {
+                    format!("{p};lr")
+                }
+            }),
+            user_agent: self.config.user_agent.clone(),
+        }
+    }
+
+    /// Starts a call straight at `hop` (no resolution): the fuzz entry point's live call.
+    pub(crate) fn start_call_at(
+        &mut self,
+        now: Instant,
+        call_id: String,
+        config: CallConfig,
+        events: mpsc::UnboundedSender<CallEvent>,
+        hop: Hop,
+    ) {
+        let dial = PendingDial {
+            config: Box::new(config),
+            events,
+            waiters: Vec::new(),
+        };
+        self.start_call(now, call_id, dial, hop, None);
+    }
+}
