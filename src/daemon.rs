@@ -61,6 +61,7 @@ impl Engine {
                 board,
                 clock,
                 preview: preview.clone(),
+                exited: Arc::new(Notify::new()),
             },
             tasks.clone(),
         );

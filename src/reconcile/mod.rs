@@ -307,6 +307,7 @@ impl Reconciler {
         mut on_tick: impl FnMut(&crate::status::Snapshot),
     ) {
         self.tasks.mark_up(RECONCILER);
+        let exited = self.ctx.exited.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -326,6 +327,13 @@ impl Reconciler {
                     Some(Control::Shutdown) | None => break,
                 },
                 _ = tick.tick() => {
+                    let tasks = self.tasks.clone();
+                    run_pass(&tasks, RECONCILER, || self.reconcile());
+                }
+                _ = exited.notified() => {
+                    // The task may still be returning from its last poll: give it a moment
+                    // (if it is not done by then, the next tick reaps it).
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                     let tasks = self.tasks.clone();
                     run_pass(&tasks, RECONCILER, || self.reconcile());
                 }

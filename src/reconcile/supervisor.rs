@@ -42,6 +42,9 @@ pub struct SupervisorContext {
     pub clock: WallClock,
     /// Where outputs offer their frames to live-preview viewers.
     pub preview: PreviewHub,
+    /// Rung by every supervisor as it exits, so the reconciler forgets it (and a deleted
+    /// broadcast leaves status) at once rather than at its next tick.
+    pub exited: Arc<Notify>,
 }
 
 /// The reconciler's grip on a running supervisor.
@@ -210,6 +213,7 @@ impl Supervisor {
         }
         self.stop_output().await;
         tracing::info!(broadcast = %self.name, "supervisor stopped");
+        self.ctx.exited.notify_one();
     }
 
     /// Starts the output (the slate until a call gives media) if not already. Its targets
