@@ -371,26 +371,7 @@ fn hostile_rtp_never_reaches_the_stream_nor_stops_the_call() {
 /// The recording's audio over 1.5 s from `from` seconds on is silence: the callee's pause, not
 /// a stranger's tone.
 fn assert_silent_after(path: &Path, from: f64) {
-    let output = std::process::Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-ss",
-            &format!("{from:.2}"),
-            "-t",
-            "1.5",
-            "-i",
-        ])
-        .arg(path)
-        .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg");
-    let pcm: Vec<f64> = output
-        .stdout
-        .chunks_exact(2)
-        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])))
-        .collect();
+    let pcm = peers::tone::decode_pcm(path, Some((from, 1.5)));
     assert!(
         pcm.len() > 16_000,
         "{} samples after {from:.2} s",

@@ -5,11 +5,16 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Decodes `path`'s audio with ffmpeg and checks the middle half of it is the 440 Hz tone: its
-/// level within -30..-12 dBFS and its power at 440 Hz 30 dB (1000×) above 700 and 1250 Hz.
-pub fn check_440_hz(path: &Path) {
-    let output = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
+/// `path`'s audio decoded by ffmpeg to 16 kHz mono samples; `window` optionally limits it to
+/// (start s, length s).
+pub fn decode_pcm(path: &Path, window: Option<(f64, f64)>) -> Vec<f64> {
+    let mut command = Command::new("ffmpeg");
+    command.args(["-nostdin", "-v", "error"]);
+    if let Some((from, length)) = window {
+        command.args(["-ss", &format!("{from:.2}"), "-t", &format!("{length:.2}")]);
+    }
+    let output = command
+        .arg("-i")
         .arg(path)
         .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
         .output()
@@ -19,11 +24,17 @@ pub fn check_440_hz(path: &Path) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let pcm: Vec<f64> = output
+    output
         .stdout
         .chunks_exact(2)
         .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])))
-        .collect();
+        .collect()
+}
+
+/// Decodes `path`'s audio with ffmpeg and checks the middle half of it is the 440 Hz tone: its
+/// level within -30..-12 dBFS and its power at 440 Hz 30 dB (1000×) above 700 and 1250 Hz.
+pub fn check_440_hz(path: &Path) {
+    let pcm = decode_pcm(path, None);
     // The middle, away from the encoder's start-up and the end of the call.
     let middle = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
     let rms = (middle.iter().map(|x| x * x).sum::<f64>() / middle.len().max(1) as f64).sqrt();
@@ -50,17 +61,7 @@ pub fn check_440_hz(path: &Path) {
 /// For each whole second of `path`'s audio: is the 440 Hz tone there (level above -30 dBFS
 /// and 440 Hz 30 dB above 700 and 1250 Hz)? Silence and noise are `false`.
 pub fn tone_by_second(path: &Path) -> Vec<bool> {
-    let output = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg is required for this test");
-    let pcm: Vec<f64> = output
-        .stdout
-        .chunks_exact(2)
-        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])))
-        .collect();
+    let pcm = decode_pcm(path, None);
     pcm.chunks_exact(16_000)
         .map(|second| {
             let rms = (second.iter().map(|x| x * x).sum::<f64>() / 16_000.0).sqrt();
@@ -73,7 +74,7 @@ pub fn tone_by_second(path: &Path) -> Vec<bool> {
 }
 
 /// Goertzel power of `hz` in 16 kHz `pcm`.
-fn power_at(pcm: &[f64], hz: f64) -> f64 {
+pub fn power_at(pcm: &[f64], hz: f64) -> f64 {
     let coefficient = 2.0 * (std::f64::consts::TAU * hz / 16_000.0).cos();
     let (mut s1, mut s2) = (0.0, 0.0);
     for &x in pcm {
