@@ -24,6 +24,11 @@ impl Jitter {
         low: 0.5,
         high: 1.0,
     };
+    /// Exactly the nominal delay (restarts of internal tasks: nothing to de-synchronise).
+    pub const NONE: Jitter = Jitter {
+        low: 1.0,
+        high: 1.0,
+    };
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+
+use crate::backoff::{Backoff, Jitter};
 use tokio::task::JoinHandle;
 
 /// The first restart waits this long; each further one in a row doubles it up to
@@ -22,7 +24,14 @@ use tokio::task::JoinHandle;
 const RESTART_INITIAL: Duration = Duration::from_millis(100);
 const RESTART_MAX: Duration = Duration::from_secs(10);
 /// A task that ran this long since its last restart is healthy again: the delay starts over.
-const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
+pub const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// The delays between restarts of a task that keeps failing (every internal task, the SIP
+/// engine's own supervisor included): 100 ms doubling to 10 s; `reset()` it after a run of
+/// [`RESTART_RESET_AFTER`].
+pub fn restart_backoff() -> Backoff {
+    Backoff::new(RESTART_INITIAL, RESTART_MAX, Jitter::NONE)
+}
 
 /// What is known of one internal task.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,7 +173,7 @@ impl InternalTasks {
     {
         let tasks = self.clone();
         tokio::spawn(async move {
-            let mut delay = RESTART_INITIAL;
+            let mut backoff = restart_backoff();
             loop {
                 tasks.mark_up(name);
                 let started = crate::clock::monotonic();
@@ -173,11 +182,11 @@ impl InternalTasks {
                 }
                 tasks.record_panic(name, false);
                 if started.elapsed() >= RESTART_RESET_AFTER {
-                    delay = RESTART_INITIAL;
+                    backoff.reset();
                 }
+                let delay = backoff.next_delay(0.0);
                 tracing::error!(task = name, restart_in = ?delay, "internal task failed; restarting it");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RESTART_MAX);
             }
         })
     }

@@ -16,6 +16,9 @@ use crate::backoff::{Backoff, Jitter};
 use crate::call::{CallCommand, CallEnd, CallEvent, CallRequest, Dialer, EndCause};
 use crate::clock::{self, WallClock};
 use crate::output::{BroadcastOutput, PreviewHub};
+// A 503's `Retry-After` is honoured up to this long, whichever dialer reported it: the bound
+// the SIP core already applies where the header is read.
+use crate::sip::core::MAX_RETRY_AFTER;
 use crate::spec::{BroadcastSpec, OnRemoteHangup, SpecChange};
 use crate::status::{
     BroadcastStatus, CallState, ConditionStatus, Desired, Phase, RtmpStatus, ScheduleStatus,
@@ -30,9 +33,6 @@ const RESET_AFTER_CONNECTED: Duration = Duration::from_secs(600);
 /// cancelled, which closes its publishers and media sockets (the attempt itself closes them
 /// within a few seconds; this is the backstop).
 const HANGUP_GRACE: Duration = Duration::from_secs(10);
-/// A 503's `Retry-After` is honoured up to this long; a larger value (or a hostile one) would
-/// otherwise park a broadcast for days.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// What every supervisor shares.
 #[derive(Clone)]

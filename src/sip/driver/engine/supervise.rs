@@ -8,6 +8,7 @@
 //! through `tracing` (and the configured log format) only, never as plain text on stderr.
 
 use super::{Engine, now};
+use crate::internal_tasks::{RESTART_RESET_AFTER, restart_backoff};
 use crate::sip::driver::{Command, UaConfig, UaStats};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -17,15 +18,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
-use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-
-/// Restart backoff: doubles from the first to the last, so a crash loop does not spin.
-const RESTART_FIRST: Duration = Duration::from_millis(100);
-const RESTART_MAX: Duration = Duration::from_secs(10);
-/// An engine that ran this long before panicking restarts after the first backoff again.
-const STABLE_RUN: Duration = Duration::from_secs(60);
 
 /// What callers of a crashed engine's calls read as the end of their attempt.
 pub(crate) const RESTART_REASON: &str = "SIP engine restarted after an internal error";
@@ -87,7 +81,8 @@ pub(super) async fn supervise(
     mut commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<UaStats>,
 ) {
-    let mut backoff = RESTART_FIRST;
+    // The same restart delays as every other internal task.
+    let mut backoff = restart_backoff();
     loop {
         let mut engine = Engine::new(config.clone(), udp.clone(), local_addr, stats.clone());
         let started = now();
@@ -100,16 +95,17 @@ pub(super) async fn supervise(
             .unwrap_or_else(|| "unknown location".to_string());
         let restarts = stats.restarts.fetch_add(1, Ordering::Relaxed) + 1;
         stats.down.store(true, Ordering::Relaxed);
-        if now().saturating_duration_since(started) >= STABLE_RUN {
-            backoff = RESTART_FIRST;
+        if now().saturating_duration_since(started) >= RESTART_RESET_AFTER {
+            backoff.reset();
         }
+        let delay = backoff.next_delay(0.0);
         tracing::error!(
             task = "sip",
             panic.location = %location,
             // Debug-escaped: the message may quote a peer's bytes.
             panic.message = ?panic_message(payload.as_ref()),
             restarts,
-            backoff_ms = backoff.as_millis() as u64,
+            backoff_ms = delay.as_millis() as u64,
             "SIP engine panicked; its calls end and it restarts"
         );
         let failed = catch_unwind(async { engine.state.fail_all(RESTART_REASON) }).await;
@@ -120,8 +116,7 @@ pub(super) async fn supervise(
             );
         }
         drop(engine);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(RESTART_MAX);
+        tokio::time::sleep(delay).await;
         stats.down.store(false, Ordering::Relaxed);
     }
 }
@@ -131,6 +126,7 @@ mod tests {
     use super::*;
     use crate::sip::driver::{Account, CallConfig, LocalMedia, UaConfig, UserAgent};
     use crate::sip::{CallEvent, Transport};
+    use std::time::Duration;
 
     fn call_to(callee: SocketAddr) -> CallConfig {
         CallConfig {
