@@ -59,15 +59,6 @@ impl TargetLegs {
         self.copy_format = copy_format;
     }
 
-    /// Number of publishers (a target with a backup has two).
-    pub fn len(&self) -> usize {
-        self.legs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.legs.is_empty()
-    }
-
     /// Starts a publisher per target. `copy_format` is the call's negotiated audio, if any.
     pub fn start(targets: &[RtmpTarget], copy_format: Option<AudioFormat>) -> Self {
         TargetLegs {

@@ -15,14 +15,14 @@ use tokio::time::Instant;
 use crate::backoff::{Backoff, Jitter};
 use crate::call::{CallCommand, CallEnd, CallEvent, CallRequest, Dialer, EndCause};
 use crate::clock::{self, WallClock};
+use crate::output::targets::idle_statuses;
 use crate::output::{BroadcastOutput, PreviewHub};
 // A 503's `Retry-After` is honoured up to this long, whichever dialer reported it: the bound
 // the SIP core already applies where the header is read.
 use crate::sip::core::MAX_RETRY_AFTER;
 use crate::spec::{BroadcastSpec, OnRemoteHangup, SpecChange};
 use crate::status::{
-    BroadcastStatus, CallState, ConditionStatus, Desired, Phase, RtmpStatus, ScheduleStatus,
-    StatusBoard,
+    BroadcastStatus, CallState, ConditionStatus, Desired, Phase, ScheduleStatus, StatusBoard,
 };
 
 /// Wall time is re-read at least this often, so clock steps take effect without a restart.
@@ -162,7 +162,7 @@ enum Outcome {
 impl Supervisor {
     async fn run(mut self) {
         tracing::info!(broadcast = %self.name, "supervisor started");
-        let targets = self_targets(&self.spec);
+        let targets = idle_statuses(&self.spec.rtmp);
         self.write(|b| b.rtmp = targets);
         loop {
             let (desired, next_change) = self.evaluate();
@@ -290,7 +290,7 @@ impl Supervisor {
         if let Some(output) = self.output.take() {
             tracing::info!(broadcast = %self.name, "output stopping");
             output.stop().await;
-            let targets = self_targets(&self.spec);
+            let targets = idle_statuses(&self.spec.rtmp);
             self.write(|b| b.rtmp = targets);
         }
     }
@@ -357,7 +357,7 @@ impl Supervisor {
             match &self.output {
                 Some(output) => output.update_targets(&next.rtmp),
                 None => {
-                    let targets = self_targets(&next);
+                    let targets = idle_statuses(&next.rtmp);
                     self.write(|b| b.rtmp = targets);
                 }
             }
@@ -580,11 +580,6 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Idle status entries for a spec's targets, URLs redacted.
-fn self_targets(spec: &BroadcastSpec) -> Vec<RtmpStatus> {
-    crate::output::targets::idle_statuses(&spec.rtmp)
 }
 
 /// The redial backoff a spec asks for: `[redial]`, ±20 %.

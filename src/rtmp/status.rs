@@ -59,15 +59,6 @@ pub enum Showing {
     Slate,
 }
 
-impl Showing {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Showing::Call => "call",
-            Showing::Slate => "slate",
-        }
-    }
-}
-
 impl TargetStatus {
     pub fn new(url: String) -> Self {
         TargetStatus {
