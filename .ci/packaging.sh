@@ -254,10 +254,12 @@ expand_syscall_set() { # @group... -> every syscall name, one per line
 if command -v strace >/dev/null 2>&1; then
     trace_dir="$(mktemp -d)"
     chmod 0755 "$trace_dir"
-    mkdir "$trace_dir/specs"
+    # The daemon watches the spec directory's parent too: keep strace's own output out of it,
+    # or every traced syscall writes an event the daemon reads, which is traced, and so on.
+    mkdir -p "$trace_dir/etc/specs"
     # The packaged configuration, with flags moving every listener to a free loopback port.
     strace -f -qq -o "$trace_dir/trace" -u sipcast /usr/bin/sipcast run \
-        --config /etc/sipcast/sipcast.toml --dir "$trace_dir/specs" --api 127.0.0.1:0 \
+        --config /etc/sipcast/sipcast.toml --dir "$trace_dir/etc/specs" --api 127.0.0.1:0 \
         --sip-listen 127.0.0.1:0 --rtp-ports 40000-40099 >"$trace_dir/log" 2>&1 &
     strace_pid=$!
     sleep 3

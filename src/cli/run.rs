@@ -100,6 +100,10 @@ pub fn main(args: RunArgs) -> ExitCode {
 }
 
 async fn daemon(config: DaemonConfig) -> Result<(), String> {
+    // Before anything slow: a SIGHUP or SIGTERM during start-up must not kill the process.
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let open_files = crate::limits::raise_open_files();
     let listener = api_listener(config.api)
         .map_err(|e| format!("cannot listen on {} for the API: {e}", config.api))?;
@@ -172,18 +176,24 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
     });
 
     let mut ready = engine.status.clone();
-    while !ready.with(|s| s.ready) {
-        if !ready.changed().await {
-            break;
+    let first_scan = async {
+        while !ready.with(|s| s.ready) {
+            if !ready.changed().await {
+                break;
+            }
         }
+    };
+    // A SIGHUP before the first scan has nothing to redo: that scan reads the directory anyway.
+    let stop_before_ready = tokio::select! {
+        _ = first_scan => false,
+        _ = term.recv() => true,
+        _ = int.recv() => true,
+    };
+    if !stop_before_ready {
+        tracing::info!(summary = %engine.status.with(|s| s.summary()), "ready");
+        notifier.ready();
     }
-    tracing::info!(summary = %engine.status.with(|s| s.summary()), "ready");
-    notifier.ready();
-
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    loop {
+    while !stop_before_ready {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: rescanning and retrying now");
