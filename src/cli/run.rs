@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::call::Dialer;
 use crate::call::live::{LiveDialer, MediaPorts};
@@ -192,24 +192,7 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
     if !stop_before_ready {
         tracing::info!(summary = %engine.status.with(|s| s.summary()), "ready");
         notifier.ready();
-    }
-    while !stop_before_ready {
-        tokio::select! {
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: rescanning and retrying now");
-                notifier.reloading();
-                let scans_before = engine.status.with(scans);
-                engine.reload().await;
-                let mut status = engine.status.clone();
-                let rescanned = async {
-                    while status.with(scans) == scans_before && status.changed().await {}
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(5), rescanned).await;
-                notifier.ready();
-            }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        }
+        serve_signals(&engine, &notifier, &mut hup, &mut term, &mut int).await;
     }
     tracing::info!("stopping: hanging up every call");
     notifier.stopping();
@@ -226,6 +209,34 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
     server.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Until SIGTERM or SIGINT: each SIGHUP rescans the directory and skips every backoff wait.
+async fn serve_signals(
+    engine: &Engine,
+    notifier: &Notifier,
+    hup: &mut Signal,
+    term: &mut Signal,
+    int: &mut Signal,
+) {
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: rescanning and retrying now");
+                notifier.reloading();
+                let scans_before = engine.status.with(scans);
+                engine.reload().await;
+                let mut status = engine.status.clone();
+                let rescanned = async {
+                    while status.with(scans) == scans_before && status.changed().await {}
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), rescanned).await;
+                notifier.ready();
+            }
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+        }
+    }
 }
 
 /// The API's listening socket, with a backlog deep enough that clients beyond the connection
