@@ -4,7 +4,7 @@ use super::super::super::resolve::{local_ip_toward, request_uri};
 use super::super::super::{Account, CallConfig};
 use super::{CallSlot, EngineState, Hop, PendingDial, RegKey, RegSlot};
 use crate::sip::core::call::{CallCore, CallSetup};
-use crate::sip::core::dialog::LocalParty;
+use crate::sip::core::dialog::{LocalParty, instance_id};
 use crate::sip::core::dtmf::DtmfTiming;
 use crate::sip::core::registration::{RegistrationCore, RegistrationSetup, RegistrationState};
 use crate::sip::core::sdp::LocalMedia as SdpMedia;
@@ -71,6 +71,7 @@ impl EngineState {
                 core,
                 hop: reg_hop,
                 users,
+                tls: account.tls.clone(),
                 waiting: vec![(call_id, dial, call_hop)],
             },
         );
@@ -129,6 +130,7 @@ impl EngineState {
                 waiters,
                 registration,
                 ended: false,
+                tls: config.account.tls.clone(),
             },
         );
     }
@@ -163,6 +165,12 @@ impl EngineState {
                 }
             }),
             user_agent: self.config.user_agent.clone(),
+            instance: account.transport.is_reliable().then(|| {
+                instance_id(
+                    &format!("sip:{}@{}", account.user, account.domain),
+                    &self.local_addr.to_string(),
+                )
+            }),
         }
     }
 

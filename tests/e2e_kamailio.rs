@@ -1,0 +1,162 @@
+//! End to end through a real registrar and record-routing proxy (Kamailio) over UDP, TCP and
+//! TLS: `sipcast run` registers, calls a sipp callee behind the proxy, and the callee's BYE —
+//! which the proxy must deliver to us — ends the call within a second. Over TCP the proxy
+//! connects to the Contact we advertise (our TCP listener); over TLS, where we have no
+//! listener, it reuses the connection we opened (RFC 5923 `alias` in our Via). A proxy whose
+//! certificate we do not trust ends the attempt with a reason that names it.
+
+mod e2e_support;
+mod peers;
+
+use std::time::Duration;
+
+use e2e_support::*;
+use peers::kamailio::{Kamailio, KamailioOptions};
+use serde_json::Value;
+
+fn spec(port: u16, transport: &str, extra_sip: &str) -> String {
+    format!(
+        r#"[sip]
+user = "sipcast"
+domain = "127.0.0.1:{port}"
+register = true
+transport = "{transport}"
+{extra_sip}
+
+[call]
+to = "callee"
+video = false
+on_remote_hangup = "complete"
+
+[[rtmp]]
+url = "rtmp://127.0.0.1:9/live"
+stream_key = "kamailio"
+
+[redial]
+initial = "1s"
+max = "2s"
+"#
+    )
+}
+
+fn reason(status: &Value) -> &str {
+    status["call"]["reason"].as_str().unwrap_or("")
+}
+
+/// Registers through Kamailio, calls the callee behind it and returns how long after the
+/// callee sent BYE the daemon reported the call over (seconds).
+fn callee_hangs_up_through_kamailio(transport: &str, accept_aliases: bool) -> f64 {
+    let callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
+    let kamailio = Kamailio::start(
+        &callee.addr(),
+        KamailioOptions {
+            accept_aliases,
+            flow_timer: Some(20),
+        },
+    );
+    let daemon = Daemon::start();
+    let (port, extra) = match transport {
+        "udp" => (kamailio.udp, String::new()),
+        "tcp" => (kamailio.tcp, String::new()),
+        _ => (
+            kamailio.tls,
+            format!("ca_file = \"{}\"", kamailio.ca_file().display()),
+        ),
+    };
+    daemon.put_spec("proxied", &spec(port, transport, &extra));
+    daemon.wait_status(
+        "proxied",
+        Duration::from_secs(15),
+        "the call through Kamailio established",
+        |s| call_state(s) == "established",
+    );
+    let ended = daemon.wait_status(
+        "proxied",
+        Duration::from_secs(12),
+        "the callee's BYE to end the call",
+        |s| call_state(s) != "established",
+    );
+    let seen_at = unix_now();
+    let bye_sent_at: f64 = std::fs::read_to_string(callee.dir.path().join("bye_sent_at"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the callee sent no BYE:\n{}", callee.logs()));
+    let since: jiff::Timestamp = ended["call"]["since"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("call.since");
+    let ended_at = since.as_microsecond() as f64 / 1e6;
+    let delay = ended_at - bye_sent_at;
+    println!(
+        "{transport}: call ended {:.0} ms after the callee's BYE (seen by polling after {:.0} ms); \
+         state {}, reason {:?}",
+        delay * 1000.0,
+        (seen_at - bye_sent_at) * 1000.0,
+        call_state(&ended),
+        reason(&ended)
+    );
+    assert_eq!(call_state(&ended), "finished", "{ended:#}");
+    assert!(
+        reason(&ended).contains("hung up"),
+        "ended by the callee: {ended:#}"
+    );
+    assert!(
+        delay < 1.0,
+        "the call ended {delay:.3} s after the callee's BYE:\n{}",
+        kamailio.log()
+    );
+    let log = kamailio.log();
+    let upper = transport.to_uppercase();
+    assert!(
+        log.contains(&format!(
+            "REGISTER sip:127.0.0.1:{port} from {transport}:127.0.0.1"
+        )),
+        "we registered over {upper}:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("reply 200 BYE from {transport}:127.0.0.1")),
+        "our 200 to the BYE came back over {upper}:\n{log}"
+    );
+    delay
+}
+
+#[test]
+fn over_udp_the_callees_bye_ends_the_call_within_a_second() {
+    callee_hangs_up_through_kamailio("udp", false);
+}
+
+#[test]
+fn over_tcp_the_proxy_reaches_our_listener_and_the_bye_ends_the_call_within_a_second() {
+    callee_hangs_up_through_kamailio("tcp", false);
+}
+
+#[test]
+fn over_tls_the_proxy_reuses_our_connection_and_the_bye_ends_the_call_within_a_second() {
+    callee_hangs_up_through_kamailio("tls", true);
+}
+
+#[test]
+fn a_proxy_certificate_we_do_not_trust_is_named_in_the_status() {
+    let callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
+    let kamailio = Kamailio::start(
+        &callee.addr(),
+        KamailioOptions {
+            accept_aliases: true,
+            flow_timer: None,
+        },
+    );
+    let daemon = Daemon::start();
+    // No ca_file: the system roots do not know the test CA.
+    daemon.put_spec("untrusted", &spec(kamailio.tls, "tls", ""));
+    let failed = daemon.wait_status(
+        "untrusted",
+        Duration::from_secs(10),
+        "the attempt to fail on the certificate",
+        |s| !reason(s).is_empty(),
+    );
+    println!("untrusted TLS proxy: reason {:?}", reason(&failed));
+    assert!(
+        reason(&failed).contains("TLS certificate not trusted for 127.0.0.1"),
+        "{failed:#}"
+    );
+}
