@@ -160,6 +160,7 @@ loadmodule "registrar.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "xlog.so"
+modparam("tls", "tls_method", "TLSv1.2+")
 modparam("tls", "certificate", "{d}/server.crt")
 modparam("tls", "private_key", "{d}/server.key")
 modparam("tls", "verify_certificate", 0)
