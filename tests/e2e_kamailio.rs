@@ -2,7 +2,8 @@
 //! TLS: `sipcast run` registers, calls a sipp callee behind the proxy, and the callee's BYE —
 //! which the proxy must deliver to us — ends the call within a second. Over TCP the proxy
 //! connects to the Contact we advertise (our TCP listener); over TLS, where we have no
-//! listener, it reuses the connection we opened (RFC 5923 `alias` in our Via). A proxy whose
+//! listener, it reuses the connection we opened (RFC 5923 `alias` in our Via), and with one
+//! (`sip_tls_cert_file` in sipcast.toml) it connects to it. A proxy whose
 //! certificate we do not trust ends the attempt with a reason that names it.
 
 mod e2e_support;
@@ -45,8 +46,13 @@ fn reason(status: &Value) -> &str {
 
 /// Registers through Kamailio, calls the callee behind it and returns how long after the
 /// callee sent BYE the daemon reported the call over (seconds).
-fn callee_hangs_up_through_kamailio(transport: &str, accept_aliases: bool) -> f64 {
-    let callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
+/// With `inbound_tls`, the daemon listens for TLS with a certificate from the proxy's CA.
+fn callee_hangs_up_through_kamailio(
+    transport: &str,
+    accept_aliases: bool,
+    inbound_tls: bool,
+) -> f64 {
+    let mut callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
     let kamailio = Kamailio::start(
         &callee.addr(),
         KamailioOptions {
@@ -54,7 +60,21 @@ fn callee_hangs_up_through_kamailio(transport: &str, accept_aliases: bool) -> f6
             flow_timer: Some(20),
         },
     );
-    let daemon = Daemon::start();
+    let daemon = if inbound_tls {
+        let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let pki = kamailio.dir.path();
+        Daemon::start_configured(&format!(
+            "sip_tls_listen = \"127.0.0.1:{tls_port}\"\n\
+             sip_tls_cert_file = \"{}\"\nsip_tls_key_file = \"{}\"\n",
+            pki.join("server.crt").display(),
+            pki.join("server.key").display()
+        ))
+    } else {
+        Daemon::start()
+    };
     let (port, extra) = match transport {
         "udp" => (kamailio.udp, String::new()),
         "tcp" => (kamailio.tcp, String::new()),
@@ -106,6 +126,8 @@ fn callee_hangs_up_through_kamailio(transport: &str, accept_aliases: bool) -> f6
         "the call ended {delay:.3} s after the callee's BYE:\n{}",
         kamailio.log()
     );
+    // The callee got the 200 to its BYE (through the proxy), so the proxy has logged it.
+    callee.finish(Duration::from_secs(5));
     let log = kamailio.log();
     let upper = transport.to_uppercase();
     assert!(
@@ -123,17 +145,22 @@ fn callee_hangs_up_through_kamailio(transport: &str, accept_aliases: bool) -> f6
 
 #[test]
 fn over_udp_the_callees_bye_ends_the_call_within_a_second() {
-    callee_hangs_up_through_kamailio("udp", false);
+    callee_hangs_up_through_kamailio("udp", false, false);
 }
 
 #[test]
 fn over_tcp_the_proxy_reaches_our_listener_and_the_bye_ends_the_call_within_a_second() {
-    callee_hangs_up_through_kamailio("tcp", false);
+    callee_hangs_up_through_kamailio("tcp", false, false);
 }
 
 #[test]
 fn over_tls_the_proxy_reuses_our_connection_and_the_bye_ends_the_call_within_a_second() {
-    callee_hangs_up_through_kamailio("tls", true);
+    callee_hangs_up_through_kamailio("tls", true, false);
+}
+
+#[test]
+fn over_tls_the_proxy_reaches_our_tls_listener_and_the_bye_ends_the_call_within_a_second() {
+    callee_hangs_up_through_kamailio("tls", false, true);
 }
 
 #[test]

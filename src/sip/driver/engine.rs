@@ -159,6 +159,10 @@ impl Engine {
                 }
             };
             tokio::select! {
+                // Control first: a connection is announced before its first message is queued,
+                // and the answer to that message must find the connection.
+                biased;
+                Some(control) = self.channels.control.recv() => self.on_control(control),
                 received = self.udp.recv_from(&mut buf) => {
                     if let Ok((len, source)) = received {
                         let data = buf.get(..len).unwrap_or_default();
@@ -168,7 +172,6 @@ impl Engine {
                 Some((msg, peer)) = self.channels.frames.recv() => {
                     self.state.route(now(), *msg, peer, Transport::Tcp);
                 }
-                Some(control) = self.channels.control.recv() => self.on_control(control),
                 command = commands.recv(), if accepting_commands => match command {
                     Some(command) => self.state.on_command(now(), command),
                     None => {

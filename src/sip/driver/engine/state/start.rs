@@ -4,7 +4,7 @@ use super::super::super::resolve::{local_ip_toward, request_uri};
 use super::super::super::{Account, CallConfig};
 use super::{CallSlot, EngineState, Hop, PendingDial, RegKey, RegSlot};
 use crate::sip::core::call::{CallCore, CallSetup};
-use crate::sip::core::dialog::{LocalParty, instance_id};
+use crate::sip::core::dialog::{LocalParty, Transport, instance_id};
 use crate::sip::core::dtmf::DtmfTiming;
 use crate::sip::core::registration::{RegistrationCore, RegistrationSetup, RegistrationState};
 use crate::sip::core::sdp::LocalMedia as SdpMedia;
@@ -146,7 +146,13 @@ impl EngineState {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
-        let sent_by = format!("{host}:{}", self.local_addr.port());
+        // Where a peer reaches us: our TLS listener's port for TLS if we have one, else the
+        // UDP/TCP port (over TLS without a listener, the peer must reuse our connection).
+        let port = match (&self.config.tls_listen, account.transport) {
+            (Some(tls), Transport::Tls) => tls.addr.port(),
+            _ => self.local_addr.port(),
+        };
+        let sent_by = format!("{host}:{port}");
         LocalParty {
             aor: format!("sip:{}@{}", account.user, account.domain),
             display_name: account.display_name.clone(),
