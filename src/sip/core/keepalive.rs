@@ -115,7 +115,7 @@ mod tests {
     fn pings_within_80_to_100_percent_of_the_interval_and_fails_without_pong() {
         let t0 = crate::sip::core::test_origin();
         for seed in 0..50 {
-            let mut k = KeepAlive::new(t0, StdRng::seed_from_u64(seed));
+            let k = KeepAlive::new(t0, StdRng::seed_from_u64(seed));
             let first = k.poll_timeout() - t0;
             assert!(
                 first >= Duration::from_secs(96) && first <= DEFAULT_INTERVAL,

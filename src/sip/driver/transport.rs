@@ -54,7 +54,7 @@ const INBOUND_IDLE: Duration = Duration::from_secs(300);
 /// Who opened the connection, and what that implies.
 enum Role {
     /// Ours: keep-alives, and a first answer expected soon after our first request.
-    Client(KeepAlive),
+    Client(Box<KeepAlive>),
     /// The peer's: a first message soon, then closed when idle.
     Server,
 }
@@ -84,7 +84,10 @@ async fn open(
 ) -> String {
     let role = || {
         let rng = rand::rngs::StdRng::from_os_rng();
-        Role::Client(KeepAlive::new(crate::clock::monotonic().into_std(), rng))
+        Role::Client(Box::new(KeepAlive::new(
+            crate::clock::monotonic().into_std(),
+            rng,
+        )))
     };
     match timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
         Err(_) => format!("cannot connect to {peer}: timed out"),
