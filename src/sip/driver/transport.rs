@@ -312,3 +312,54 @@ fn drain_frames(framer: &mut StreamFramer, peer: SocketAddr, link: &Link) -> Opt
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::driver::{UaConfig, UserAgent};
+
+    #[tokio::test]
+    async fn connections_past_the_inbound_cap_are_closed_and_counted_and_the_rest_answered() {
+        let ua = UserAgent::bind(UaConfig::new("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..MAX_INBOUND + 5 {
+            held.push(TcpStream::connect(ua.local_addr()).await.unwrap());
+        }
+        let counted = timeout(Duration::from_secs(5), async {
+            while ua.counters().connections_refused < 5 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        assert!(counted.await.is_ok(), "{:?}", ua.counters());
+        assert_eq!(ua.counters().connections_refused, 5);
+        // The last ones were closed at once.
+        let mut byte = [0u8; 1];
+        let last = held.last_mut().unwrap();
+        let read = timeout(Duration::from_secs(2), last.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+        // An accepted one carries a request and its answer.
+        let options = "OPTIONS sip:sipcast@127.0.0.1 SIP/2.0\r\n\
+            Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKcap\r\nFrom: <sip:p@x>;tag=1\r\n\
+            To: <sip:sipcast@127.0.0.1>\r\nCall-ID: cap\r\nCSeq: 1 OPTIONS\r\n\
+            Content-Length: 0\r\n\r\n";
+        let first = held.first_mut().unwrap();
+        first.write_all(options.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 2048];
+        let len = timeout(Duration::from_secs(5), first.read(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..len]);
+        assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+        // A keep-alive ping is answered with a pong.
+        first.write_all(PING).await.unwrap();
+        let mut pong = [0u8; 8];
+        let len = timeout(Duration::from_secs(5), first.read(&mut pong))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&pong[..len], PONG);
+    }
+}
