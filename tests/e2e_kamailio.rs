@@ -3,8 +3,9 @@
 //! which the proxy must deliver to us — ends the call within a second. Over TCP the proxy
 //! connects to the Contact we advertise (our TCP listener); over TLS, where we have no
 //! listener, it reuses the connection we opened (RFC 5923 `alias` in our Via), and with one
-//! (`sip_tls_cert_file` in sipcast.toml) it connects to it. A proxy whose
-//! certificate we do not trust ends the attempt with a reason that names it.
+//! (`sip_tls_cert_file` in sipcast.toml) it connects to it; with mutual TLS it accepts our
+//! client certificate. A proxy whose certificate we do not trust, or that wants a client
+//! certificate we lack, ends the attempt with a reason that names it.
 
 mod e2e_support;
 mod peers;
@@ -46,18 +47,30 @@ fn reason(status: &Value) -> &str {
 
 /// Registers through Kamailio, calls the callee behind it and returns how long after the
 /// callee sent BYE the daemon reported the call over (seconds).
-/// With `inbound_tls`, the daemon listens for TLS with a certificate from the proxy's CA.
-fn callee_hangs_up_through_kamailio(
-    transport: &str,
+/// How the proxy and the daemon are set up for one run.
+#[derive(Clone, Copy, Default)]
+struct Setup {
+    /// The proxy reuses our connection (`tcp_accept_aliases`).
     accept_aliases: bool,
+    /// The daemon listens for TLS with a certificate from the proxy's CA.
     inbound_tls: bool,
-) -> f64 {
+    /// The proxy demands a client certificate, and the spec names one.
+    mutual_tls: bool,
+}
+
+fn callee_hangs_up_through_kamailio(transport: &str, setup: Setup) -> f64 {
+    let Setup {
+        accept_aliases,
+        inbound_tls,
+        mutual_tls,
+    } = setup;
     let mut callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
     let kamailio = Kamailio::start(
         &callee.addr(),
         KamailioOptions {
             accept_aliases,
             flow_timer: Some(20),
+            require_client_cert: mutual_tls,
         },
     );
     let daemon = if inbound_tls {
@@ -78,10 +91,18 @@ fn callee_hangs_up_through_kamailio(
     let (port, extra) = match transport {
         "udp" => (kamailio.udp, String::new()),
         "tcp" => (kamailio.tcp, String::new()),
-        _ => (
-            kamailio.tls,
-            format!("ca_file = \"{}\"", kamailio.ca_file().display()),
-        ),
+        _ => {
+            let pki = kamailio.dir.path();
+            let mut extra = format!("ca_file = \"{}\"", kamailio.ca_file().display());
+            if mutual_tls {
+                extra.push_str(&format!(
+                    "\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+                    pki.join("server.crt").display(),
+                    pki.join("server.key").display()
+                ));
+            }
+            (kamailio.tls, extra)
+        }
     };
     daemon.put_spec("proxied", &spec(port, transport, &extra));
     daemon.wait_status(
@@ -145,22 +166,46 @@ fn callee_hangs_up_through_kamailio(
 
 #[test]
 fn over_udp_the_callees_bye_ends_the_call_within_a_second() {
-    callee_hangs_up_through_kamailio("udp", false, false);
+    callee_hangs_up_through_kamailio("udp", Setup::default());
 }
 
 #[test]
 fn over_tcp_the_proxy_reaches_our_listener_and_the_bye_ends_the_call_within_a_second() {
-    callee_hangs_up_through_kamailio("tcp", false, false);
+    callee_hangs_up_through_kamailio("tcp", Setup::default());
 }
 
 #[test]
 fn over_tls_the_proxy_reuses_our_connection_and_the_bye_ends_the_call_within_a_second() {
-    callee_hangs_up_through_kamailio("tls", true, false);
+    callee_hangs_up_through_kamailio(
+        "tls",
+        Setup {
+            accept_aliases: true,
+            ..Setup::default()
+        },
+    );
 }
 
 #[test]
 fn over_tls_the_proxy_reaches_our_tls_listener_and_the_bye_ends_the_call_within_a_second() {
-    callee_hangs_up_through_kamailio("tls", false, true);
+    callee_hangs_up_through_kamailio(
+        "tls",
+        Setup {
+            inbound_tls: true,
+            ..Setup::default()
+        },
+    );
+}
+
+#[test]
+fn over_mutual_tls_our_client_certificate_is_accepted_and_the_bye_ends_the_call() {
+    callee_hangs_up_through_kamailio(
+        "tls",
+        Setup {
+            accept_aliases: true,
+            mutual_tls: true,
+            ..Setup::default()
+        },
+    );
 }
 
 #[test]
@@ -171,6 +216,7 @@ fn a_proxy_certificate_we_do_not_trust_is_named_in_the_status() {
         KamailioOptions {
             accept_aliases: true,
             flow_timer: None,
+            require_client_cert: false,
         },
     );
     let daemon = Daemon::start();
@@ -185,6 +231,36 @@ fn a_proxy_certificate_we_do_not_trust_is_named_in_the_status() {
     println!("untrusted TLS proxy: reason {:?}", reason(&failed));
     assert!(
         reason(&failed).contains("TLS certificate not trusted for 127.0.0.1"),
+        "{failed:#}"
+    );
+}
+
+#[test]
+fn a_proxy_that_wants_a_client_certificate_we_lack_is_named_in_the_status() {
+    let callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
+    let kamailio = Kamailio::start(
+        &callee.addr(),
+        KamailioOptions {
+            accept_aliases: true,
+            flow_timer: None,
+            require_client_cert: true,
+        },
+    );
+    let daemon = Daemon::start();
+    let ca = format!("ca_file = \"{}\"", kamailio.ca_file().display());
+    daemon.put_spec("no_client_cert", &spec(kamailio.tls, "tls", &ca));
+    let failed = daemon.wait_status(
+        "no_client_cert",
+        Duration::from_secs(10),
+        "the attempt to fail on the missing client certificate",
+        |s| !reason(s).is_empty(),
+    );
+    println!(
+        "mutual TLS without a certificate: reason {:?}",
+        reason(&failed)
+    );
+    assert!(
+        reason(&failed).contains("TLS client certificate required by 127.0.0.1"),
         "{failed:#}"
     );
 }

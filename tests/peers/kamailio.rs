@@ -19,6 +19,8 @@ pub struct KamailioOptions {
     pub accept_aliases: bool,
     /// A `Flow-Timer` (seconds) added to 200 OK of REGISTER (RFC 5626 §5.4).
     pub flow_timer: Option<u32>,
+    /// Mutual TLS: TLS clients must present a certificate from the test CA.
+    pub require_client_cert: bool,
 }
 
 pub struct Kamailio {
@@ -46,8 +48,8 @@ fn free_port() -> u16 {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1 and `localhost`, in `dir`: `ca.crt`,
-/// `server.crt`, `server.key`.
+/// A CA and a certificate for 127.0.0.1 and `localhost` (for servers and clients), in `dir`:
+/// `ca.crt`, `server.crt`, `server.key`.
 pub fn make_pki(dir: &Path) {
     let run = |args: &[&str]| {
         let status = Command::new("openssl")
@@ -133,6 +135,7 @@ impl Kamailio {
             .map(|s| format!("append_to_reply(\"Flow-Timer: {s}\\r\\n\");"))
             .unwrap_or_default();
         let aliases = if options.accept_aliases { "yes" } else { "no" };
+        let mutual = u8::from(options.require_client_cert);
         let config = format!(
             r#"#!KAMAILIO
 debug=2
@@ -163,8 +166,9 @@ loadmodule "xlog.so"
 modparam("tls", "tls_method", "TLSv1.2+")
 modparam("tls", "certificate", "{d}/server.crt")
 modparam("tls", "private_key", "{d}/server.key")
-modparam("tls", "verify_certificate", 0)
-modparam("tls", "require_certificate", 0)
+modparam("tls", "ca_list", "{d}/ca.crt")
+modparam("tls", "verify_certificate", {mutual})
+modparam("tls", "require_certificate", {mutual})
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "max_expires", 3600)
 
