@@ -173,5 +173,13 @@ mod tests {
             host_port("pbx.example.com", Transport::Udp),
             ("pbx.example.com".into(), 5060)
         );
+        // A sips: URI is TLS (see dns::transport_for), so 5061 unless it names a port.
+        let sips = "sips:meeting@webex.example";
+        let transport = crate::sip::core::dns::transport_for(sips, Transport::Udp);
+        assert_eq!(host_port(sips, transport), ("webex.example".into(), 5061));
+        assert_eq!(
+            host_port("sips:m@webex.example:5071", transport),
+            ("webex.example".into(), 5071)
+        );
     }
 }

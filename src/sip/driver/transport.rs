@@ -362,4 +362,63 @@ mod tests {
             .unwrap();
         assert_eq!(&pong[..len], PONG);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn our_flow_pings_at_the_flow_timer_and_fails_without_pong() {
+        use crate::sip::driver::UaStats;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (frames, mut frames_rx) = mpsc::channel(8);
+        let (control, mut control_rx) = mpsc::unbounded_channel();
+        let link = Link {
+            frames,
+            control,
+            stats: Arc::new(UaStats::default()),
+        };
+        let writer = connect(listener.local_addr().unwrap(), None, link);
+        let (mut server, _) = listener.accept().await.unwrap();
+        let options = "OPTIONS sip:p@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKk\r\n\
+            From: <sip:a@b>;tag=1\r\nTo: <sip:p@127.0.0.1>\r\nCall-ID: ka\r\nCSeq: 1 OPTIONS\r\n\
+            Content-Length: 0\r\n\r\n";
+        writer
+            .send(Outgoing::Message(Bytes::from_static(options.as_bytes())))
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let len = server.read(&mut buf).await.unwrap();
+        assert!(buf[..len].starts_with(b"OPTIONS "));
+        // The peer answers (a whole message reaches the engine's queue) and sets Flow-Timer.
+        server.write_all(options.as_bytes()).await.unwrap();
+        assert!(frames_rx.recv().await.is_some());
+        let set_at = crate::clock::monotonic();
+        writer
+            .send(Outgoing::FlowTimer(Duration::from_secs(20)))
+            .await
+            .unwrap();
+        let len = server.read(&mut buf).await.unwrap();
+        let waited = set_at.elapsed();
+        assert_eq!(&buf[..len], PING);
+        assert!(
+            waited >= Duration::from_secs(16) && waited <= Duration::from_secs(20),
+            "{waited:?}"
+        );
+        server.write_all(PONG).await.unwrap();
+        let answered_at = crate::clock::monotonic();
+        let len = server.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..len], PING, "pinging goes on after a pong");
+        assert!(answered_at.elapsed() >= Duration::from_secs(15));
+        // No pong this time: the flow fails PONG_WAIT later and the engine hears why.
+        let pinged_at = crate::clock::monotonic();
+        let Some(Control::Closed(_, reason)) = control_rx.recv().await else {
+            panic!("no Closed");
+        };
+        assert!(
+            reason.ends_with("did not answer our keep-alive"),
+            "{reason}"
+        );
+        let failed_after = pinged_at.elapsed();
+        assert!(
+            failed_after >= Duration::from_secs(9) && failed_after <= Duration::from_secs(11),
+            "{failed_after:?}"
+        );
+    }
 }
