@@ -64,7 +64,7 @@ fn callee_hangs_up_through_kamailio(transport: &str, setup: Setup) -> f64 {
         inbound_tls,
         mutual_tls,
     } = setup;
-    let mut callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
+    let mut callee = Sipp::start("kamailio_callee_hangs_up.xml", &["-d", "3000"]);
     let kamailio = Kamailio::start(
         &callee.addr(),
         KamailioOptions {
@@ -210,7 +210,7 @@ fn over_mutual_tls_our_client_certificate_is_accepted_and_the_bye_ends_the_call(
 
 #[test]
 fn a_proxy_certificate_we_do_not_trust_is_named_in_the_status() {
-    let callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
+    let callee = Sipp::start("kamailio_callee_hangs_up.xml", &["-d", "3000"]);
     let kamailio = Kamailio::start(
         &callee.addr(),
         KamailioOptions {
@@ -237,7 +237,7 @@ fn a_proxy_certificate_we_do_not_trust_is_named_in_the_status() {
 
 #[test]
 fn a_proxy_that_wants_a_client_certificate_we_lack_is_named_in_the_status() {
-    let callee = Sipp::start("kamailio_callee_hangs_up.xml", &[]);
+    let callee = Sipp::start("kamailio_callee_hangs_up.xml", &["-d", "3000"]);
     let kamailio = Kamailio::start(
         &callee.addr(),
         KamailioOptions {
@@ -263,4 +263,51 @@ fn a_proxy_that_wants_a_client_certificate_we_lack_is_named_in_the_status() {
         reason(&failed).contains("TLS client certificate required by 127.0.0.1"),
         "{failed:#}"
     );
+}
+
+#[test]
+fn when_the_proxy_restarts_we_register_again_and_its_bye_still_reaches_us() {
+    let mut callee = Sipp::start("kamailio_callee_hangs_up.xml", &["-d", "9000"]);
+    let mut kamailio = Kamailio::start(
+        &callee.addr(),
+        KamailioOptions {
+            accept_aliases: false,
+            flow_timer: Some(20),
+            require_client_cert: false,
+        },
+    );
+    let daemon = Daemon::start();
+    daemon.put_spec("restarted", &spec(kamailio.tcp, "tcp", ""));
+    daemon.wait_status(
+        "restarted",
+        Duration::from_secs(15),
+        "the call through Kamailio established",
+        |s| call_state(s) == "established",
+    );
+    let before = kamailio.log().len();
+    let restarted_at = sipcast::clock::monotonic();
+    kamailio.restart();
+    // Our registration's flow closed with the old Kamailio: we register again over a new one.
+    let register = format!("REGISTER sip:127.0.0.1:{} from tcp:127.0.0.1", kamailio.tcp);
+    while !kamailio.log_since(before).contains(&register) {
+        assert!(
+            restarted_at.elapsed() < Duration::from_secs(5),
+            "no REGISTER after the restart:\n{}",
+            kamailio.log_since(before)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "registered again {} ms after the proxy restart began",
+        restarted_at.elapsed().as_millis()
+    );
+    // The call lives on; the callee's BYE reaches us through the restarted proxy.
+    let ended = daemon.wait_status(
+        "restarted",
+        Duration::from_secs(15),
+        "the callee's BYE to end the call",
+        |s| call_state(s) != "established",
+    );
+    assert!(reason(&ended).contains("hung up"), "{ended:#}");
+    callee.finish(Duration::from_secs(5));
 }

@@ -230,20 +230,7 @@ onreply_route {{
         );
         let cfg = dir.path().join("kamailio.cfg");
         std::fs::write(&cfg, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
-        let child = Command::new("/usr/sbin/kamailio")
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E", "-m", "32", "-M", "8"])
-            .arg("-Y")
-            .arg(dir.path())
-            .arg("-P")
-            .arg(dir.path().join("kamailio.pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start kamailio");
+        let child = spawn(dir.path());
         let mut kamailio = Kamailio {
             child,
             dir,
@@ -253,6 +240,19 @@ onreply_route {{
         };
         kamailio.wait_listening();
         kamailio
+    }
+
+    /// Stops it (its connections close) and starts it again on the same ports, appending to
+    /// the same log. Bindings and transactions are lost, as in a real restart.
+    pub fn restart(&mut self) {
+        super::stop(&mut self.child, Duration::from_secs(2));
+        self.child = spawn(self.dir.path());
+        self.wait_listening();
+    }
+
+    /// The log written since `from` bytes (see [`Self::log`]).
+    pub fn log_since(&self, from: usize) -> String {
+        self.log().get(from..).unwrap_or_default().to_string()
     }
 
     fn wait_listening(&mut self) {
@@ -277,6 +277,28 @@ onreply_route {{
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
     }
+}
+
+/// Kamailio in the foreground on `dir/kamailio.cfg`, logging to `dir/kamailio.log` (appended).
+fn spawn(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("kamailio.log"))
+        .unwrap();
+    Command::new("/usr/sbin/kamailio")
+        .arg("-f")
+        .arg(dir.join("kamailio.cfg"))
+        .args(["-DD", "-E", "-m", "32", "-M", "8"])
+        .arg("-Y")
+        .arg(dir)
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start kamailio")
 }
 
 impl Drop for Kamailio {
