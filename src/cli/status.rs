@@ -83,8 +83,14 @@ pub fn table(json: &Value) -> String {
             Some(code) => format!("{} ({code})", text(&b["call"]["state"])),
             None => text(&b["call"]["state"]),
         };
+        let preflight_failure = b["preflight"]["failures"]
+            .as_array()
+            .and_then(|f| f.first())
+            .map(|f| format!("preflight failed: {}: {}", text(&f["check"]), text(&f["cause"])));
         let note = if let Some(error) = b["error"].as_str() {
             error.lines().next().unwrap_or("").to_string()
+        } else if let Some(failure) = preflight_failure {
+            failure
         } else if let Some(at) = b["next_attempt_at"].as_str() {
             format!(
                 "next attempt {at}; {}",
