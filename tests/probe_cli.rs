@@ -166,6 +166,25 @@ fn kamailio_registers_the_right_password_and_refuses_a_wrong_one() {
 }
 
 #[test]
+fn a_registering_probe_removes_its_binding_again() {
+    // sipp's registrar challenges, checks alice/wonderland, grants, and then insists on an
+    // un-REGISTER (Expires: 0) before its scenario can pass.
+    let dir = tempfile::tempdir().unwrap();
+    let gate = PublishGate::start(dir.path(), RIGHT_KEY);
+    let mut registrar = Sipp::start("e2e_registrar.xml", &[]);
+    let sip = format!(
+        "domain = \"{}\"\nregister = true\nauth_user = \"alice\"",
+        registrar.addr()
+    );
+    let spec = write_spec(dir.path(), &sip, gate.rtmp_port, RIGHT_KEY, "wonderland");
+    let (out, _) = probe(&spec, "5s");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(line(&text, "sip").contains("REGISTER sip:127.0.0.1:"), "{text}");
+    registrar.finish(Duration::from_secs(5));
+}
+
+#[test]
 fn unreachable_peers_are_red_lines_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     // A UDP port that takes datagrams and never answers, and a TCP port nobody listens on.
