@@ -8,7 +8,7 @@ mod probe_support;
 
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e_support::Sipp;
 use probe_support::{PublishGate, Registrar, free_tcp_port, free_udp_port};
@@ -19,7 +19,7 @@ const RIGHT_PASSWORD: &str = "right-pw-71c0";
 const WRONG_PASSWORD: &str = "wrong-pw-0b3e";
 
 fn probe(spec: &Path, timeout: &str) -> (Output, Duration) {
-    let started = Instant::now();
+    let started = sipcast::clock::monotonic();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipcast"))
         .args(["probe", "--timeout", timeout])
         .arg(spec)
@@ -180,7 +180,10 @@ fn a_registering_probe_removes_its_binding_again() {
     let (out, _) = probe(&spec, "5s");
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(line(&text, "sip").contains("REGISTER sip:127.0.0.1:"), "{text}");
+    assert!(
+        line(&text, "sip").contains("REGISTER sip:127.0.0.1:"),
+        "{text}"
+    );
     registrar.finish(Duration::from_secs(5));
 }
 

@@ -19,7 +19,7 @@ const WRONG_KEY: &str = "wrong-key-e610";
 fn spec(daemon: &Daemon, name: &str, sipp: &Sipp, rtmp_port: u16, key: &str) -> String {
     let key_file = daemon.dir.path().join(format!("{name}.key"));
     std::fs::write(&key_file, key).unwrap();
-    let start = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60))
+    let start = (sipcast::clock::WallClock::System.now() - jiff::SignedDuration::from_secs(60))
         .round(jiff::Unit::Second)
         .unwrap();
     format!(

@@ -86,7 +86,13 @@ pub fn table(json: &Value) -> String {
         let preflight_failure = b["preflight"]["failures"]
             .as_array()
             .and_then(|f| f.first())
-            .map(|f| format!("preflight failed: {}: {}", text(&f["check"]), text(&f["cause"])));
+            .map(|f| {
+                format!(
+                    "preflight failed: {}: {}",
+                    text(&f["check"]),
+                    text(&f["cause"])
+                )
+            });
         let note = if let Some(error) = b["error"].as_str() {
             error.lines().next().unwrap_or("").to_string()
         } else if let Some(failure) = preflight_failure {

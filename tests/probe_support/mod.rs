@@ -4,30 +4,18 @@
 //! temp dir, stopped on drop.
 #![allow(dead_code)]
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub use crate::e2e_support::free_udp_port;
+pub use crate::e2e_support::rtmp_support::free_port as free_tcp_port;
 use crate::peers::{require, stop};
 
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 const KAMAILIO: &str = "/usr/sbin/kamailio";
 const KAMAILIO_MODULES: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
-
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free TCP port")
-}
-
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free UDP port")
-}
 
 fn wait_until(what: &str, log: &Path, ready: impl Fn() -> bool) {
     for _ in 0..100 {
