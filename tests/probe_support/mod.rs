@@ -133,9 +133,23 @@ impl Registrar {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start kamailio");
-        // Up once its UDP port is taken.
+        // Up once it answers an OPTIONS (binding its port to look could race its own bind).
+        let pinger = UdpSocket::bind("127.0.0.1:0").unwrap();
+        pinger
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let me = pinger.local_addr().unwrap();
+        let options = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKready\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:test@127.0.0.1>;tag=ready\r\nTo: <sip:127.0.0.1:{port}>\r\n\
+             Call-ID: ready@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
         wait_until("kamailio", &log, || {
-            UdpSocket::bind(("127.0.0.1", port)).is_err()
+            let _ = pinger.send_to(options.as_bytes(), ("127.0.0.1", port));
+            let mut buf = [0u8; 2048];
+            pinger
+                .recv(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"SIP/2.0 200"))
         });
         Registrar { port, dir, child }
     }
