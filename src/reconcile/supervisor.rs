@@ -171,7 +171,12 @@ impl Supervisor {
         loop {
             let (desired, next_change) = self.evaluate();
             if desired && !self.was_desired && self.spec.schedule.is_some() {
-                self.preflight().await;
+                match self.preflight().await {
+                    Some(Wake::Deleted) => break,
+                    // Edited meanwhile: evaluate (and preflight) the new version.
+                    Some(_) => continue,
+                    None => {}
+                }
             }
             self.was_desired = desired;
             if !desired || self.completed {
@@ -227,17 +232,17 @@ impl Supervisor {
     /// Runs `sipcast probe`'s checks before the window's first dial and reports them as the
     /// `preflight` field, the `PreflightPassed` condition and metrics, so that a wrong key or
     /// password shows before the meeting. The outcome changes nothing else: the call is dialed
-    /// either way. A spec edit or deletion cuts it short (the main loop then sees the edit).
-    async fn preflight(&mut self) {
-        let Some(options) = self.ctx.dialer.preflight() else {
-            return;
-        };
+    /// either way. A spec edit or deletion cuts it short: it is adopted and returned.
+    async fn preflight(&mut self) -> Option<Wake> {
+        let options = self.ctx.dialer.preflight()?;
         let spec = self.spec.clone();
-        let mut edits = self.spec_rx.clone();
         let started = self.ctx.clock.now();
         let report = tokio::select! {
             report = crate::probe::run(&spec, &options, started) => report,
-            _ = edits.changed() => return,
+            changed = self.spec_rx.changed() => return Some(match changed {
+                Err(_) => Wake::Deleted,
+                Ok(()) => self.take_new_spec(),
+            }),
         };
         let now = self.ctx.clock.now();
         let failures: Vec<PreflightFailure> = report
@@ -273,6 +278,7 @@ impl Supervisor {
                 failures,
             });
         });
+        None
     }
 
     /// Starts the output (the slate until a call gives media) if not already. Its targets
