@@ -35,9 +35,11 @@ pub fn main(file: &Path, timeout: Duration) -> ExitCode {
     };
     let now = crate::clock::WallClock::System.now();
     let mut report = runtime.block_on(probe::run(&spec, &options, now));
-    report
-        .checks
-        .insert(0, Check::ok("spec", format!("{} is valid", file.display())));
+    let mut valid = format!("{} is valid", file.display());
+    if !spec.enabled {
+        valid.push_str(" (enabled = false: the daemon keeps it idle)");
+    }
+    report.checks.insert(0, Check::ok("spec", valid));
     print!("{}", probe::report::render(&report));
     if report.is_ok() {
         ExitCode::SUCCESS
