@@ -262,3 +262,33 @@ fn an_unknown_host_an_invalid_spec_and_no_future_window_are_named() {
     assert!(first.starts_with("FAIL  spec "), "{text}");
     assert!(first.contains("meeting.toml:3:1:"), "{text}");
 }
+
+#[test]
+fn nginx_denying_the_publish_or_the_app_is_named() {
+    // `deny publish all` (nginx-rtmp accepts, then hangs up) and an app nginx does not have.
+    let dir = tempfile::tempdir().unwrap();
+    let nginx = e2e_support::Nginx::start(dir.path(), None);
+    let sipp = Sipp::start("uas_options.xml", &[]);
+    let sip = format!("domain = \"{}\"", sipp.addr());
+    let spec = write_spec(dir.path(), &sip, nginx.rtmp_port, RIGHT_KEY, RIGHT_PASSWORD);
+    let mut text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("/live\"", "/closed\"");
+    text.push_str(&format!(
+        "[[rtmp]]\nurl = \"rtmp://127.0.0.1:{}/nosuchapp/{WRONG_KEY}\"\n",
+        nginx.rtmp_port
+    ));
+    std::fs::write(&spec, text).unwrap();
+    let (out, _) = probe(&spec, "3s");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        line(&text, "rtmp[0]").contains("target refused publish of the stream key"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "rtmp[1]").contains("target refused connect to app \"nosuchapp\""),
+        "{text}"
+    );
+    assert_no_secret(&text);
+}
