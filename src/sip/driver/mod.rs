@@ -5,7 +5,7 @@
 mod engine;
 #[doc(hidden)]
 pub mod harness;
-mod resolve;
+pub(crate) mod resolve;
 mod transport;
 
 use crate::secret::SecretSource;
