@@ -49,6 +49,10 @@ impl LiveDialer {
 }
 
 impl Dialer for LiveDialer {
+    fn preflight(&self) -> Option<crate::probe::ProbeOptions> {
+        Some(crate::probe::ProbeOptions::default())
+    }
+
     fn dial(&self, request: CallRequest) -> CallSession {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, event_rx) = mpsc::unbounded_channel();

@@ -6,6 +6,8 @@
 //! units are stamped from a sample counter so their spacing is exact (1024 samples each).
 
 use bytes::Bytes;
+
+use crate::frame::PayloadArena;
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
 use thiserror::Error;
 
@@ -13,6 +15,8 @@ use thiserror::Error;
 pub const FRAME_SAMPLES: usize = 1024;
 /// A gap in the incoming audio longer than this is filled with silence.
 const GAP_TOLERANCE_MS: i64 = 60;
+/// Access units are carved from buffers of this size (a few seconds of them).
+const PAYLOAD_BLOCK: usize = 16 * 1024;
 /// Never synthesise more silence than this at once; beyond it the timeline jumps instead.
 const MAX_FILL_MS: i64 = 10_000;
 
@@ -83,6 +87,7 @@ pub struct AacTrack {
     delay_samples: u64,
     pending: Vec<i16>,
     scratch: Vec<u8>,
+    payloads: PayloadArena,
     silence: Vec<i16>,
 }
 
@@ -119,6 +124,7 @@ impl AacTrack {
             delay_samples: u64::from(delay_samples),
             pending: Vec::with_capacity(4 * FRAME_SAMPLES),
             scratch: vec![0; 8192],
+            payloads: PayloadArena::new(PAYLOAD_BLOCK),
             silence: vec![0; FRAME_SAMPLES],
         })
     }
@@ -211,7 +217,7 @@ impl AacTrack {
                 let offset = sample * 1000 / u64::from(self.config.sample_rate);
                 emit(AacFrame {
                     ts_ms: anchor + offset as i64,
-                    data: Bytes::copy_from_slice(&self.scratch[..info.output_size]),
+                    data: self.payloads.payload(&self.scratch[..info.output_size]),
                 });
             }
         }

@@ -5,7 +5,7 @@
 mod engine;
 #[doc(hidden)]
 pub mod harness;
-mod resolve;
+pub(crate) mod resolve;
 mod tls;
 mod transport;
 
@@ -115,7 +115,7 @@ pub struct CallConfig {
     pub local_media: LocalMedia,
     pub dtmf: DtmfPlan,
     /// The audio RTP socket (symmetric RTP): RFC 4733 events are sent from it.
-    pub dtmf_rtp: Option<Arc<UdpSocket>>,
+    pub dtmf_rtp: Option<Arc<std::net::UdpSocket>>,
 }
 
 #[derive(Debug, thiserror::Error)]
