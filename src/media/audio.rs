@@ -190,8 +190,10 @@ struct Transcoding {
 
 impl Transcoding {
     fn new(codec: Option<AudioCodec>, aac: Option<AacConfig>) -> Result<Self, AacError> {
-        let aac = aac.map(AacTrack::new).transpose()?;
         let pcm_rate = codec.and_then(AudioCodec::pcm_rate);
+        let aac = aac
+            .map(|config| AacTrack::for_input(config, pcm_rate.map(|rate| rate / 2)))
+            .transpose()?;
         let resampler = match (&aac, pcm_rate) {
             (Some(aac), Some(rate)) => Some(Resampler::new(rate, aac.config().sample_rate)),
             _ => None,

@@ -53,6 +53,7 @@ pub mod audio;
 pub mod avcc;
 pub mod batch;
 pub mod decode;
+pub mod fdk;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;
