@@ -87,6 +87,10 @@ struct Attempt {
 }
 
 /// How phase one (until answer) ended.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few per call, never per packet: the negotiated media is moved once"
+)]
 enum Answered {
     Yes(NegotiatedMedia),
     No(CallEnd),
@@ -340,6 +344,7 @@ fn call_config(spec: &BroadcastSpec, local: &media::LocalMedia) -> sip::CallConf
                 crate::spec::VideoContent::Main => sip::VideoContent::Main,
                 crate::spec::VideoContent::Slides => sip::VideoContent::Slides,
             },
+            encryption: spec.call.media_encryption,
         },
         dtmf: sip::DtmfPlan {
             digits: spec.call.dtmf.clone(),

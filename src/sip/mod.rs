@@ -47,7 +47,7 @@ pub mod driver;
 pub use self::core::dialog::Transport;
 pub use self::core::sdp::{Direction, MediaKind, NegotiatedMedia, NegotiatedStream, VideoContent};
 pub use self::core::transaction::TimerConfig;
-pub use self::core::{CallEnd, CallEvent, DtmfMethod};
+pub use self::core::{CallEnd, CallEvent, DtmfMethod, MediaEncryption};
 pub use driver::{
     Account, CallConfig, CallHandle, DtmfPlan, LocalMedia, UaConfig, UaError, UserAgent,
 };
