@@ -8,6 +8,12 @@
 //! with the socket and address it came from, to [`MediaReceiver::handle_datagram`], which
 //! makes every decision. Datagrams are received into buffers one byte larger than
 //! [`MAX_DATAGRAM`], so an oversized one is seen as such (and dropped), never truncated.
+//!
+//! An encrypted stream (SDES keys in [`super::RemoteStream::srtp`]) is unprotected here, in the
+//! receive buffer, before the receiver sees it: only an authenticated packet may move the
+//! source latch. What fails authentication or replays is dropped and counted
+//! ([`DropReason::SrtpAuth`], [`DropReason::SrtpReplay`]); the call stays up. Our RTCP goes
+//! out as SRTCP through a reserved scratch buffer, so neither direction allocates per packet.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -25,10 +31,12 @@ use super::latch::MediaPort;
 use super::receiver::{MAX_DATAGRAM, MediaError, MediaEvent, MediaReceiver, RtcpTransmit, Verdict};
 use super::remote::{AudioOutputs, MediaConfig, RemoteMedia};
 use super::rtcp;
-use super::stats::MediaStats;
+use super::rtp::is_rtcp;
+use super::stats::{DropReason, DroppedDatagrams, MediaStats};
 use super::timeline::Track;
 use crate::clock::monotonic;
 use crate::frame::{FrameSink, MediaFrame};
+use crate::srtp::{SrtpError, SrtpSession};
 
 /// Frames buffered towards the consumer; beyond this they are dropped and counted.
 const FRAME_QUEUE: usize = 1024;
@@ -170,6 +178,8 @@ pub struct MediaStatus {
     /// Our audio and video RTP ports (RTCP is each plus one).
     pub local_audio_port: Option<u16>,
     pub local_video_port: Option<u16>,
+    /// The SRTP suite protecting the media, `None` for plain RTP.
+    pub encryption: Option<&'static str>,
 }
 
 /// The receiving ends handed to the caller.
@@ -222,7 +232,11 @@ impl MediaSession {
         let (status_tx, status) = watch::channel(MediaStatus::default());
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let audio_rtp = local.audio.rtp.clone();
+        let srtp = [Track::Audio, Track::Video].map(|track| srtp_session(&remote, track));
         let driver = Driver {
+            srtp,
+            srtp_dropped: DroppedDatagrams::default(),
+            srtcp_out: Vec::with_capacity(MAX_DATAGRAM + SRTP_TRAILER_ROOM),
             receiver,
             config,
             remote,
@@ -294,7 +308,39 @@ impl Drop for MediaSession {
     }
 }
 
+/// Room for what SRTCP appends (E flag and index, MKI, tag) to a report of ours.
+const SRTP_TRAILER_ROOM: usize = 32;
+
+/// The SRTP contexts of `track`'s stream, when SDES agreed keys for it.
+fn srtp_session(remote: &RemoteMedia, track: Track) -> Option<SrtpSession> {
+    let stream = match track {
+        Track::Audio => remote.audio.as_ref(),
+        Track::Video => remote.video.as_ref(),
+    }?;
+    let negotiated = stream.srtp.as_deref()?;
+    match SrtpSession::new(negotiated) {
+        Ok(session) => Some(session),
+        Err(e) => {
+            tracing::warn!("SRTP for the {track:?} stream not set up: {e}");
+            None
+        }
+    }
+}
+
+fn srtp_drop_reason(error: &SrtpError) -> DropReason {
+    match error {
+        SrtpError::Replayed { .. } => DropReason::SrtpReplay,
+        _ => DropReason::SrtpAuth,
+    }
+}
+
 struct Driver {
+    /// Per track (audio, video): SRTP contexts when the stream is encrypted.
+    srtp: [Option<SrtpSession>; 2],
+    /// SRTP/SRTCP packets refused before the receiver saw them.
+    srtp_dropped: DroppedDatagrams,
+    /// Where our RTCP is protected before it goes out (reserved once, never grown).
+    srtcp_out: Vec<u8>,
     receiver: MediaReceiver,
     config: MediaConfig,
     remote: RemoteMedia,
@@ -350,20 +396,21 @@ impl Driver {
                     Some(Command::UpdateRemote(remote)) => {
                         // A codec we cannot handle keeps the old paths; the call leg decides.
                         let _ = self.receiver.update_remote(&remote, monotonic().into_std());
+                        self.update_srtp(&remote);
                         self.remote = *remote;
                     }
                 },
                 Ok((len, from)) = audio.rtp.recv_from(&mut a_rtp) => {
-                    self.on_datagram(MediaPort::new(Track::Audio, false), &a_rtp, len, from);
+                    self.on_datagram(MediaPort::new(Track::Audio, false), &mut a_rtp, len, from);
                 }
                 Ok((len, from)) = audio.rtcp.recv_from(&mut a_rtcp) => {
-                    self.on_datagram(MediaPort::new(Track::Audio, true), &a_rtcp, len, from);
+                    self.on_datagram(MediaPort::new(Track::Audio, true), &mut a_rtcp, len, from);
                 }
                 Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtp), &mut v_rtp) => {
-                    self.on_datagram(MediaPort::new(Track::Video, false), &v_rtp, len, from);
+                    self.on_datagram(MediaPort::new(Track::Video, false), &mut v_rtp, len, from);
                 }
                 Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtcp), &mut v_rtcp) => {
-                    self.on_datagram(MediaPort::new(Track::Video, true), &v_rtcp, len, from);
+                    self.on_datagram(MediaPort::new(Track::Video, true), &mut v_rtcp, len, from);
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.receiver.handle_timeout(monotonic().into_std());
@@ -378,8 +425,27 @@ impl Driver {
 
     /// `len` bytes received into `buffer` (one byte larger than [`MAX_DATAGRAM`], so a longer
     /// datagram arrives cut to a length the receiver refuses as oversize).
-    fn on_datagram(&mut self, port: MediaPort, buffer: &[u8], len: usize, from: SocketAddr) {
+    fn on_datagram(&mut self, port: MediaPort, buffer: &mut [u8], len: usize, from: SocketAddr) {
         let now = monotonic();
+        let mut len = len;
+        // Decrypt in place first (an oversized datagram is left for the receiver to refuse).
+        if len < buffer.len()
+            && let Some(srtp) = self.srtp_mut(port.track)
+            && let Some(datagram) = buffer.get_mut(..len)
+        {
+            let result = if port.rtcp || is_rtcp(datagram) {
+                srtp.unprotect_rtcp(datagram)
+            } else {
+                srtp.unprotect_rtp(datagram)
+            };
+            match result {
+                Ok(clear) => len = clear,
+                Err(e) => {
+                    self.srtp_dropped.count(srtp_drop_reason(&e));
+                    return;
+                }
+            }
+        }
         let datagram = buffer.get(..len).unwrap_or(buffer);
         match self
             .receiver
@@ -389,6 +455,29 @@ impl Driver {
             Verdict::Rtcp => self.last_rtcp_at = Some(now),
             // Counted by the receiver, shown in status; a stranger keeps no call alive.
             Verdict::Dropped(_) => {}
+        }
+    }
+
+    fn srtp_mut(&mut self, track: Track) -> Option<&mut SrtpSession> {
+        let [audio, video] = &mut self.srtp;
+        match track {
+            Track::Audio => audio.as_mut(),
+            Track::Video => video.as_mut(),
+        }
+    }
+
+    /// A re-INVITE may change the keys (or drop SRTP): new contexts only where they changed.
+    fn update_srtp(&mut self, next: &RemoteMedia) {
+        for (at, track) in [Track::Audio, Track::Video].into_iter().enumerate() {
+            let keys = |remote: &RemoteMedia| match track {
+                Track::Audio => remote.audio.as_ref().and_then(|s| s.srtp.clone()),
+                Track::Video => remote.video.as_ref().and_then(|s| s.srtp.clone()),
+            };
+            if keys(&self.remote) != keys(next)
+                && let Some(slot) = self.srtp.get_mut(at)
+            {
+                *slot = srtp_session(next, track);
+            }
         }
     }
 
@@ -421,22 +510,37 @@ impl Driver {
         ))
     }
 
-    async fn send_rtcp(&self, transmit: &RtcpTransmit) {
+    async fn send_rtcp(&mut self, transmit: &RtcpTransmit) {
         let Some((destination, mux)) = self.rtcp_destination(transmit.track) else {
             return;
         };
         let pair = match transmit.track {
-            Track::Audio => Some(&self.local.audio),
-            Track::Video => self.local.video.as_ref(),
+            Track::Audio => Some(self.local.audio.clone()),
+            Track::Video => self.local.video.clone(),
         };
-        if let Some(pair) = pair {
-            let socket = if mux { &pair.rtp } else { &pair.rtcp };
+        let Some(pair) = pair else { return };
+        let socket = if mux { &pair.rtp } else { &pair.rtcp };
+        let mut out = std::mem::take(&mut self.srtcp_out);
+        let data: &[u8] = match self.srtp_mut(transmit.track) {
+            Some(srtp) => {
+                out.clear();
+                out.extend_from_slice(&transmit.data);
+                // Fails only for a malformed report of ours: then nothing goes out in clear.
+                match srtp.protect_rtcp(&mut out) {
+                    Ok(()) => &out,
+                    Err(_) => &[],
+                }
+            }
+            None => &transmit.data,
+        };
+        if !data.is_empty() {
             // A lost report is harmless; the next one follows.
-            let _ = socket.send_to(&transmit.data, destination).await;
+            let _ = socket.send_to(data, destination).await;
         }
+        self.srtcp_out = out;
     }
 
-    async fn send_bye(&self) {
+    async fn send_bye(&mut self) {
         for track in [Track::Audio, Track::Video] {
             let mut data = Vec::with_capacity(64);
             rtcp::write_receiver_report(&mut data, self.config.local_ssrc, &[]);
@@ -449,6 +553,7 @@ impl Driver {
     fn publish_status(&self) {
         let mut stats = self.receiver.stats();
         stats.frames_dropped = self.frames_dropped;
+        stats.dropped = stats.dropped.plus(self.srtp_dropped);
         let audio_destination = self
             .receiver
             .latched(MediaPort::new(Track::Audio, false))
@@ -460,6 +565,12 @@ impl Driver {
             audio_destination,
             local_audio_port: Some(self.local.audio.rtp_port()),
             local_video_port: self.local.video.as_ref().map(SocketPair::rtp_port),
+            encryption: self
+                .srtp
+                .iter()
+                .flatten()
+                .next()
+                .map(|s| s.suite().sdes_name()),
         });
     }
 }
