@@ -1,0 +1,337 @@
+//! End to end with encrypted media: `sipcast run` dials a sipp callee whose answer carries
+//! `RTP/SAVP` and an `a=crypto` line taking one of our offered suites; GStreamer's `srtpenc`
+//! (libsrtp2) then sends H.264 and a 440 Hz PCMU tone, encrypted with the callee's key, to the
+//! ports we offered. The nginx-rtmp recording must decode (ffprobe) and carry the tone; status
+//! names the suite; forged and replayed packets sent mid-call are dropped and counted while
+//! the call stays up. Then the policy against callees that refuse: `require` against a
+//! plain-only callee, `off` against an SRTP-only one (488), and `prefer` falling back.
+//!
+//! Signalling is UDP on loopback with `allow_sdes_over_plain_signalling = true`: the keys
+//! cross no network here, and the test is about the media.
+
+mod e2e_support;
+mod peers;
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use e2e_support::*;
+use serde_json::Value;
+use sipcast::srtp::sdes::CryptoAttribute;
+use sipcast::srtp::{MasterKey, SrtpSession, SrtpSuite};
+
+/// The tag of `suite` in our offer: one line per suite in preference order, tagged from 1.
+fn offered_tag(suite: SrtpSuite) -> usize {
+    SrtpSuite::PREFERENCE
+        .iter()
+        .position(|s| *s == suite)
+        .unwrap()
+        + 1
+}
+
+fn gst_cipher(suite: SrtpSuite) -> (&'static str, &'static str) {
+    match suite {
+        SrtpSuite::Aes256CmHmacSha1_80 => ("aes-256-icm", "hmac-sha1-80"),
+        SrtpSuite::Aes256CmHmacSha1_32 => ("aes-256-icm", "hmac-sha1-32"),
+        SrtpSuite::AesCm128HmacSha1_80 => ("aes-128-icm", "hmac-sha1-80"),
+        SrtpSuite::AesCm128HmacSha1_32 => ("aes-128-icm", "hmac-sha1-32"),
+    }
+}
+
+/// The callee's crypto line for one m-line: its own key, our tag.
+fn callee_line(suite: SrtpSuite, key: &MasterKey) -> String {
+    CryptoAttribute {
+        tag: offered_tag(suite) as u32,
+        key: key.clone(),
+        lifetime: None,
+        mki: None,
+    }
+    .to_sdp_line()
+}
+
+/// A sipp callee answering with `RTP/SAVP`, taking our line of `suite` with keys of its own.
+/// It checks our offer carries that line, sends nothing itself (GStreamer does), and waits
+/// for our BYE.
+fn srtp_callee(dir: &Path, suite: SrtpSuite, audio: &MasterKey, video: &MasterKey) -> Sipp {
+    let tag = offered_tag(suite);
+    let scenario = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="SRTP callee">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="m=audio [0-9]+ RTP/SAVP" search_in="body" check_it="true" assign_to="savp"/>
+      <ereg regexp="a=crypto:{tag} {suite} inline:" search_in="body" check_it="true" assign_to="line"/>
+    </action>
+  </recv>
+  <Reference variables="savp,line"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=callee 1 1 IN IP4 127.0.0.1
+s=-
+c=IN IP4 127.0.0.1
+t=0 0
+m=audio [media_port] RTP/SAVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+{audio_line}
+a=sendrecv
+m=video [media_port+2] RTP/SAVP 96
+a=rtpmap:96 H264/90000
+a=fmtp:96 packetization-mode=1
+{video_line}
+a=sendrecv
+]]></send>
+  <recv request="ACK" crlf="true"/>
+  <recv request="BYE">
+    <action><exec command="date +%s.%N > bye_at"/></action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#,
+        audio_line = callee_line(suite, audio),
+        video_line = callee_line(suite, video),
+    );
+    let path = dir.join(format!("srtp_callee_{tag}.xml"));
+    std::fs::write(&path, scenario).unwrap();
+    Sipp::start_file(&path, free_udp_port(), &[])
+}
+
+fn hex_key(key: &MasterKey) -> String {
+    [key.key(), &key.salt()[..]]
+        .concat()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// gst-launch-1.0 sending a moving picture as H.264 (1 s GOP) and a 440 Hz PCMU tone, each
+/// through its own `srtpenc`, to our video and audio ports.
+struct SrtpSender(Child);
+
+impl SrtpSender {
+    fn start(suite: SrtpSuite, audio: &MasterKey, video: &MasterKey, ports: (u16, u16)) -> Self {
+        peers::require("gst-launch-1.0");
+        let (cipher, auth) = gst_cipher(suite);
+        let enc = |key: &MasterKey| {
+            format!(
+                "srtpenc key={} rtp-cipher={cipher} rtp-auth={auth} rtcp-cipher={cipher} \
+                 rtcp-auth=hmac-sha1-80",
+                hex_key(key)
+            )
+        };
+        let pipeline = format!(
+            "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=300 key-int-max=15 \
+             ! rtph264pay config-interval=-1 pt=96 ! {venc} ! udpsink host=127.0.0.1 port={vport} \
+             audiotestsrc is-live=true freq=440 volume=0.25 samplesperbuffer=160 \
+             ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay pt=0 \
+             ! {aenc} ! udpsink host=127.0.0.1 port={aport}",
+            venc = enc(video),
+            aenc = enc(audio),
+            aport = ports.0,
+            vport = ports.1,
+        );
+        let child = Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gst-launch-1.0");
+        SrtpSender(child)
+    }
+}
+
+impl Drop for SrtpSender {
+    fn drop(&mut self) {
+        peers::stop(&mut self.0, Duration::from_secs(2));
+    }
+}
+
+fn srtp_spec(callee: &Sipp, url: String, mode: &str) -> SpecText {
+    SpecText::direct(&callee.addr(), &[url])
+        .call_line(&format!("media_encryption = \"{mode}\""))
+        .call_line("allow_sdes_over_plain_signalling = true")
+}
+
+/// Our media ports, once status reports them.
+fn local_ports(daemon: &Daemon, name: &str) -> (u16, u16) {
+    let status = daemon.wait_status(name, Duration::from_secs(5), "media ports", |s| {
+        s["call"]["media"]["local_video_port"].as_u64().is_some()
+    });
+    let port = |key: &str| status["call"]["media"][key].as_u64().unwrap() as u16;
+    (port("local_audio_port"), port("local_video_port"))
+}
+
+fn dropped(status: &Value, reason: &str) -> u64 {
+    status["call"]["media"]["rtp_dropped"][reason]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Mid-call: a packet under a wrong key, a tampered copy of a good one, and the good one
+/// twice (the second a replay), all to our audio port.
+fn attack(audio_port: u16, suite: SrtpSuite, callee_audio: &MasterKey) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = ("127.0.0.1", audio_port);
+    let rtp = |seq: u16| {
+        let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 0x0b, 0xad, 0xf0, 0x0d];
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        packet.extend_from_slice(&[0xff; 160]);
+        packet
+    };
+    let wrong = MasterKey::generate(suite).unwrap();
+    let mut stranger = SrtpSession::from_keys(&wrong, None, &wrong, None).unwrap();
+    let mut forged = rtp(1);
+    stranger.protect_rtp(&mut forged).unwrap();
+    socket.send_to(&forged, to).unwrap();
+    let mut callee = SrtpSession::from_keys(callee_audio, None, callee_audio, None).unwrap();
+    let mut good = rtp(2);
+    callee.protect_rtp(&mut good).unwrap();
+    let mut tampered = good.clone();
+    tampered[20] ^= 1;
+    socket.send_to(&tampered, to).unwrap();
+    socket.send_to(&good, to).unwrap();
+    socket.send_to(&good, to).unwrap();
+}
+
+fn encrypted_call_streams_to_nginx(suite: SrtpSuite) {
+    let Stage {
+        daemon,
+        nginx,
+        work,
+    } = &Stage::new();
+    let name = format!("srtp{}", offered_tag(suite));
+    let audio = MasterKey::generate(suite).unwrap();
+    let video = MasterKey::generate(suite).unwrap();
+    let mut callee = srtp_callee(work.path(), suite, &audio, &video);
+    let spec = srtp_spec(&callee, stream_url(nginx, &name), "require");
+    let live = daemon.go_live(&name, &spec);
+    let answered = answered_at(&live);
+    let ports = local_ports(daemon, &name);
+    let _sender = SrtpSender::start(suite, &audio, &video, ports);
+
+    std::thread::sleep(Duration::from_secs(4));
+    attack(ports.0, suite, &audio);
+    let midway = daemon.wait_status(&name, Duration::from_secs(3), "the attack counted", |s| {
+        dropped(s, "srtp_auth") >= 2 && dropped(s, "srtp_replay") >= 1
+    });
+    let media = &midway["call"]["media"];
+    eprintln!("{name}: {media}");
+    assert_eq!(media["encryption"], suite.sdes_name(), "{midway}");
+    assert!(media["encryption_fallback"].is_null(), "{midway}");
+    assert_eq!(call_state(&midway), "established", "the call stays up");
+    assert!(media["rtp_packets"].as_u64().unwrap_or(0) > 100, "{midway}");
+    assert_eq!(media["audio_decode_errors"], 0, "{midway}");
+    let gop = media["keyframe_interval_ms"].as_u64().unwrap_or(0);
+    assert!((800..=1300).contains(&gop), "GOP {gop} ms: {midway}");
+    // Neither key ever shows in status or the log.
+    let shown = midway.to_string() + &daemon.log();
+    for key in [&audio, &video] {
+        let line = callee_line(suite, key);
+        let inline = line.split("inline:").nth(1).unwrap();
+        assert!(!shown.contains(inline), "a key leaked");
+    }
+
+    let call_seconds = hang_up_after_the_pcap(daemon, &mut callee, &name, answered);
+    let probe = check_recording(nginx, &name, call_seconds);
+    let video_seconds = covered_seconds(&probe, "video");
+    assert!(
+        video_seconds >= 0.7 * call_seconds,
+        "H.264 covers {video_seconds:.2} s of {call_seconds:.2} s"
+    );
+}
+
+#[test]
+fn an_aes_256_srtp_call_streams_h264_and_the_tone_and_drops_forgeries_and_replays() {
+    encrypted_call_streams_to_nginx(SrtpSuite::Aes256CmHmacSha1_80);
+}
+
+#[test]
+fn an_aes_128_srtp_call_with_32_bit_tags_streams_h264_and_the_tone() {
+    encrypted_call_streams_to_nginx(SrtpSuite::AesCm128HmacSha1_32);
+}
+
+/// Waits for the first attempt to end and returns its status.
+fn failed_with(daemon: &Daemon, name: &str, what: &str) -> Value {
+    daemon.wait_status(name, Duration::from_secs(10), what, |s| {
+        s["call"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(what))
+    })
+}
+
+#[test]
+fn require_against_a_plain_only_callee_ends_with_the_reason() {
+    let Stage { daemon, nginx, .. } = &Stage::new();
+    let callee = Sipp::start("e2e_callee.xml", &[]);
+    let spec = srtp_spec(&callee, stream_url(nginx, "plainonly"), "require");
+    daemon.put_spec("plainonly", &spec.render());
+    let status = failed_with(daemon, "plainonly", "callee does not support SRTP");
+    let reason = status["call"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("answered RTP/AVP without a=crypto")
+            && reason.contains("AES_256_CM_HMAC_SHA1_80"),
+        "{status}"
+    );
+    drop(callee);
+}
+
+#[test]
+fn off_against_an_srtp_only_callee_ends_with_callee_requires_srtp() {
+    let Stage { daemon, nginx, .. } = &Stage::new();
+    let callee = Sipp::start("e2e_callee_srtp_only_488.xml", &[]);
+    let spec = SpecText::direct(&callee.addr(), &[stream_url(nginx, "srtponly")])
+        .call_line("media_encryption = \"off\"");
+    daemon.put_spec("srtponly", &spec.render());
+    let status = failed_with(daemon, "srtponly", "callee requires SRTP");
+    let reason = status["call"]["reason"].as_str().unwrap();
+    assert_eq!(status["call"]["sip_status"], 488, "{status}");
+    assert!(
+        reason.contains("488 Not Acceptable Here to our RTP/AVP offer")
+            && reason.contains("SRTP required"),
+        "{status}"
+    );
+}
+
+#[test]
+fn prefer_falls_back_to_plain_rtp_after_488_and_says_so() {
+    let Stage { daemon, nginx, .. } = &Stage::new();
+    let mut callee = Sipp::start("e2e_callee_refuses_srtp.xml", &[]);
+    let spec = srtp_spec(&callee, stream_url(nginx, "fallback"), "prefer");
+    let live = daemon.go_live("fallback", &spec);
+    let status = daemon.wait_status("fallback", Duration::from_secs(5), "media", |s| {
+        s["call"]["media"]["encryption"].is_string()
+    });
+    let media = &status["call"]["media"];
+    assert_eq!(media["encryption"], "none", "{status}");
+    let note = media["encryption_fallback"].as_str().unwrap_or("");
+    assert!(
+        note.starts_with("callee refused SRTP (488 Not Acceptable Here")
+            && note.ends_with("plain RTP"),
+        "{status}"
+    );
+    let call_seconds = hang_up_after_the_pcap(daemon, &mut callee, "fallback", answered_at(&live));
+    check_recording(nginx, "fallback", call_seconds);
+}
