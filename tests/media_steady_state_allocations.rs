@@ -2,7 +2,8 @@
 //! watches the media receiver while it takes ten seconds of H.264 (FU-A fragmented) and PCMU
 //! RTP after a warm-up, through the daemon's entry point (source latch, size check, SSRC
 //! admission and all): allocations must stay at about one per access unit produced (the
-//! frame's `Bytes`), far below one per packet.
+//! frame's `Bytes`), far below one per packet. The same again with SRTP: every datagram is
+//! decrypted in place by the call's [`MediaSrtp`] first, as the media session does.
 
 mod alloc_support;
 
@@ -15,7 +16,11 @@ use sipcast::frame::MediaFrame;
 use sipcast::media::receiver::MediaReceiver;
 use sipcast::media::rtp::{RtpPacket, write_packet};
 use sipcast::media::timeline::Track;
-use sipcast::media::{AudioOutputs, MediaConfig, MediaPort, RemoteMedia, RemoteStream, Verdict};
+use sipcast::media::{
+    AudioOutputs, MediaConfig, MediaPort, MediaSrtp, RemoteMedia, RemoteStream, Verdict,
+};
+use sipcast::srtp::sdes::{NegotiatedSrtp, SdesKey};
+use sipcast::srtp::{MasterKey, SrtpSession, SrtpSuite};
 
 #[global_allocator]
 static GLOBAL: alloc_support::Counting = alloc_support::Counting;
@@ -70,16 +75,57 @@ fn traffic(seconds: u32) -> Vec<(u64, Track, Vec<u8>)> {
     out
 }
 
+/// One test: the allocation counter is global, so the two runs must not overlap.
 #[test]
-fn steady_state_allocates_per_access_unit_not_per_packet() {
+fn steady_state_allocates_per_access_unit_not_per_packet_plain_and_with_srtp() {
+    run(None);
+    run(Some(SrtpSuite::Aes256CmHmacSha1_80));
+}
+
+/// SDES keys for one stream: (what the call negotiated, the peer's sending context).
+fn keys(suite: SrtpSuite) -> (Box<NegotiatedSrtp>, SrtpSession) {
+    let ours = MasterKey::generate(suite).unwrap();
+    let theirs = MasterKey::generate(suite).unwrap();
+    let sdes = |key: &MasterKey| SdesKey {
+        key: key.clone(),
+        mki: None,
+        lifetime: None,
+    };
+    let negotiated = NegotiatedSrtp {
+        suite,
+        tag: 1,
+        local: sdes(&ours),
+        remote: sdes(&theirs),
+    };
+    let peer = SrtpSession::from_keys(&ours, None, &theirs, None).unwrap();
+    (Box::new(negotiated), peer)
+}
+
+fn run(suite: Option<SrtpSuite>) {
     let addr = "127.0.0.1:9".parse().unwrap();
-    let remote = RemoteMedia {
+    let mut remote = RemoteMedia {
         audio: Some(RemoteStream::new(addr, 0, "PCMU", 8000)),
         video: Some(RemoteStream {
             fmtp: format!("packetization-mode=1;sprop-parameter-sets={SPROP}"),
             ..RemoteStream::new(addr, 96, "H264", 90_000)
         }),
     };
+    let mut traffic = traffic(14);
+    if let Some(suite) = suite {
+        // The peer encrypts everything beforehand (its cost is not ours to count).
+        let (audio_keys, mut audio_peer) = keys(suite);
+        let (video_keys, mut video_peer) = keys(suite);
+        for (_, track, datagram) in &mut traffic {
+            let peer = match track {
+                Track::Audio => &mut audio_peer,
+                Track::Video => &mut video_peer,
+            };
+            peer.protect_rtp(datagram).unwrap();
+        }
+        remote.audio.as_mut().unwrap().srtp = Some(audio_keys);
+        remote.video.as_mut().unwrap().srtp = Some(video_keys);
+    }
+    let mut srtp = MediaSrtp::new(&remote);
     let config = MediaConfig {
         audio_outputs: AudioOutputs {
             aac: Some(Default::default()),
@@ -89,11 +135,11 @@ fn steady_state_allocates_per_access_unit_not_per_packet() {
     };
     let start = sipcast::clock::monotonic().into_std();
     let mut receiver = MediaReceiver::new(&remote, config, start).unwrap();
-    let traffic = traffic(14);
     let warm_up_ms = 4000;
     let (mut packets, mut frames) = (0u64, 0u64);
-    for (at, track, datagram) in &traffic {
+    for (at, track, datagram) in &mut traffic {
         if *at == warm_up_ms {
+            ALLOCATIONS.store(0, Ordering::Relaxed);
             COUNTING.store(true, Ordering::Relaxed);
         }
         let now = start + Duration::from_millis(*at);
@@ -102,8 +148,9 @@ fn steady_state_allocates_per_access_unit_not_per_packet() {
             Track::Audio => "127.0.0.1:9".parse().unwrap(),
             Track::Video => "127.0.0.1:11".parse().unwrap(),
         };
+        let len = srtp.unprotect(port, datagram).expect("authenticates");
         assert_eq!(
-            receiver.handle_datagram(now, port, from, datagram),
+            receiver.handle_datagram(now, port, from, &datagram[..len]),
             Verdict::Rtp
         );
         receiver.handle_timeout(now);
@@ -116,7 +163,7 @@ fn steady_state_allocates_per_access_unit_not_per_packet() {
     }
     COUNTING.store(false, Ordering::Relaxed);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
-    println!("{packets} packets, {frames} frames, {allocations} allocations");
+    println!("{suite:?}: {packets} packets, {frames} frames, {allocations} allocations");
     assert_eq!(packets, 2000);
     // One allocation per frame's payload, plus RTCP reports (a handful in ten seconds).
     assert!(

@@ -6,7 +6,8 @@
 //! encoding ([`aac`]), the [`timeline`] that puts every track on one millisecond clock and the
 //! [`keyframe`] request policy. [`audio`] and [`video`] are the two track paths, [`receiver`]
 //! ties them into one machine per call behind one datagram entry point (with the source
-//! [`latch`] that keeps strangers out), and [`session`] is its tokio driver.
+//! [`latch`] that keeps strangers out), [`encryption`] decrypts SRTP before any of that, and
+//! [`session`] is their tokio driver.
 //!
 //! A frame crosses two tasks on its way out: the media task receives the datagrams, runs them
 //! through the receiver and hands each finished frame to a [`crate::frame::FrameSink`] — in the
@@ -48,6 +49,7 @@ pub mod annexb;
 pub mod audio;
 pub mod avcc;
 pub mod decode;
+pub mod encryption;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;
@@ -67,6 +69,7 @@ pub mod stats;
 pub mod timeline;
 pub mod video;
 
+pub use encryption::MediaSrtp;
 pub use latch::MediaPort;
 pub use receiver::{MAX_DATAGRAM, MediaError, MediaEvent, Verdict};
 pub use remote::{AudioOutputs, MediaConfig, RemoteMedia, RemoteStream};

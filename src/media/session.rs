@@ -9,11 +9,9 @@
 //! makes every decision. Datagrams are received into buffers one byte larger than
 //! [`MAX_DATAGRAM`], so an oversized one is seen as such (and dropped), never truncated.
 //!
-//! An encrypted stream (SDES keys in [`super::RemoteStream::srtp`]) is unprotected here, in the
-//! receive buffer, before the receiver sees it: only an authenticated packet may move the
-//! source latch. What fails authentication or replays is dropped and counted
-//! ([`DropReason::SrtpAuth`], [`DropReason::SrtpReplay`]); the call stays up. Our RTCP goes
-//! out as SRTCP through a reserved scratch buffer, so neither direction allocates per packet.
+//! An encrypted stream (SDES keys in [`super::RemoteStream::srtp`]) goes through
+//! [`MediaSrtp`] in the receive buffer before the receiver sees it, and our RTCP through it on
+//! the way out.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -27,16 +25,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::encryption::MediaSrtp;
 use super::latch::MediaPort;
 use super::receiver::{MAX_DATAGRAM, MediaError, MediaEvent, MediaReceiver, RtcpTransmit, Verdict};
 use super::remote::{AudioOutputs, MediaConfig, RemoteMedia};
 use super::rtcp;
-use super::rtp::is_rtcp;
-use super::stats::{DropReason, DroppedDatagrams, MediaStats};
+use super::stats::MediaStats;
 use super::timeline::Track;
 use crate::clock::monotonic;
 use crate::frame::{FrameSink, MediaFrame};
-use crate::srtp::{SrtpError, SrtpSession};
 
 /// Frames buffered towards the consumer; beyond this they are dropped and counted.
 const FRAME_QUEUE: usize = 1024;
@@ -232,11 +229,8 @@ impl MediaSession {
         let (status_tx, status) = watch::channel(MediaStatus::default());
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let audio_rtp = local.audio.rtp.clone();
-        let srtp = [Track::Audio, Track::Video].map(|track| srtp_session(&remote, track));
         let driver = Driver {
-            srtp,
-            srtp_dropped: DroppedDatagrams::default(),
-            srtcp_out: Vec::with_capacity(MAX_DATAGRAM + SRTP_TRAILER_ROOM),
+            srtp: MediaSrtp::new(&remote),
             receiver,
             config,
             remote,
@@ -308,39 +302,9 @@ impl Drop for MediaSession {
     }
 }
 
-/// Room for what SRTCP appends (E flag and index, MKI, tag) to a report of ours.
-const SRTP_TRAILER_ROOM: usize = 32;
-
-/// The SRTP contexts of `track`'s stream, when SDES agreed keys for it.
-fn srtp_session(remote: &RemoteMedia, track: Track) -> Option<SrtpSession> {
-    let stream = match track {
-        Track::Audio => remote.audio.as_ref(),
-        Track::Video => remote.video.as_ref(),
-    }?;
-    let negotiated = stream.srtp.as_deref()?;
-    match SrtpSession::new(negotiated) {
-        Ok(session) => Some(session),
-        Err(e) => {
-            tracing::warn!("SRTP for the {track:?} stream not set up: {e}");
-            None
-        }
-    }
-}
-
-fn srtp_drop_reason(error: &SrtpError) -> DropReason {
-    match error {
-        SrtpError::Replayed { .. } => DropReason::SrtpReplay,
-        _ => DropReason::SrtpAuth,
-    }
-}
-
 struct Driver {
-    /// Per track (audio, video): SRTP contexts when the stream is encrypted.
-    srtp: [Option<SrtpSession>; 2],
-    /// SRTP/SRTCP packets refused before the receiver saw them.
-    srtp_dropped: DroppedDatagrams,
-    /// Where our RTCP is protected before it goes out (reserved once, never grown).
-    srtcp_out: Vec<u8>,
+    /// SRTP contexts of the encrypted tracks (none for a plain call).
+    srtp: MediaSrtp,
     receiver: MediaReceiver,
     config: MediaConfig,
     remote: RemoteMedia,
@@ -396,7 +360,7 @@ impl Driver {
                     Some(Command::UpdateRemote(remote)) => {
                         // A codec we cannot handle keeps the old paths; the call leg decides.
                         let _ = self.receiver.update_remote(&remote, monotonic().into_std());
-                        self.update_srtp(&remote);
+                        self.srtp.update(&self.remote, &remote);
                         self.remote = *remote;
                     }
                 },
@@ -430,20 +394,12 @@ impl Driver {
         let mut len = len;
         // Decrypt in place first (an oversized datagram is left for the receiver to refuse).
         if len < buffer.len()
-            && let Some(srtp) = self.srtp_mut(port.track)
             && let Some(datagram) = buffer.get_mut(..len)
         {
-            let result = if port.rtcp || is_rtcp(datagram) {
-                srtp.unprotect_rtcp(datagram)
-            } else {
-                srtp.unprotect_rtp(datagram)
-            };
-            match result {
+            match self.srtp.unprotect(port, datagram) {
                 Ok(clear) => len = clear,
-                Err(e) => {
-                    self.srtp_dropped.count(srtp_drop_reason(&e));
-                    return;
-                }
+                // Counted by `srtp`, shown in status.
+                Err(_) => return,
             }
         }
         let datagram = buffer.get(..len).unwrap_or(buffer);
@@ -455,29 +411,6 @@ impl Driver {
             Verdict::Rtcp => self.last_rtcp_at = Some(now),
             // Counted by the receiver, shown in status; a stranger keeps no call alive.
             Verdict::Dropped(_) => {}
-        }
-    }
-
-    fn srtp_mut(&mut self, track: Track) -> Option<&mut SrtpSession> {
-        let [audio, video] = &mut self.srtp;
-        match track {
-            Track::Audio => audio.as_mut(),
-            Track::Video => video.as_mut(),
-        }
-    }
-
-    /// A re-INVITE may change the keys (or drop SRTP): new contexts only where they changed.
-    fn update_srtp(&mut self, next: &RemoteMedia) {
-        for (at, track) in [Track::Audio, Track::Video].into_iter().enumerate() {
-            let keys = |remote: &RemoteMedia| match track {
-                Track::Audio => remote.audio.as_ref().and_then(|s| s.srtp.clone()),
-                Track::Video => remote.video.as_ref().and_then(|s| s.srtp.clone()),
-            };
-            if keys(&self.remote) != keys(next)
-                && let Some(slot) = self.srtp.get_mut(at)
-            {
-                *slot = srtp_session(next, track);
-            }
         }
     }
 
@@ -520,24 +453,11 @@ impl Driver {
         };
         let Some(pair) = pair else { return };
         let socket = if mux { &pair.rtp } else { &pair.rtcp };
-        let mut out = std::mem::take(&mut self.srtcp_out);
-        let data: &[u8] = match self.srtp_mut(transmit.track) {
-            Some(srtp) => {
-                out.clear();
-                out.extend_from_slice(&transmit.data);
-                // Fails only for a malformed report of ours: then nothing goes out in clear.
-                match srtp.protect_rtcp(&mut out) {
-                    Ok(()) => &out,
-                    Err(_) => &[],
-                }
-            }
-            None => &transmit.data,
-        };
-        if !data.is_empty() {
+        // `None` only for a malformed report of ours: then nothing goes out in clear.
+        if let Some(data) = self.srtp.protect_rtcp(transmit.track, &transmit.data) {
             // A lost report is harmless; the next one follows.
             let _ = socket.send_to(data, destination).await;
         }
-        self.srtcp_out = out;
     }
 
     async fn send_bye(&mut self) {
@@ -553,7 +473,7 @@ impl Driver {
     fn publish_status(&self) {
         let mut stats = self.receiver.stats();
         stats.frames_dropped = self.frames_dropped;
-        stats.dropped = stats.dropped.plus(self.srtp_dropped);
+        stats.dropped = stats.dropped.plus(self.srtp.dropped());
         let audio_destination = self
             .receiver
             .latched(MediaPort::new(Track::Audio, false))
@@ -565,12 +485,7 @@ impl Driver {
             audio_destination,
             local_audio_port: Some(self.local.audio.rtp_port()),
             local_video_port: self.local.video.as_ref().map(SocketPair::rtp_port),
-            encryption: self
-                .srtp
-                .iter()
-                .flatten()
-                .next()
-                .map(|s| s.suite().sdes_name()),
+            encryption: self.srtp.suite().map(|s| s.sdes_name()),
         });
     }
 }
