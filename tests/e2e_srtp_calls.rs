@@ -54,8 +54,19 @@ fn callee_line(suite: SrtpSuite, key: &MasterKey) -> String {
 /// A sipp callee answering with `RTP/SAVP`, taking our line of `suite` with keys of its own.
 /// It checks our offer carries that line, sends nothing itself (GStreamer does), and waits
 /// for our BYE.
-fn srtp_callee(dir: &Path, suite: SrtpSuite, audio: &MasterKey, video: &MasterKey) -> Sipp {
+/// With `video_rtcp`, the answer names that port for the video's RTCP (`a=rtcp`, RFC 3605),
+/// where the sender listens for our SRTCP keyframe requests.
+fn srtp_callee(
+    dir: &Path,
+    suite: SrtpSuite,
+    audio: &MasterKey,
+    video: &MasterKey,
+    video_rtcp: Option<u16>,
+) -> Sipp {
     let tag = offered_tag(suite);
+    let rtcp_line = video_rtcp
+        .map(|port| format!("a=rtcp:{port}\n"))
+        .unwrap_or_default();
     let scenario = format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="SRTP callee">
@@ -90,10 +101,13 @@ a=sendrecv
 m=video [media_port+2] RTP/SAVP 96
 a=rtpmap:96 H264/90000
 a=fmtp:96 packetization-mode=1
-{video_line}
+a=rtcp-fb:* nack pli
+{rtcp_line}{video_line}
 a=sendrecv
 ]]></send>
   <recv request="ACK" crlf="true"/>
+  <label id="wait"/>
+  <recv request="INFO" optional="true" next="info"/>
   <recv request="BYE">
     <action><exec command="date +%s.%N > bye_at"/></action>
   </recv>
@@ -107,6 +121,21 @@ SIP/2.0 200 OK
 Content-Length: 0
 
 ]]></send>
+  <nop next="end"/>
+  <label id="info"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <nop next="wait"/>
+  <label id="end"/>
+  <pause milliseconds="1"/>
 </scenario>
 "#,
         audio_line = callee_line(suite, audio),
@@ -125,12 +154,31 @@ fn hex_key(key: &MasterKey) -> String {
         .collect()
 }
 
-/// gst-launch-1.0 sending a moving picture as H.264 (1 s GOP) and a 440 Hz PCMU tone, each
-/// through its own `srtpenc`, to our video and audio ports.
+/// Our RTCP sender SSRC (the media path's default `local_ssrc`).
+const OUR_RTCP_SSRC: u32 = 0x5143_4153;
+
+/// What the sender does with our keyframe requests: nothing (they go nowhere), or take them
+/// as SRTCP on `port`, decrypt them with our video key and hand them to its RTP session,
+/// which turns a PLI into a keyframe.
+enum Requests<'a> {
+    Ignored,
+    Honoured { port: u16, our_key: &'a MasterKey },
+}
+
+/// gst-launch-1.0 sending a moving picture as H.264 and a 440 Hz PCMU tone, each through its
+/// own `srtpenc`, to our video and audio ports. `gop` is its natural keyframe interval in
+/// frames (15 fps).
 struct SrtpSender(Child);
 
 impl SrtpSender {
-    fn start(suite: SrtpSuite, audio: &MasterKey, video: &MasterKey, ports: (u16, u16)) -> Self {
+    fn start(
+        suite: SrtpSuite,
+        audio: &MasterKey,
+        video: &MasterKey,
+        ports: (u16, u16),
+        gop: u32,
+        requests: Requests<'_>,
+    ) -> Self {
         peers::require("gst-launch-1.0");
         let (cipher, auth) = gst_cipher(suite);
         let enc = |key: &MasterKey| {
@@ -140,10 +188,24 @@ impl SrtpSender {
                 hex_key(key)
             )
         };
+        let rtcp_in = match requests {
+            Requests::Ignored => String::new(),
+            Requests::Honoured { port, our_key } => format!(
+                "srtpdec name=dec udpsrc address=127.0.0.1 port={port} \
+                 caps=application/x-srtcp,ssrc=(uint){OUR_RTCP_SSRC},srtp-key=(buffer){},\
+                 srtp-cipher=(string){cipher},srtp-auth=(string){auth},\
+                 srtcp-cipher=(string){cipher},srtcp-auth=(string)hmac-sha1-80 \
+                 ! dec.rtcp_sink dec.rtcp_src ! rb.recv_rtcp_sink_0",
+                hex_key(our_key)
+            ),
+        };
         let pipeline = format!(
-            "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 \
-             ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=300 key-int-max=15 \
-             ! rtph264pay config-interval=-1 pt=96 ! {venc} ! udpsink host=127.0.0.1 port={vport} \
+            "rtpbin name=rb \
+             videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=300 key-int-max={gop} \
+             ! rtph264pay config-interval=-1 pt=96 ! rb.send_rtp_sink_0 \
+             rb.send_rtp_src_0 ! {venc} ! udpsink host=127.0.0.1 port={vport} \
+             rb.send_rtcp_src_0 ! fakesink sync=false async=false {rtcp_in} \
              audiotestsrc is-live=true freq=440 volume=0.25 samplesperbuffer=160 \
              ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay pt=0 \
              ! {aenc} ! udpsink host=127.0.0.1 port={aport}",
@@ -225,12 +287,12 @@ fn encrypted_call_streams_to_nginx(suite: SrtpSuite) {
     let name = format!("srtp{}", offered_tag(suite));
     let audio = MasterKey::generate(suite).unwrap();
     let video = MasterKey::generate(suite).unwrap();
-    let mut callee = srtp_callee(work.path(), suite, &audio, &video);
+    let mut callee = srtp_callee(work.path(), suite, &audio, &video, None);
     let spec = srtp_spec(&callee, stream_url(nginx, &name), "require");
     let live = daemon.go_live(&name, &spec);
     let answered = answered_at(&live);
     let ports = local_ports(daemon, &name);
-    let _sender = SrtpSender::start(suite, &audio, &video, ports);
+    let _sender = SrtpSender::start(suite, &audio, &video, ports, 15, Requests::Ignored);
 
     std::thread::sleep(Duration::from_secs(4));
     attack(ports.0, suite, &audio);
@@ -271,6 +333,79 @@ fn an_aes_256_srtp_call_streams_h264_and_the_tone_and_drops_forgeries_and_replay
 #[test]
 fn an_aes_128_srtp_call_with_32_bit_tags_streams_h264_and_the_tone() {
     encrypted_call_streams_to_nginx(SrtpSuite::AesCm128HmacSha1_32);
+}
+
+/// Our offered key for `suite` on the video m-line, read from the INVITE in sipp's message log.
+fn our_video_key(callee: &Sipp, suite: SrtpSuite) -> MasterKey {
+    let prefix = format!("a=crypto:{} {suite} inline:", offered_tag(suite));
+    for _ in 0..100 {
+        for entry in std::fs::read_dir(&callee.dir).unwrap().flatten() {
+            if !entry.file_name().to_string_lossy().ends_with("messages.log") {
+                continue;
+            }
+            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let video = log
+                .split("m=video")
+                .nth(1)
+                .and_then(|section| section.lines().find(|l| l.starts_with(&prefix)));
+            if let Some(line) = video {
+                return CryptoAttribute::parse(line.trim()).unwrap().key;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no INVITE with our video crypto line in sipp's log");
+}
+
+/// The largest interval between keyframes in a recording, seconds.
+fn largest_gop(probe: &Probe) -> f64 {
+    let keyframes: Vec<f64> = probe
+        .packets
+        .iter()
+        .filter(|p| p.0 == "video" && p.2)
+        .map(|p| p.1)
+        .collect();
+    keyframes
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn our_srtcp_pli_makes_an_encrypted_sender_send_keyframes() {
+    let Stage {
+        daemon,
+        nginx,
+        work,
+    } = &Stage::new();
+    let suite = SrtpSuite::Aes256CmHmacSha1_80;
+    let audio = MasterKey::generate(suite).unwrap();
+    let video = MasterKey::generate(suite).unwrap();
+    let rtcp_port = free_udp_port();
+    let mut callee = srtp_callee(work.path(), suite, &audio, &video, Some(rtcp_port));
+    // The target wants a keyframe every 2 s; the sender's own GOP is 10 s.
+    let url = target_with(&stream_url(nginx, "pli"), "keyframe_interval = \"2s\"");
+    let spec = srtp_spec(&callee, url, "require");
+    let live = daemon.go_live("pli", &spec);
+    let answered = answered_at(&live);
+    let ports = local_ports(daemon, "pli");
+    let ours = our_video_key(&callee, suite);
+    let requests = Requests::Honoured {
+        port: rtcp_port,
+        our_key: &ours,
+    };
+    let _sender = SrtpSender::start(suite, &audio, &video, ports, 150, requests);
+    std::thread::sleep(Duration::from_secs(8));
+    let status = daemon.status("pli").expect("status");
+    let media = &status["call"]["media"];
+    eprintln!("pli: {media}");
+    assert!(media["keyframe_answers"].as_u64().unwrap_or(0) >= 3, "{status}");
+    assert_eq!(media["keyframe_via_info"], 0, "RTCP alone was enough: {status}");
+    let call_seconds = hang_up_after_the_pcap(daemon, &mut callee, "pli", answered);
+    let probe = check_recording(nginx, "pli", call_seconds);
+    let gop = largest_gop(&probe);
+    eprintln!("pli: largest recorded keyframe interval {gop:.2} s (sender's own: 10 s)");
+    assert!(gop <= 2.05, "largest GOP {gop:.2} s");
 }
 
 /// Waits for the first attempt to end and returns its status.
