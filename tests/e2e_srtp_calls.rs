@@ -3,8 +3,12 @@
 //! (libsrtp2) then sends H.264 and a 440 Hz PCMU tone, encrypted with the callee's key, to the
 //! ports we offered. The nginx-rtmp recording must decode (ffprobe) and carry the tone; status
 //! names the suite; forged and replayed packets sent mid-call are dropped and counted while
-//! the call stays up. Then the policy against callees that refuse: `require` against a
-//! plain-only callee, `off` against an SRTP-only one (488), and `prefer` falling back.
+//! the call stays up. Our SRTCP PLI makes a sender with a 10 s GOP (rtpbin behind `srtpdec`)
+//! send keyframes within the target's 2 s. Our RFC 4733 digits reach the callee as SRTP that
+//! decrypts with the key we offered (read from the INVITE sipp logged; `srtpdec` cannot take a
+//! stream whose SSRC it is not told in advance). Then the policy against callees that refuse:
+//! `require` against a plain-only callee, `off` against an SRTP-only one (488), and `prefer`
+//! falling back.
 //!
 //! Signalling is UDP on loopback with `allow_sdes_over_plain_signalling = true`: the keys
 //! cross no network here, and the test is about the media.
@@ -54,19 +58,31 @@ fn callee_line(suite: SrtpSuite, key: &MasterKey) -> String {
 /// A sipp callee answering with `RTP/SAVP`, taking our line of `suite` with keys of its own.
 /// It checks our offer carries that line, sends nothing itself (GStreamer does), and waits
 /// for our BYE.
-/// With `video_rtcp`, the answer names that port for the video's RTCP (`a=rtcp`, RFC 3605),
-/// where the sender listens for our SRTCP keyframe requests.
+/// Where the answer asks for our packets, when not at sipp's media port.
+#[derive(Default)]
+struct AnswerPorts {
+    /// The video's RTCP (`a=rtcp`, RFC 3605): where the sender listens for our SRTCP keyframe
+    /// requests.
+    video_rtcp: Option<u16>,
+    /// The audio's RTP: where our RFC 4733 events go.
+    audio: Option<u16>,
+}
+
 fn srtp_callee(
     dir: &Path,
     suite: SrtpSuite,
     audio: &MasterKey,
     video: &MasterKey,
-    video_rtcp: Option<u16>,
+    ports: AnswerPorts,
 ) -> Sipp {
     let tag = offered_tag(suite);
-    let rtcp_line = video_rtcp
+    let rtcp_line = ports
+        .video_rtcp
         .map(|port| format!("a=rtcp:{port}\n"))
         .unwrap_or_default();
+    let audio_port = ports
+        .audio
+        .map_or("[media_port]".to_string(), |p| p.to_string());
     let scenario = format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="SRTP callee">
@@ -93,7 +109,7 @@ o=callee 1 1 IN IP4 127.0.0.1
 s=-
 c=IN IP4 127.0.0.1
 t=0 0
-m=audio [media_port] RTP/SAVP 0 101
+m=audio {audio_port} RTP/SAVP 0 101
 a=rtpmap:0 PCMU/8000
 a=rtpmap:101 telephone-event/8000
 {audio_line}
@@ -287,7 +303,7 @@ fn encrypted_call_streams_to_nginx(suite: SrtpSuite) {
     let name = format!("srtp{}", offered_tag(suite));
     let audio = MasterKey::generate(suite).unwrap();
     let video = MasterKey::generate(suite).unwrap();
-    let mut callee = srtp_callee(work.path(), suite, &audio, &video, None);
+    let mut callee = srtp_callee(work.path(), suite, &audio, &video, AnswerPorts::default());
     let spec = srtp_spec(&callee, stream_url(nginx, &name), "require");
     let live = daemon.go_live(&name, &spec);
     let answered = answered_at(&live);
@@ -335,17 +351,22 @@ fn an_aes_128_srtp_call_with_32_bit_tags_streams_h264_and_the_tone() {
     encrypted_call_streams_to_nginx(SrtpSuite::AesCm128HmacSha1_32);
 }
 
-/// Our offered key for `suite` on the video m-line, read from the INVITE in sipp's message log.
-fn our_video_key(callee: &Sipp, suite: SrtpSuite) -> MasterKey {
+/// Our offered key for `suite` on the `media` (`audio`, `video`) m-line, read from the INVITE
+/// in sipp's message log.
+fn our_key(callee: &Sipp, suite: SrtpSuite, media: &str) -> MasterKey {
     let prefix = format!("a=crypto:{} {suite} inline:", offered_tag(suite));
     for _ in 0..100 {
         for entry in std::fs::read_dir(&callee.dir).unwrap().flatten() {
-            if !entry.file_name().to_string_lossy().ends_with("messages.log") {
+            if !entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with("messages.log")
+            {
                 continue;
             }
             let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
             let video = log
-                .split("m=video")
+                .split(&format!("m={media}"))
                 .nth(1)
                 .and_then(|section| section.lines().find(|l| l.starts_with(&prefix)));
             if let Some(line) = video {
@@ -382,14 +403,18 @@ fn our_srtcp_pli_makes_an_encrypted_sender_send_keyframes() {
     let audio = MasterKey::generate(suite).unwrap();
     let video = MasterKey::generate(suite).unwrap();
     let rtcp_port = free_udp_port();
-    let mut callee = srtp_callee(work.path(), suite, &audio, &video, Some(rtcp_port));
+    let ports = AnswerPorts {
+        video_rtcp: Some(rtcp_port),
+        audio: None,
+    };
+    let mut callee = srtp_callee(work.path(), suite, &audio, &video, ports);
     // The target wants a keyframe every 2 s; the sender's own GOP is 10 s.
     let url = target_with(&stream_url(nginx, "pli"), "keyframe_interval = \"2s\"");
     let spec = srtp_spec(&callee, url, "require");
     let live = daemon.go_live("pli", &spec);
     let answered = answered_at(&live);
     let ports = local_ports(daemon, "pli");
-    let ours = our_video_key(&callee, suite);
+    let ours = our_key(&callee, suite, "video");
     let requests = Requests::Honoured {
         port: rtcp_port,
         our_key: &ours,
@@ -399,13 +424,75 @@ fn our_srtcp_pli_makes_an_encrypted_sender_send_keyframes() {
     let status = daemon.status("pli").expect("status");
     let media = &status["call"]["media"];
     eprintln!("pli: {media}");
-    assert!(media["keyframe_answers"].as_u64().unwrap_or(0) >= 3, "{status}");
-    assert_eq!(media["keyframe_via_info"], 0, "RTCP alone was enough: {status}");
+    assert!(
+        media["keyframe_answers"].as_u64().unwrap_or(0) >= 3,
+        "{status}"
+    );
+    assert_eq!(
+        media["keyframe_via_info"], 0,
+        "RTCP alone was enough: {status}"
+    );
     let call_seconds = hang_up_after_the_pcap(daemon, &mut callee, "pli", answered);
     let probe = check_recording(nginx, "pli", call_seconds);
     let gop = largest_gop(&probe);
     eprintln!("pli: largest recorded keyframe interval {gop:.2} s (sender's own: 10 s)");
     assert!(gop <= 2.05, "largest GOP {gop:.2} s");
+}
+
+#[test]
+fn rfc4733_digits_go_out_as_srtp_the_callee_decrypts() {
+    let Stage {
+        daemon,
+        nginx,
+        work,
+    } = &Stage::new();
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let audio = MasterKey::generate(suite).unwrap();
+    let video = MasterKey::generate(suite).unwrap();
+    let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let ports = AnswerPorts {
+        video_rtcp: None,
+        audio: Some(listener.local_addr().unwrap().port()),
+    };
+    let callee = srtp_callee(work.path(), suite, &audio, &video, ports);
+    let spec = srtp_spec(&callee, stream_url(nginx, "digits"), "require")
+        .call_line("dtmf = \"1#\"")
+        .call_line("dtmf_delay = \"500ms\"");
+    daemon.put_spec("digits", &spec.render());
+    let ours = our_key(&callee, suite, "audio");
+    let mut decrypt = SrtpSession::from_keys(&ours, None, &ours, None).unwrap();
+    // (event code, end bit) of every packet that authenticates; anything else is a failure.
+    let mut events = Vec::new();
+    let mut buffer = [0u8; 1500];
+    let deadline = sipcast::clock::monotonic() + Duration::from_secs(8);
+    while sipcast::clock::monotonic() < deadline {
+        let Ok(len) = listener.recv(&mut buffer) else {
+            continue;
+        };
+        let packet = &mut buffer[..len];
+        if sipcast::media::rtp::is_rtcp(packet) {
+            continue; // our SRTCP receiver reports
+        }
+        let clear = decrypt
+            .unprotect_rtp(packet)
+            .unwrap_or_else(|e| panic!("an event packet that does not decrypt: {e}"));
+        assert_eq!(packet[1] & 0x7f, 101, "telephone-event");
+        assert!(clear >= 16);
+        events.push((packet[12], packet[13] & 0x80 != 0));
+    }
+    let status = daemon.status("digits").expect("status");
+    assert_eq!(status["call"]["dtmf_sent"], "1#", "{status}");
+    let ended: Vec<u8> = events.iter().filter(|e| e.1).map(|e| e.0).collect();
+    assert!(ended.contains(&1) && ended.contains(&11), "{events:?}");
+    eprintln!(
+        "digits: {} SRTP event packets decrypted with our offered key, ends for {ended:?}",
+        events.len()
+    );
+    daemon.delete_spec("digits");
+    callee.wait_bye(Duration::from_secs(3));
 }
 
 /// Waits for the first attempt to end and returns its status.
