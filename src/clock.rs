@@ -12,6 +12,13 @@ pub fn monotonic() -> tokio::time::Instant {
     tokio::time::Instant::now()
 }
 
+/// The system's real-time clock as the kernel reads it: only to tell how long ago the kernel
+/// stamped a received datagram (`SO_TIMESTAMPNS` uses this clock), never as time of day.
+#[allow(clippy::disallowed_methods)] // the kernel's timestamps are on this clock
+pub fn kernel_realtime() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
 /// Wall-clock time as a [`jiff::Timestamp`].
 #[derive(Clone, Debug)]
 pub enum WallClock {

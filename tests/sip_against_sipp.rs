@@ -207,7 +207,7 @@ async fn rfc4733_packets_for_123_hash_on_the_wire() {
     let rtp_port = receiver.local_addr().unwrap().port().to_string();
     let sipp = Sipp::uas("uas_dtmf_rfc4733.xml", &["-key", "rtp_port", &rtp_port]);
     let ua = user_agent().await;
-    let sender = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let sender = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
     let mut config = call_config(&sipp);
     config.dtmf = DtmfPlan {
         digits: "123#".into(),

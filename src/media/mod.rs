@@ -9,6 +9,10 @@
 //! [`latch`] that keeps strangers out), [`encryption`] decrypts SRTP before any of that, and
 //! [`session`] is their tokio driver.
 //!
+//! The media task wakes on a 20 ms tick, not per packet: it takes the RTP sockets' waiting
+//! datagrams in [`batch`]es (one `recvmmsg` each, stamped with the kernel's arrival time) and
+//! only RTCP, a packet a second, wakes it on arrival.
+//!
 //! A frame crosses two tasks on its way out: the media task receives the datagrams, runs them
 //! through the receiver and hands each finished frame to a [`crate::frame::FrameSink`] — in the
 //! daemon the broadcast's output, which switches, stamps and queues it for every target under
@@ -29,7 +33,7 @@
 //!     ..Default::default()
 //! };
 //! let (session, mut outputs) = MediaSession::start(local, remote, config)?;
-//! let dtmf_socket = session.audio_rtp_socket(); // RFC 4733 from the port the peer latched
+//! let dtmf_socket = session.audio_rtp_socket(); // RFC 4733 from the port the peer latched (non-blocking std socket)
 //! while let Some(frame) = outputs.frames.recv().await {
 //!     // Fan out: AAC audio to `aac` targets, PCMU/PCMA/Speex audio to `copy` targets,
 //!     // everything else to all. On a target's keyframe request: session.request_keyframe().
@@ -48,6 +52,7 @@ pub mod aac;
 pub mod annexb;
 pub mod audio;
 pub mod avcc;
+pub mod batch;
 pub mod decode;
 pub mod encryption;
 pub mod g711;

@@ -9,6 +9,9 @@
 //! makes every decision. Datagrams are received into buffers one byte larger than
 //! [`MAX_DATAGRAM`], so an oversized one is seen as such (and dropped), never truncated.
 //!
+//! RTP sockets are emptied every [`RECEIVE_EVERY`] in batches ([`super::batch`]), each datagram
+//! handed over at the time the kernel stamped it; RTCP sockets wake the driver on arrival.
+//!
 //! An encrypted stream (SDES keys in [`super::RemoteStream::srtp`]) goes through
 //! [`MediaSrtp`] in the receive buffer before the receiver sees it, and our RTCP through it on
 //! the way out.
@@ -25,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::batch::{self, DatagramBatch};
 use super::encryption::MediaSrtp;
 use super::latch::MediaPort;
 use super::receiver::{MAX_DATAGRAM, MediaError, MediaEvent, MediaReceiver, RtcpTransmit, Verdict};
@@ -40,6 +44,16 @@ const FRAME_QUEUE: usize = 1024;
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 /// Receive buffers: one byte more than the largest datagram taken, to see oversized ones.
 const RECEIVE_BUFFER: usize = MAX_DATAGRAM + 1;
+/// How often the RTP sockets are emptied. Media waits at most this long in the kernel, far
+/// below any RTMP player's buffer, and the driver wakes 50 times a second instead of for
+/// every packet.
+const RECEIVE_EVERY: Duration = Duration::from_millis(20);
+/// Batches taken from one socket per tick at most (so one flooded socket cannot hold the
+/// task); what is left waits for the next tick.
+const BATCHES_PER_TICK: usize = 64;
+/// The receive buffer asked for on each RTP socket: a keyframe's burst between two ticks
+/// must fit (the kernel caps it at `net.core.rmem_max`).
+const RTP_SOCKET_BUFFER: usize = 4 << 20;
 
 #[derive(Debug, Error)]
 pub enum SessionError {
@@ -54,7 +68,10 @@ pub enum SessionError {
 /// An RTP socket and its RTCP sibling (port + 1).
 #[derive(Clone, Debug)]
 pub struct SocketPair {
-    pub rtp: Arc<UdpSocket>,
+    /// Polled in batches by the driver (see [`super::batch`]): a plain non-blocking socket,
+    /// never woken for. RFC 4733 DTMF and multiplexed RTCP are sent from it.
+    pub rtp: Arc<std::net::UdpSocket>,
+    /// A packet or two a second: the driver waits on it.
     pub rtcp: Arc<UdpSocket>,
 }
 
@@ -130,7 +147,9 @@ fn first_even(ports: &RangeInclusive<u16>) -> u16 {
 
 /// RTP on `port`, RTCP on `port + 1`; `None` if either is taken.
 async fn bind_pair_at(ip: IpAddr, port: u16) -> Option<SocketPair> {
-    let rtp = UdpSocket::bind((ip, port)).await.ok()?;
+    let rtp = std::net::UdpSocket::bind((ip, port)).ok()?;
+    rtp.set_nonblocking(true).ok()?;
+    batch::prepare(&rtp, RTP_SOCKET_BUFFER);
     let rtcp = UdpSocket::bind((ip, port.checked_add(1)?)).await.ok()?;
     Some(SocketPair {
         rtp: Arc::new(rtp),
@@ -198,7 +217,7 @@ enum Command {
 pub struct MediaSession {
     commands: mpsc::UnboundedSender<Command>,
     status: watch::Receiver<MediaStatus>,
-    audio_rtp: Arc<UdpSocket>,
+    audio_rtp: Arc<std::net::UdpSocket>,
     task: Option<JoinHandle<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -279,7 +298,7 @@ impl MediaSession {
     }
 
     /// The audio RTP socket, for sending RFC 4733 DTMF from the port the peer latched onto.
-    pub fn audio_rtp_socket(&self) -> Arc<UdpSocket> {
+    pub fn audio_rtp_socket(&self) -> Arc<std::net::UdpSocket> {
         self.audio_rtp.clone()
     }
 
@@ -332,18 +351,12 @@ impl Driver {
     ) {
         let audio = self.local.audio.clone();
         let video = self.local.video.clone();
-        let (mut a_rtp, mut a_rtcp) = ([0u8; RECEIVE_BUFFER], [0u8; RECEIVE_BUFFER]);
-        let (mut v_rtp, mut v_rtcp) = ([0u8; RECEIVE_BUFFER], [0u8; RECEIVE_BUFFER]);
-        let mut status_tick = tokio::time::interval(STATUS_EVERY);
+        let mut batch = DatagramBatch::<RECEIVE_BUFFER>::new();
+        let (mut a_rtcp, mut v_rtcp) = ([0u8; RECEIVE_BUFFER], [0u8; RECEIVE_BUFFER]);
+        let mut receive_tick = tokio::time::interval(RECEIVE_EVERY);
+        receive_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_status = monotonic();
         loop {
-            // Never a deadline already passed: a timeout the receiver cannot act on must not
-            // turn this loop into a spin.
-            let deadline = self
-                .receiver
-                .poll_timeout()
-                .map(Instant::from_std)
-                .unwrap_or_else(|| monotonic() + Duration::from_secs(1))
-                .max(monotonic() + Duration::from_millis(1));
             tokio::select! {
                 _ = &mut stop => break,
                 command = commands.recv() => match command {
@@ -364,22 +377,28 @@ impl Driver {
                         self.remote = *remote;
                     }
                 },
-                Ok((len, from)) = audio.rtp.recv_from(&mut a_rtp) => {
-                    self.on_datagram(MediaPort::new(Track::Audio, false), &mut a_rtp, len, from);
-                }
                 Ok((len, from)) = audio.rtcp.recv_from(&mut a_rtcp) => {
-                    self.on_datagram(MediaPort::new(Track::Audio, true), &mut a_rtcp, len, from);
-                }
-                Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtp), &mut v_rtp) => {
-                    self.on_datagram(MediaPort::new(Track::Video, false), &mut v_rtp, len, from);
+                    let datagram = a_rtcp.get_mut(..len).unwrap_or_default();
+                    self.on_datagram(MediaPort::new(Track::Audio, true), datagram, from, monotonic());
                 }
                 Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtcp), &mut v_rtcp) => {
-                    self.on_datagram(MediaPort::new(Track::Video, true), &mut v_rtcp, len, from);
+                    let datagram = v_rtcp.get_mut(..len).unwrap_or_default();
+                    self.on_datagram(MediaPort::new(Track::Video, true), datagram, from, monotonic());
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    self.receiver.handle_timeout(monotonic().into_std());
+                _ = receive_tick.tick() => {
+                    self.receive_rtp(&audio.rtp, Track::Audio, &mut batch);
+                    if let Some(video) = &video {
+                        self.receive_rtp(&video.rtp, Track::Video, &mut batch);
+                    }
+                    let now = monotonic();
+                    if self.receiver.poll_timeout().is_some_and(|t| Instant::from_std(t) <= now) {
+                        self.receiver.handle_timeout(now.into_std());
+                    }
+                    if now >= next_status {
+                        self.publish_status();
+                        next_status = now + STATUS_EVERY;
+                    }
                 }
-                _ = status_tick.tick() => self.publish_status(),
             }
             self.flush().await;
         }
@@ -387,28 +406,57 @@ impl Driver {
         self.publish_status();
     }
 
-    /// `len` bytes received into `buffer` (one byte larger than [`MAX_DATAGRAM`], so a longer
-    /// datagram arrives cut to a length the receiver refuses as oversize).
-    fn on_datagram(&mut self, port: MediaPort, buffer: &mut [u8], len: usize, from: SocketAddr) {
-        let now = monotonic();
-        let mut len = len;
-        // Decrypt in place first (an oversized datagram is left for the receiver to refuse).
-        if len < buffer.len()
-            && let Some(datagram) = buffer.get_mut(..len)
-        {
-            match self.srtp.unprotect(port, datagram) {
-                Ok(clear) => len = clear,
-                // Counted by `srtp`, shown in status.
-                Err(_) => return,
+    /// Empties `socket` (up to [`BATCHES_PER_TICK`] batches), each datagram at the time the
+    /// kernel received it.
+    fn receive_rtp<const SLOT: usize>(
+        &mut self,
+        socket: &std::net::UdpSocket,
+        track: Track,
+        batch: &mut DatagramBatch<SLOT>,
+    ) {
+        for _ in 0..BATCHES_PER_TICK {
+            let count = match batch.receive(socket) {
+                Ok(count) => count,
+                // ICMP errors (port unreachable after our RTCP) and the like: nothing to read.
+                Err(_) => break,
+            };
+            let now = monotonic();
+            for index in 0..count {
+                if let Some((datagram, from, age)) = batch.datagram(index) {
+                    let arrived = now.checked_sub(age).unwrap_or(now);
+                    self.on_datagram(MediaPort::new(track, false), datagram, from, arrived);
+                }
+            }
+            if count < batch::BATCH {
+                break;
             }
         }
-        let datagram = buffer.get(..len).unwrap_or(buffer);
+    }
+
+    /// One datagram, received into a buffer one byte larger than [`MAX_DATAGRAM`] (so a longer
+    /// one arrives cut to a length the receiver refuses as oversize), at `arrived`.
+    fn on_datagram(
+        &mut self,
+        port: MediaPort,
+        datagram: &mut [u8],
+        from: SocketAddr,
+        arrived: Instant,
+    ) {
+        // Decrypt in place first (an oversized datagram is left for the receiver to refuse).
+        let datagram = match datagram.len() <= MAX_DATAGRAM {
+            true => match self.srtp.unprotect(port, datagram) {
+                Ok(clear) => datagram.get_mut(..clear).unwrap_or_default(),
+                // Counted by `srtp`, shown in status.
+                Err(_) => return,
+            },
+            false => datagram,
+        };
         match self
             .receiver
-            .handle_datagram(now.into_std(), port, from, datagram)
+            .handle_datagram(arrived.into_std(), port, from, datagram)
         {
-            Verdict::Rtp => self.last_rtp_at = Some(now),
-            Verdict::Rtcp => self.last_rtcp_at = Some(now),
+            Verdict::Rtp => self.last_rtp_at = Some(arrived),
+            Verdict::Rtcp => self.last_rtcp_at = Some(arrived),
             // Counted by the receiver, shown in status; a stranger keeps no call alive.
             Verdict::Dropped(_) => {}
         }
@@ -452,11 +500,15 @@ impl Driver {
             Track::Video => self.local.video.clone(),
         };
         let Some(pair) = pair else { return };
-        let socket = if mux { &pair.rtp } else { &pair.rtcp };
         // `None` only for a malformed report of ours: then nothing goes out in clear.
-        if let Some(data) = self.srtp.protect_rtcp(transmit.track, &transmit.data) {
-            // A lost report is harmless; the next one follows.
-            let _ = socket.send_to(data, destination).await;
+        let Some(data) = self.srtp.protect_rtcp(transmit.track, &transmit.data) else {
+            return;
+        };
+        // A lost report is harmless; the next one follows.
+        if mux {
+            let _ = pair.rtp.send_to(data, destination);
+        } else {
+            let _ = pair.rtcp.send_to(data, destination).await;
         }
     }
 

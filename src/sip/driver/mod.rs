@@ -98,7 +98,7 @@ pub struct CallConfig {
     pub local_media: LocalMedia,
     pub dtmf: DtmfPlan,
     /// The audio RTP socket (symmetric RTP): RFC 4733 events are sent from it.
-    pub dtmf_rtp: Option<Arc<UdpSocket>>,
+    pub dtmf_rtp: Option<Arc<std::net::UdpSocket>>,
 }
 
 #[derive(Debug, thiserror::Error)]

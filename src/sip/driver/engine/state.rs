@@ -25,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 mod start;
@@ -82,7 +81,7 @@ struct CallSlot {
     core: CallCore,
     events: mpsc::UnboundedSender<CallEvent>,
     hop: Hop,
-    rtp: Option<Arc<UdpSocket>>,
+    rtp: Option<Arc<std::net::UdpSocket>>,
     waiters: Vec<oneshot::Sender<()>>,
     registration: Option<RegKey>,
     ended: bool,
@@ -468,7 +467,7 @@ impl EngineState {
                     }
                     Output::Rtp { to, data } => {
                         if let Some(rtp) = &slot.rtp {
-                            let _ = rtp.try_send_to(&data, to);
+                            let _ = rtp.send_to(&data, to);
                         }
                     }
                     Output::Event(event) => {
