@@ -236,3 +236,49 @@ fn rfc4733_events_of_an_encrypted_call_are_srtp() {
         assert_eq!(packet[12], 1, "event code, {len} bytes");
     }
 }
+
+#[test]
+fn a_peer_reoffer_on_an_srtp_call_is_answered_with_our_key_under_its_tag() {
+    let mut h = Harness::new(srtp_setup(MediaEncryption::Require), password());
+    let offer = sdp_body(&h, Method::INVITE);
+    let (answer, _) = srtp_answer(&offer, SrtpSuite::Aes256CmHmacSha1_80);
+    h.answer(Method::INVITE, 200, "peer", &[], Some(&answer));
+    let ours = established_media(&h).audio.unwrap().srtp.unwrap();
+    // The peer re-offers with a new key of the same suite under another tag.
+    let new_key = crate::srtp::MasterKey::generate(SrtpSuite::Aes256CmHmacSha1_80).unwrap();
+    let line = CryptoAttribute {
+        tag: 7,
+        key: new_key.clone(),
+        lifetime: None,
+        mki: None,
+    }
+    .to_sdp_line();
+    let reoffer = format!(
+        "v=0\r\no=- 1 2 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 20000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n{line}\r\n"
+    );
+    h.peer_request(Method::INVITE, 2, &[], Some(&reoffer));
+    let ok = h.responses(200).last().cloned().cloned().unwrap();
+    let body = String::from_utf8(ok.body.to_vec()).unwrap();
+    assert!(body.contains("m=audio 40000 RTP/SAVP "), "{body}");
+    let ours_again = CryptoAttribute {
+        tag: 7,
+        key: ours.local.key.clone(),
+        lifetime: None,
+        mki: None,
+    }
+    .to_sdp_line();
+    assert!(
+        body.contains(&ours_again),
+        "our key, the peer's tag: {body}"
+    );
+    let changed = h
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            CallEvent::MediaChanged(m) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("the new key is news for the media path");
+    assert_eq!(changed.audio.unwrap().srtp.unwrap().remote.key, new_key);
+}
