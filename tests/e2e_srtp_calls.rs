@@ -41,6 +41,8 @@ fn gst_cipher(suite: SrtpSuite) -> (&'static str, &'static str) {
         SrtpSuite::Aes256CmHmacSha1_32 => ("aes-256-icm", "hmac-sha1-32"),
         SrtpSuite::AesCm128HmacSha1_80 => ("aes-128-icm", "hmac-sha1-80"),
         SrtpSuite::AesCm128HmacSha1_32 => ("aes-128-icm", "hmac-sha1-32"),
+        SrtpSuite::AeadAes256Gcm => ("aes-256-gcm", "null"),
+        SrtpSuite::AeadAes128Gcm => ("aes-128-gcm", "null"),
     }
 }
 
@@ -163,7 +165,7 @@ Content-Length: 0
 }
 
 fn hex_key(key: &MasterKey) -> String {
-    [key.key(), &key.salt()[..]]
+    [key.key(), key.salt()]
         .concat()
         .iter()
         .map(|b| format!("{b:02x}"))
