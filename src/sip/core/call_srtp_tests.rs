@@ -34,6 +34,22 @@ fn srtp_answer(offer: &str, suite: SrtpSuite) -> (String, sdes::NegotiatedSrtp) 
     (body, negotiated)
 }
 
+/// Our key protects what the callee's context (its answer's view) unprotects; the tag is
+/// `tag_len` bytes.
+fn assert_callee_decrypts(
+    ours: &sdes::NegotiatedSrtp,
+    callee: &sdes::NegotiatedSrtp,
+    tag_len: usize,
+) {
+    let mut us = SrtpSession::new(ours).unwrap();
+    let mut them =
+        SrtpSession::from_keys(&callee.remote.key, None, &callee.local.key, None).unwrap();
+    let mut packet = vec![0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3];
+    us.protect_rtp(&mut packet).unwrap();
+    assert_eq!(packet.len(), 15 + tag_len);
+    assert_eq!(them.unprotect_rtp(&mut packet).unwrap(), 15);
+}
+
 fn established_media(h: &Harness) -> super::super::sdp::NegotiatedMedia {
     h.events
         .iter()
@@ -61,13 +77,7 @@ fn require_offers_savp_with_every_suite_and_takes_the_answers_choice() {
     assert_eq!(media.encryption(), "AES_CM_128_HMAC_SHA1_32");
     let ours = media.audio.unwrap().srtp.unwrap();
     assert_eq!(ours.tag, 4);
-    // Our key protects what the callee's context (its answer's view) unprotects.
-    let mut us = SrtpSession::new(&ours).unwrap();
-    let mut them =
-        SrtpSession::from_keys(&callee.remote.key, None, &callee.local.key, None).unwrap();
-    let mut packet = vec![0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3];
-    us.protect_rtp(&mut packet).unwrap();
-    assert_eq!(them.unprotect_rtp(&mut packet).unwrap(), 15);
+    assert_callee_decrypts(&ours, &callee, 4);
 }
 
 #[test]
@@ -89,12 +99,12 @@ fn require_against_a_plain_answer_hangs_up_with_the_reason() {
 fn require_against_an_unknown_suite_says_no_common_crypto_suite() {
     let mut h = Harness::new(srtp_setup(MediaEncryption::Require), password());
     let answer = super::ANSWER_SDP.replace("RTP/AVP", "RTP/SAVP")
-        + "a=crypto:1 AEAD_AES_256_GCM inline:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=\r\n";
+        + "a=crypto:1 F8_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkw\r\n";
     h.answer(Method::INVITE, 200, "peer", &[], Some(&answer));
     h.answer(Method::BYE, 200, "peer", &[], None);
     let end = h.ended().unwrap();
     assert!(end.reason.starts_with("no common crypto suite"), "{end:?}");
-    assert!(end.reason.contains("AEAD_AES_256_GCM"), "{end:?}");
+    assert!(end.reason.contains("F8_128_HMAC_SHA1_80"), "{end:?}");
 }
 
 #[test]
@@ -281,4 +291,19 @@ fn a_peer_reoffer_on_an_srtp_call_is_answered_with_our_key_under_its_tag() {
         })
         .expect("the new key is news for the media path");
     assert_eq!(changed.audio.unwrap().srtp.unwrap().remote.key, new_key);
+}
+
+#[test]
+fn a_callee_that_takes_only_aes_gcm_gets_it() {
+    let mut h = Harness::new(srtp_setup(MediaEncryption::Require), password());
+    let offer = sdp_body(&h, Method::INVITE);
+    assert!(
+        offer.contains("a=crypto:6 AEAD_AES_128_GCM inline:"),
+        "{offer}"
+    );
+    let (answer, callee) = srtp_answer(&offer, SrtpSuite::AeadAes128Gcm);
+    h.answer(Method::INVITE, 200, "peer", &[], Some(&answer));
+    let media = established_media(&h);
+    assert_eq!(media.encryption(), "AEAD_AES_128_GCM");
+    assert_callee_decrypts(&media.audio.unwrap().srtp.unwrap(), &callee, 16);
 }
