@@ -9,6 +9,9 @@
 //! log_format = "auto"                  # auto | text | json | journald
 //! resync = "30s"                       # full re-read of `dir` even without file events
 //! preview = true                       # live preview on the status page (false: off, 404)
+//! sip_tls_listen = "0.0.0.0:5061"      # inbound SIP over TLS (needs the two files below)
+//! sip_tls_cert_file = "/etc/sipcast/tls/sip.crt"
+//! sip_tls_key_file = "/etc/sipcast/tls/sip.key"
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +36,9 @@ pub struct DaemonConfig {
     /// Whether the API serves live previews of what broadcasts publish (they show meeting
     /// content to anyone who can reach the API address).
     pub preview: bool,
+    /// Inbound SIP over TLS: where, and the certificate we present. TCP is always accepted on
+    /// `sip_listen`'s port.
+    pub sip_tls: Option<crate::sip::TlsListen>,
 }
 
 impl Default for DaemonConfig {
@@ -49,6 +55,7 @@ impl Default for DaemonConfig {
             log_format: LogFormat::Auto,
             resync: Duration::from_secs(30),
             preview: true,
+            sip_tls: None,
         }
     }
 }
@@ -92,6 +99,9 @@ struct RawConfig {
     log_format: Option<LogFormat>,
     resync: Option<String>,
     preview: Option<bool>,
+    sip_tls_listen: Option<String>,
+    sip_tls_cert_file: Option<PathBuf>,
+    sip_tls_key_file: Option<PathBuf>,
 }
 
 impl DaemonConfig {
@@ -144,6 +154,29 @@ impl DaemonConfig {
         if let Some(preview) = raw.preview {
             config.preview = preview;
         }
+        let relative = |file: PathBuf| match path.parent() {
+            Some(base) if file.is_relative() => base.join(file),
+            _ => file,
+        };
+        config.sip_tls = match (raw.sip_tls_cert_file, raw.sip_tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::sip::TlsListen {
+                addr: match raw.sip_tls_listen {
+                    Some(addr) => addr
+                        .parse()
+                        .map_err(|e| bad("sip_tls_listen", format!("{e}")))?,
+                    None => SocketAddr::new(config.sip_listen.ip(), 5061),
+                },
+                cert_file: relative(cert),
+                key_file: relative(key),
+            }),
+            (None, None) if raw.sip_tls_listen.is_none() => None,
+            _ => {
+                return Err(bad(
+                    "sip_tls_listen",
+                    "needs both sip_tls_cert_file and sip_tls_key_file".into(),
+                ));
+            }
+        };
         Ok(config)
     }
 }
@@ -180,6 +213,25 @@ mod tests {
         std::fs::write(&path, "preview = \"no\"\n").unwrap();
         let err = DaemonConfig::load(&path).unwrap_err();
         assert!(err.contains("sipcast.toml:1:11"), "{err}");
+    }
+
+    #[test]
+    fn inbound_tls_needs_a_certificate_and_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sipcast.toml");
+        std::fs::write(
+            &path,
+            "sip_listen = \"127.0.0.1:5070\"\nsip_tls_cert_file = \"tls/sip.crt\"\nsip_tls_key_file = \"/k.pem\"\n",
+        )
+        .unwrap();
+        let tls = DaemonConfig::load(&path).unwrap().sip_tls.unwrap();
+        assert_eq!(tls.addr, "127.0.0.1:5061".parse().unwrap());
+        assert_eq!(tls.cert_file, dir.path().join("tls/sip.crt"));
+        assert_eq!(tls.key_file, PathBuf::from("/k.pem"));
+        std::fs::write(&path, "sip_tls_listen = \"127.0.0.1:5071\"\n").unwrap();
+        let err = DaemonConfig::load(&path).unwrap_err();
+        assert!(err.contains("sip_tls_listen: needs both"), "{err}");
+        assert_eq!(DaemonConfig::default().sip_tls, None);
     }
 
     #[test]

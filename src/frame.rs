@@ -84,3 +84,53 @@ impl FrameSink for tokio::sync::mpsc::Sender<MediaFrame> {
         self.try_send(frame).is_ok()
     }
 }
+
+/// Frame payloads carved one after another out of a shared buffer, so a frame costs no
+/// allocation of its own: a new buffer is taken only when the current one is full (or still
+/// held by frames in flight), and every payload handed out is already reference-counted, so
+/// cloning it for each target allocates nothing either (a `Bytes` made from a `Vec` allocates
+/// again on its first clone).
+#[derive(Debug)]
+pub struct PayloadArena {
+    buffer: bytes::BytesMut,
+    block: usize,
+}
+
+impl PayloadArena {
+    /// Buffers of `block` bytes (a payload larger than that gets a buffer of its own size).
+    pub fn new(block: usize) -> Self {
+        PayloadArena {
+            buffer: bytes::BytesMut::new(),
+            block,
+        }
+    }
+
+    /// A payload holding `data`.
+    pub fn payload(&mut self, data: &[u8]) -> Bytes {
+        if self.buffer.capacity() < data.len() {
+            self.buffer = bytes::BytesMut::with_capacity(self.block.max(data.len()));
+        }
+        self.buffer.extend_from_slice(data);
+        self.buffer.split().freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_share_blocks_and_clone_without_copying() {
+        let mut arena = PayloadArena::new(64);
+        let a = arena.payload(b"first");
+        let b = arena.payload(b"second");
+        assert_eq!((&a[..], &b[..]), (&b"first"[..], &b"second"[..]));
+        // Same block, one after the other.
+        assert_eq!(a.as_ptr().wrapping_add(5), b.as_ptr());
+        let c = a.clone();
+        assert_eq!(c.as_ptr(), a.as_ptr());
+        let big = arena.payload(&[7; 100]);
+        assert_eq!(big.len(), 100);
+        assert_eq!(&arena.payload(b"x")[..], b"x");
+    }
+}

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod logging;
 pub mod media;
 pub mod output;
+pub mod probe;
 pub mod reconcile;
 pub mod rtmp;
 pub mod schedule;

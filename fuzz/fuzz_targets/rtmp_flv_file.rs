@@ -12,6 +12,6 @@ fuzz_target!(|data: &[u8]| {
     };
     for tag in reader.take(10_000) {
         let Ok(tag) = tag else { return };
-        let _ = demux(tag.kind, tag.timestamp_ms, &tag.body);
+        let _ = demux(tag.kind, tag.timestamp_ms, &tag.body());
     }
 });

@@ -50,6 +50,7 @@ fn call(now: Instant) -> CallCore {
             transport: Transport::Udp,
             outbound_proxy: None,
             user_agent: "fuzz".into(),
+            instance: None,
         },
         target: "sip:peer@example.com".into(),
         media: LocalMedia {

@@ -25,6 +25,9 @@ _sipcast() {
             sipcast,help)
                 cmd="sipcast__subcmd__help"
                 ;;
+            sipcast,probe)
+                cmd="sipcast__subcmd__probe"
+                ;;
             sipcast,run)
                 cmd="sipcast__subcmd__run"
                 ;;
@@ -49,6 +52,9 @@ _sipcast() {
             sipcast__subcmd__help,help)
                 cmd="sipcast__subcmd__help__subcmd__help"
                 ;;
+            sipcast__subcmd__help,probe)
+                cmd="sipcast__subcmd__help__subcmd__probe"
+                ;;
             sipcast__subcmd__help,run)
                 cmd="sipcast__subcmd__help__subcmd__run"
                 ;;
@@ -71,7 +77,7 @@ _sipcast() {
 
     case "${cmd}" in
         sipcast)
-            opts="-h -V --help --version run demo validate schema schedule status completions help"
+            opts="-h -V --help --version run demo validate schema schedule probe status completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -125,7 +131,7 @@ _sipcast() {
             return 0
             ;;
         sipcast__subcmd__help)
-            opts="run demo validate schema schedule status completions help"
+            opts="run demo validate schema schedule probe status completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +173,20 @@ _sipcast() {
             return 0
             ;;
         sipcast__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sipcast__subcmd__help__subcmd__probe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -243,6 +263,24 @@ _sipcast() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sipcast__subcmd__probe)
+            opts="-h --timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

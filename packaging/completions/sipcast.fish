@@ -31,6 +31,7 @@ complete -c sipcast -n "__fish_sipcast_needs_command" -f -a "demo" -d 'Prove the
 complete -c sipcast -n "__fish_sipcast_needs_command" -f -a "validate" -d 'Check spec files or directories exactly as the daemon would, offline'
 complete -c sipcast -n "__fish_sipcast_needs_command" -f -a "schema" -d 'Print the JSON Schema of a spec file'
 complete -c sipcast -n "__fish_sipcast_needs_command" -f -a "schedule" -d 'Print the next windows of a spec\'s schedule, from the daemon\'s own evaluator'
+complete -c sipcast -n "__fish_sipcast_needs_command" -f -a "probe" -d 'Preflight one spec without streaming: secrets, schedule, the SIP side (OPTIONS, or REGISTER with the real credentials) and a publish of each RTMP stream key (unpublished at once). Prints a checklist; exit 1 on any failure'
 complete -c sipcast -n "__fish_sipcast_needs_command" -f -a "status" -d 'Show what a running daemon reports, as a table'
 complete -c sipcast -n "__fish_sipcast_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c sipcast -n "__fish_sipcast_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -55,14 +56,17 @@ complete -c sipcast -n "__fish_sipcast_using_subcommand schema" -s h -l help -d 
 complete -c sipcast -n "__fish_sipcast_using_subcommand schedule" -l count -r
 complete -c sipcast -n "__fish_sipcast_using_subcommand schedule" -l from -d 'Evaluate from this instant (RFC 3339) instead of now' -r
 complete -c sipcast -n "__fish_sipcast_using_subcommand schedule" -s h -l help -d 'Print help'
+complete -c sipcast -n "__fish_sipcast_using_subcommand probe" -l timeout -d 'Bound of each network step (DNS, SIP transaction, connect, RTMP setup)' -r
+complete -c sipcast -n "__fish_sipcast_using_subcommand probe" -s h -l help -d 'Print help'
 complete -c sipcast -n "__fish_sipcast_using_subcommand status" -l api -d 'Base URL of the daemon\'s API' -r
 complete -c sipcast -n "__fish_sipcast_using_subcommand status" -s h -l help -d 'Print help'
 complete -c sipcast -n "__fish_sipcast_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule status completions help" -f -a "run" -d 'Run the daemon'
-complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule status completions help" -f -a "demo" -d 'Prove the whole chain on this machine: a built-in test callee and RTMP receiver on 127.0.0.1, the daemon dialing one and publishing to the other'
-complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule status completions help" -f -a "validate" -d 'Check spec files or directories exactly as the daemon would, offline'
-complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule status completions help" -f -a "schema" -d 'Print the JSON Schema of a spec file'
-complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule status completions help" -f -a "schedule" -d 'Print the next windows of a spec\'s schedule, from the daemon\'s own evaluator'
-complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule status completions help" -f -a "status" -d 'Show what a running daemon reports, as a table'
-complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule status completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "run" -d 'Run the daemon'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "demo" -d 'Prove the whole chain on this machine: a built-in test callee and RTMP receiver on 127.0.0.1, the daemon dialing one and publishing to the other'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "validate" -d 'Check spec files or directories exactly as the daemon would, offline'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "schema" -d 'Print the JSON Schema of a spec file'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "schedule" -d 'Print the next windows of a spec\'s schedule, from the daemon\'s own evaluator'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "probe" -d 'Preflight one spec without streaming: secrets, schedule, the SIP side (OPTIONS, or REGISTER with the real credentials) and a publish of each RTMP stream key (unpublished at once). Prints a checklist; exit 1 on any failure'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "status" -d 'Show what a running daemon reports, as a table'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c sipcast -n "__fish_sipcast_using_subcommand help; and not __fish_seen_subcommand_from run demo validate schema schedule probe status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

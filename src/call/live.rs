@@ -49,6 +49,10 @@ impl LiveDialer {
 }
 
 impl Dialer for LiveDialer {
+    fn preflight(&self) -> Option<crate::probe::ProbeOptions> {
+        Some(crate::probe::ProbeOptions::default())
+    }
+
     fn dial(&self, request: CallRequest) -> CallSession {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, event_rx) = mpsc::unbounded_channel();
@@ -333,6 +337,11 @@ fn call_config(spec: &BroadcastSpec, local: &media::LocalMedia) -> sip::CallConf
             proxy: s.proxy.clone(),
             transport: s.transport,
             display_name: s.display_name.clone(),
+            tls: sip::ClientTls {
+                ca_file: s.ca_file.clone(),
+                cert_file: s.client_cert_file.clone(),
+                key_file: s.client_key_file.clone(),
+            },
         },
         to: spec.call.to.clone(),
         answer_timeout: spec.call.answer_timeout,

@@ -113,6 +113,13 @@ pub struct CallSession {
 /// Starts call attempts. One per daemon; shared by every supervisor.
 pub trait Dialer: Send + Sync + 'static {
     fn dial(&self, request: CallRequest) -> CallSession;
+
+    /// How a scheduled broadcast is preflighted (`sipcast probe`'s checks) as it becomes
+    /// desired live, at `lead` before its window; `None`, the default: not at all (dialers that
+    /// reach no real network).
+    fn preflight(&self) -> Option<crate::probe::ProbeOptions> {
+        None
+    }
 }
 
 /// The dialer used until the SIP user agent and media path are wired in: every attempt fails

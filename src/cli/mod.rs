@@ -1,6 +1,7 @@
 //! The `sipcast` command line (DESIGN.md, "Command line").
 
 mod demo;
+mod probe;
 mod run;
 mod schedule;
 mod status;
@@ -64,6 +65,15 @@ pub enum Command {
         #[arg(long)]
         from: Option<jiff::Timestamp>,
     },
+    /// Preflight one spec without streaming: secrets, schedule, the SIP side (OPTIONS, or
+    /// REGISTER with the real credentials) and a publish of each RTMP stream key (unpublished
+    /// at once). Prints a checklist; exit 1 on any failure.
+    Probe {
+        file: PathBuf,
+        /// Bound of each network step (DNS, SIP transaction, connect, RTMP setup).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Show what a running daemon reports, as a table.
     Status {
         /// Base URL of the daemon's API.
@@ -89,6 +99,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Schedule { file, count, from } => schedule::main(&file, count, from),
+        Command::Probe { file, timeout } => probe::main(&file, timeout),
         Command::Status { api } => status::main(&api),
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -154,6 +154,7 @@ async fn daemon(config: DaemonConfig) -> Result<(), String> {
                     ("ack_suppressed", c.acks_suppressed),
                     ("reply_suppressed", c.replies_suppressed),
                     ("tcp_dropped", c.tcp_dropped),
+                    ("connection_refused", c.connections_refused),
                 ]
             }
         },
@@ -285,6 +286,7 @@ async fn live_dialer(
 ) -> Result<(Arc<dyn Dialer>, crate::sip::UserAgent), String> {
     let mut ua_config = crate::sip::UaConfig::new(config.sip_listen);
     ua_config.public_addr = config.public_address;
+    ua_config.tls_listen = config.sip_tls.clone();
     let ua = crate::sip::UserAgent::bind(ua_config)
         .await
         .map_err(|e| e.to_string())?;

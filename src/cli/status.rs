@@ -83,8 +83,20 @@ pub fn table(json: &Value) -> String {
             Some(code) => format!("{} ({code})", text(&b["call"]["state"])),
             None => text(&b["call"]["state"]),
         };
+        let preflight_failure = b["preflight"]["failures"]
+            .as_array()
+            .and_then(|f| f.first())
+            .map(|f| {
+                format!(
+                    "preflight failed: {}: {}",
+                    text(&f["check"]),
+                    text(&f["cause"])
+                )
+            });
         let note = if let Some(error) = b["error"].as_str() {
             error.lines().next().unwrap_or("").to_string()
+        } else if let Some(failure) = preflight_failure {
+            failure
         } else if let Some(at) = b["next_attempt_at"].as_str() {
             format!(
                 "next attempt {at}; {}",
@@ -121,4 +133,31 @@ pub fn table(json: &Value) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn a_failed_preflight_is_the_note_before_the_window() {
+        let json = serde_json::json!({"broadcasts": [{
+            "name": "allhands", "desired": "idle", "phase": "waiting",
+            "call": {"state": "idle", "sip_status": null, "reason": null},
+            "rtmp": [{"state": "idle"}], "attempts": 0, "error": null, "next_attempt_at": null,
+            "preflight": {"ok": false, "checked_at": "2026-12-07T07:59:00Z", "failures": [
+                {"check": "rtmp[0]", "cause": "rtmps://a.rtmps.youtube.com/live2/****: target refused publish of the stream key"}
+            ]}
+        }]});
+        let text = table(&json);
+        let row = text.lines().nth(1).unwrap();
+        assert!(
+            row.starts_with("allhands  idle     waiting  idle"),
+            "{text}"
+        );
+        assert!(
+            row.ends_with("preflight failed: rtmp[0]: rtmps://a.rtmps.youtube.com/live2/****: target refused publish of the stream key"),
+            "{text}"
+        );
+    }
 }

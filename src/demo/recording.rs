@@ -95,15 +95,7 @@ impl<W: Write + Seek> FlvRecorder<W> {
         let ts = (i64::from(timestamp_ms) + shift).clamp(0, i64::from(u32::MAX)) as u32;
         self.count(kind, ts, &body);
         let mut tag = Vec::with_capacity(body.len() + 15);
-        write_tag(
-            &mut tag,
-            &FlvTag {
-                kind,
-                timestamp_ms: ts,
-                body,
-            },
-        )
-        .map_err(io::Error::other)?;
+        write_tag(&mut tag, &FlvTag::from_body(kind, ts, body)).map_err(io::Error::other)?;
         self.out.write_all(&tag)?;
         self.written_any = true;
         self.stats.last_ms = self.stats.last_ms.max(ts);
@@ -167,11 +159,7 @@ impl<W: Write + Seek> FlvRecorder<W> {
         let mut tag = Vec::with_capacity(body.len() + 15);
         write_tag(
             &mut tag,
-            &FlvTag {
-                kind: TagKind::Script,
-                timestamp_ms: 0,
-                body: Bytes::from(body),
-            },
+            &FlvTag::from_body(TagKind::Script, 0, Bytes::from(body)),
         )
         .map_err(io::Error::other)?;
         self.out.write_all(&tag)?;
@@ -249,7 +237,9 @@ mod tests {
             for frame in frames() {
                 let tag = mux(&frame, 1000);
                 if tag.kind != TagKind::Script {
-                    recorder.push(tag.kind, tag.timestamp_ms, tag.body).unwrap();
+                    recorder
+                        .push(tag.kind, tag.timestamp_ms, tag.body())
+                        .unwrap();
                 }
             }
             assert_eq!(recorder.stats().last_ms, 66 + connection * 67);
@@ -268,7 +258,7 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(tags.len(), 1 + 12);
-        let meta = &tags[0].body;
+        let meta = &tags[0].body();
         let number_after = |key: &str| {
             let at = meta
                 .windows(key.len())

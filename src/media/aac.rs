@@ -6,13 +6,17 @@
 //! units are stamped from a sample counter so their spacing is exact (1024 samples each).
 
 use bytes::Bytes;
-use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
+
+use super::fdk::{EncoderSettings, FdkEncoder};
+use crate::frame::PayloadArena;
 use thiserror::Error;
 
 /// Samples per AAC-LC access unit.
 pub const FRAME_SAMPLES: usize = 1024;
 /// A gap in the incoming audio longer than this is filled with silence.
 const GAP_TOLERANCE_MS: i64 = 60;
+/// Access units are carved from buffers of this size (a few seconds of them).
+const PAYLOAD_BLOCK: usize = 16 * 1024;
 /// Never synthesise more silence than this at once; beyond it the timeline jumps instead.
 const MAX_FILL_MS: i64 = 10_000;
 
@@ -70,7 +74,7 @@ pub struct AacFrame {
 
 /// PCM on the timeline in, AAC access units out.
 pub struct AacTrack {
-    encoder: Encoder,
+    encoder: FdkEncoder,
     config: AacConfig,
     /// Timeline position of sample 0, set by the first PCM or silence.
     anchor_ms: Option<i64>,
@@ -83,6 +87,7 @@ pub struct AacTrack {
     delay_samples: u64,
     pending: Vec<i16>,
     scratch: Vec<u8>,
+    payloads: PayloadArena,
     silence: Vec<i16>,
 }
 
@@ -97,19 +102,20 @@ impl std::fmt::Debug for AacTrack {
 
 impl AacTrack {
     pub fn new(config: AacConfig) -> Result<Self, AacError> {
+        Self::for_input(config, None)
+    }
+
+    /// An encoder for audio that has nothing above `input_band_hz` (the call's own band: half
+    /// its codec's sample rate), which it then does not spend work on.
+    pub fn for_input(config: AacConfig, input_band_hz: Option<u32>) -> Result<Self, AacError> {
         audio_specific_config(config.sample_rate)?;
-        let encoder = Encoder::new(EncoderParams {
-            bit_rate: BitRate::Cbr(config.bitrate),
+        let encoder = FdkEncoder::new(EncoderSettings {
             sample_rate: config.sample_rate,
-            transport: Transport::Raw,
-            channels: ChannelMode::Mono,
-            audio_object_type: AudioObjectType::Mpeg4LowComplexity,
+            bitrate: config.bitrate,
+            bandwidth_hz: input_band_hz,
         })
-        .map_err(|e| AacError::Encoder(e.to_string()))?;
-        let delay_samples = encoder
-            .info()
-            .map_err(|e| AacError::Encoder(e.to_string()))?
-            .nDelay;
+        .map_err(AacError::Encoder)?;
+        let delay_samples = encoder.delay_samples().map_err(AacError::Encoder)?;
         Ok(AacTrack {
             encoder,
             config,
@@ -119,6 +125,7 @@ impl AacTrack {
             delay_samples: u64::from(delay_samples),
             pending: Vec::with_capacity(4 * FRAME_SAMPLES),
             scratch: vec![0; 8192],
+            payloads: PayloadArena::new(PAYLOAD_BLOCK),
             silence: vec![0; FRAME_SAMPLES],
         })
     }
@@ -194,12 +201,12 @@ impl AacTrack {
         let mut consumed = 0;
         while self.pending.len() - consumed >= FRAME_SAMPLES {
             let frame = &self.pending[consumed..consumed + FRAME_SAMPLES];
-            let info = self
+            let (taken, written) = self
                 .encoder
                 .encode(frame, &mut self.scratch)
-                .map_err(|e| AacError::Encoder(e.to_string()))?;
-            consumed += info.input_consumed.clamp(1, FRAME_SAMPLES);
-            if info.output_size > 0 {
+                .map_err(AacError::Encoder)?;
+            consumed += taken.clamp(1, FRAME_SAMPLES);
+            if written > 0 {
                 let first_sample = self.frames_out * FRAME_SAMPLES as u64;
                 self.frames_out += 1;
                 // The first access units carry only the encoder's priming: leave them out, as
@@ -211,7 +218,7 @@ impl AacTrack {
                 let offset = sample * 1000 / u64::from(self.config.sample_rate);
                 emit(AacFrame {
                     ts_ms: anchor + offset as i64,
-                    data: Bytes::copy_from_slice(&self.scratch[..info.output_size]),
+                    data: self.payloads.payload(&self.scratch[..written]),
                 });
             }
         }
@@ -235,8 +242,7 @@ mod tests {
                 bitrate: 64_000,
             })
             .unwrap();
-            let info = track.encoder.info().unwrap();
-            let fdk = &info.confBuf[..info.confSize as usize];
+            let fdk = track.encoder.audio_specific_config().unwrap();
             assert_eq!(fdk, &track.audio_specific_config()[..], "{sample_rate}");
         }
     }

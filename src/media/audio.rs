@@ -18,7 +18,7 @@ use super::rtp::RtpPacket;
 use super::source::{Admission, SourceReception};
 use super::stats::TrackStats;
 use super::timeline::{Timeline, Track, flv_ms};
-use crate::frame::{AudioFormat, MediaFrame};
+use crate::frame::{AudioFormat, MediaFrame, PayloadArena};
 
 /// Decoding state, apart from the reorder buffer so the release callback can borrow it.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ struct Decode {
     resampler: Option<Resampler>,
     pcm: Vec<i16>,
     resampled: Vec<i16>,
+    /// Where copied (G.711, Speex) payloads are kept for the targets.
+    payloads: PayloadArena,
     errors: u64,
 }
 
@@ -75,6 +77,7 @@ impl AudioPath {
                 resampler,
                 pcm: Vec::with_capacity(4096),
                 resampled: Vec::with_capacity(8192),
+                payloads: PayloadArena::new(16 * 1024),
                 errors: 0,
             },
         })
@@ -187,8 +190,10 @@ struct Transcoding {
 
 impl Transcoding {
     fn new(codec: Option<AudioCodec>, aac: Option<AacConfig>) -> Result<Self, AacError> {
-        let aac = aac.map(AacTrack::new).transpose()?;
         let pcm_rate = codec.and_then(AudioCodec::pcm_rate);
+        let aac = aac
+            .map(|config| AacTrack::for_input(config, pcm_rate.map(|rate| rate / 2)))
+            .transpose()?;
         let resampler = match (&aac, pcm_rate) {
             (Some(aac), Some(rate)) => Some(Resampler::new(rate, aac.config().sample_rate)),
             _ => None,
@@ -231,7 +236,7 @@ impl Decode {
             out.push_back(MediaFrame::Audio {
                 ts_ms: flv_ms(ts_ms),
                 format,
-                data: Bytes::copy_from_slice(packet.payload),
+                data: self.payloads.payload(packet.payload),
             });
         }
         let (Some(aac), Some(resampler), Some(decoder)) = (

@@ -55,6 +55,7 @@ pub mod avcc;
 pub mod batch;
 pub mod decode;
 pub mod encryption;
+pub mod fdk;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;

@@ -22,7 +22,8 @@ use crate::output::{BroadcastOutput, PreviewHub};
 use crate::sip::core::MAX_RETRY_AFTER;
 use crate::spec::{BroadcastSpec, OnRemoteHangup, SpecChange};
 use crate::status::{
-    BroadcastStatus, CallState, ConditionStatus, Desired, Phase, ScheduleStatus, StatusBoard,
+    BroadcastStatus, CallState, ConditionStatus, Desired, Phase, PreflightFailure, PreflightStatus,
+    ScheduleStatus, StatusBoard,
 };
 
 /// Wall time is re-read at least this often, so clock steps take effect without a restart.
@@ -78,6 +79,7 @@ impl SupervisorHandle {
             output: None,
             call_down_since: None,
             held_back: false,
+            was_desired: false,
         };
         SupervisorHandle {
             spec_tx,
@@ -131,6 +133,8 @@ struct Supervisor {
     call_down_since: Option<Instant>,
     /// `unpublish_after` fired: the targets stay down until a call is answered again.
     held_back: bool,
+    /// Desired live at the last evaluation of the main loop (a rise runs the preflight).
+    was_desired: bool,
 }
 
 /// Why a wait ended.
@@ -166,6 +170,15 @@ impl Supervisor {
         self.write(|b| b.rtmp = targets);
         loop {
             let (desired, next_change) = self.evaluate();
+            if desired && !self.was_desired && self.spec.schedule.is_some() {
+                match self.preflight().await {
+                    Some(Wake::Deleted) => break,
+                    // Edited meanwhile: evaluate (and preflight) the new version.
+                    Some(_) => continue,
+                    None => {}
+                }
+            }
+            self.was_desired = desired;
             if !desired || self.completed {
                 if !desired {
                     self.attempts = 0;
@@ -214,6 +227,58 @@ impl Supervisor {
         self.stop_output().await;
         tracing::info!(broadcast = %self.name, "supervisor stopped");
         self.ctx.exited.notify_one();
+    }
+
+    /// Runs `sipcast probe`'s checks before the window's first dial and reports them as the
+    /// `preflight` field, the `PreflightPassed` condition and metrics, so that a wrong key or
+    /// password shows before the meeting. The outcome changes nothing else: the call is dialed
+    /// either way. A spec edit or deletion cuts it short: it is adopted and returned.
+    async fn preflight(&mut self) -> Option<Wake> {
+        let options = self.ctx.dialer.preflight()?;
+        let spec = self.spec.clone();
+        let started = self.ctx.clock.now();
+        let report = tokio::select! {
+            report = crate::probe::run(&spec, &options, started) => report,
+            changed = self.spec_rx.changed() => return Some(match changed {
+                Err(_) => Wake::Deleted,
+                Ok(()) => self.take_new_spec(),
+            }),
+        };
+        let now = self.ctx.clock.now();
+        let failures: Vec<PreflightFailure> = report
+            .failures()
+            .map(|c| PreflightFailure {
+                check: c.check.clone(),
+                cause: c.detail.clone(),
+            })
+            .collect();
+        let ok = failures.is_empty();
+        let message = failures
+            .iter()
+            .map(|f| format!("{}: {}", f.check, f.cause))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if ok {
+            tracing::info!(broadcast = %self.name, "preflight passed");
+        } else {
+            tracing::warn!(broadcast = %self.name, failures = %message, "preflight failed");
+        }
+        self.write(|b| {
+            b.counters.preflights += 1;
+            let (status, reason) = if ok {
+                (ConditionStatus::True, "AllChecksPassed")
+            } else {
+                b.counters.preflight_failures += 1;
+                (ConditionStatus::False, "ChecksFailed")
+            };
+            b.set_condition("PreflightPassed", status, reason, message, now);
+            b.preflight = Some(PreflightStatus {
+                ok,
+                checked_at: now,
+                failures,
+            });
+        });
+        None
     }
 
     /// Starts the output (the slate until a call gives media) if not already. Its targets

@@ -30,11 +30,96 @@ impl TagKind {
 }
 
 /// One FLV tag: its kind, its timestamp in milliseconds and its body.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// The body is kept in two parts: the few codec header bytes FLV puts before a frame
+/// (VIDEODATA's frame type, AVCPacketType and CompositionTime; AUDIODATA's sound header) and
+/// the frame's own bytes, shared with the frame. Muxing a frame therefore copies and allocates
+/// nothing; the RTMP session writes both parts straight into its chunk stream.
+#[derive(Clone, Debug)]
 pub struct FlvTag {
     pub kind: TagKind,
     pub timestamp_ms: u32,
-    pub body: Bytes,
+    pub head: TagHead,
+    pub data: Bytes,
+}
+
+/// The codec header bytes before a frame's payload in an FLV tag body (at most five).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TagHead {
+    bytes: [u8; 5],
+    len: u8,
+}
+
+impl TagHead {
+    fn new(bytes: &[u8]) -> Self {
+        let mut head = TagHead::default();
+        let len = bytes.len().min(head.bytes.len());
+        if let (Some(to), Some(from)) = (head.bytes.get_mut(..len), bytes.get(..len)) {
+            to.copy_from_slice(from);
+        }
+        head.len = len as u8;
+        head
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+impl FlvTag {
+    /// A tag whose body is given whole (read from a file or the wire).
+    pub fn from_body(kind: TagKind, timestamp_ms: u32, body: Bytes) -> Self {
+        FlvTag {
+            kind,
+            timestamp_ms,
+            head: TagHead::default(),
+            data: body,
+        }
+    }
+
+    /// The body's two parts, in order.
+    pub fn body_parts(&self) -> [&[u8]; 2] {
+        [self.head.as_slice(), &self.data]
+    }
+
+    pub fn body_len(&self) -> usize {
+        self.head.as_slice().len() + self.data.len()
+    }
+
+    /// Byte `index` of the body.
+    pub fn body_byte(&self, index: usize) -> Option<u8> {
+        let head = self.head.as_slice();
+        match index.checked_sub(head.len()) {
+            None => head.get(index).copied(),
+            Some(rest) => self.data.get(rest).copied(),
+        }
+    }
+
+    /// The body in one piece (copied when it has a head): for files and checks, not the
+    /// publish path.
+    pub fn body(&self) -> Bytes {
+        if self.head.as_slice().is_empty() {
+            return self.data.clone();
+        }
+        let mut body = BytesMut::with_capacity(self.body_len());
+        body.put_slice(self.head.as_slice());
+        body.put_slice(&self.data);
+        body.freeze()
+    }
+}
+
+/// Tags are equal when their kind, timestamp and body bytes are, however the body is split.
+impl PartialEq for FlvTag {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.timestamp_ms == other.timestamp_ms
+            && self.body_len() == other.body_len()
+            && self
+                .body_parts()
+                .into_iter()
+                .flatten()
+                .eq(other.body_parts().into_iter().flatten())
+    }
 }
 
 /// VIDEODATA CodecID 7: AVC.
@@ -77,24 +162,17 @@ pub fn audio_codec_id(format: AudioFormat) -> u8 {
     }
 }
 
-fn avc_body(frame_type: u8, packet_type: u8, cts_ms: i32, data: &[u8]) -> Bytes {
-    let mut body = BytesMut::with_capacity(5 + data.len());
-    body.put_u8(frame_type << 4 | CODEC_AVC);
-    body.put_u8(packet_type);
+fn avc_head(frame_type: u8, packet_type: u8, cts_ms: i32) -> TagHead {
     // CompositionTime is SI24: the low three bytes of the two's complement.
-    body.put_slice(&cts_ms.to_be_bytes()[1..]);
-    body.put_slice(data);
-    body.freeze()
+    let [_, c0, c1, c2] = cts_ms.to_be_bytes();
+    TagHead::new(&[frame_type << 4 | CODEC_AVC, packet_type, c0, c1, c2])
 }
 
-fn audio_body(format: AudioFormat, aac_packet_type: u8, data: &[u8]) -> Bytes {
-    let mut body = BytesMut::with_capacity(2 + data.len());
-    body.put_u8(sound_header(format));
-    if format == AudioFormat::Aac {
-        body.put_u8(aac_packet_type);
+fn audio_head(format: AudioFormat, aac_packet_type: u8) -> TagHead {
+    match format {
+        AudioFormat::Aac => TagHead::new(&[sound_header(format), aac_packet_type]),
+        _ => TagHead::new(&[sound_header(format)]),
     }
-    body.put_slice(data);
-    body.freeze()
 }
 
 /// Which script-data form to write: RTMP publishers send `@setDataFrame onMetaData {…}` (the
@@ -148,16 +226,18 @@ pub fn metadata_body(meta: &StreamMetadata, form: ScriptForm) -> Bytes {
 /// The FLV tag for one frame. Config frames and metadata carry no timestamp of their own: they
 /// get `config_ts`, normally the timestamp of the media that follows them.
 pub fn mux(frame: &MediaFrame, config_ts: u32) -> FlvTag {
-    let (kind, timestamp_ms, body) = match frame {
+    let (kind, timestamp_ms, head, data) = match frame {
         MediaFrame::Metadata(meta) => (
             TagKind::Script,
             config_ts,
+            TagHead::default(),
             metadata_body(meta, ScriptForm::Rtmp),
         ),
         MediaFrame::VideoConfig(avcc) => (
             TagKind::Video,
             config_ts,
-            avc_body(FRAME_KEY, AVC_SEQUENCE_HEADER, 0, avcc),
+            avc_head(FRAME_KEY, AVC_SEQUENCE_HEADER, 0),
+            avcc.clone(),
         ),
         MediaFrame::Video {
             dts_ms,
@@ -166,24 +246,31 @@ pub fn mux(frame: &MediaFrame, config_ts: u32) -> FlvTag {
             data,
         } => {
             let frame_type = if *keyframe { FRAME_KEY } else { FRAME_INTER };
-            let body = avc_body(frame_type, AVC_NALU, *cts_ms, data);
-            (TagKind::Video, *dts_ms, body)
+            let head = avc_head(frame_type, AVC_NALU, *cts_ms);
+            (TagKind::Video, *dts_ms, head, data.clone())
         }
         MediaFrame::AudioConfig(asc) => (
             TagKind::Audio,
             config_ts,
-            audio_body(AudioFormat::Aac, AAC_SEQUENCE_HEADER, asc),
+            audio_head(AudioFormat::Aac, AAC_SEQUENCE_HEADER),
+            asc.clone(),
         ),
         MediaFrame::Audio {
             ts_ms,
             format,
             data,
-        } => (TagKind::Audio, *ts_ms, audio_body(*format, AAC_RAW, data)),
+        } => (
+            TagKind::Audio,
+            *ts_ms,
+            audio_head(*format, AAC_RAW),
+            data.clone(),
+        ),
     };
     FlvTag {
         kind,
         timestamp_ms,
-        body,
+        head,
+        data,
     }
 }
 
@@ -298,7 +385,7 @@ mod tests {
         let tag = mux(&MediaFrame::VideoConfig(avcc), 0);
         assert_eq!(tag.kind, TagKind::Video);
         assert_eq!(
-            &tag.body[..],
+            &tag.body()[..],
             &[0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff]
         );
     }
@@ -307,36 +394,36 @@ mod tests {
     fn avc_nalu_golden_bytes_key_and_inter_with_cts() {
         let key = mux(&video(true, 0), 0);
         assert_eq!(key.timestamp_ms, 40);
-        assert_eq!(&key.body[..], &[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88]);
+        assert_eq!(&key.body()[..], &[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88]);
         let inter = mux(&video(false, 80), 0);
-        assert_eq!(&inter.body[..5], &[0x27, 1, 0, 0, 80]);
+        assert_eq!(&inter.body()[..5], &[0x27, 1, 0, 0, 80]);
         let negative = mux(&video(false, -2), 0);
-        assert_eq!(&negative.body[..5], &[0x27, 1, 0xff, 0xff, 0xfe]);
+        assert_eq!(&negative.body()[..5], &[0x27, 1, 0xff, 0xff, 0xfe]);
     }
 
     #[test]
     fn audio_golden_bytes_per_format() {
         let asc = MediaFrame::AudioConfig(Bytes::from_static(&[0x12, 0x10]));
-        assert_eq!(&mux(&asc, 0).body[..], &[0xaf, 0, 0x12, 0x10]);
+        assert_eq!(&mux(&asc, 0).body()[..], &[0xaf, 0, 0x12, 0x10]);
         let audio = |format| MediaFrame::Audio {
             ts_ms: 20,
             format,
             data: Bytes::from_static(&[0xd5, 0xd5]),
         };
         assert_eq!(
-            &mux(&audio(AudioFormat::Aac), 0).body[..],
+            &mux(&audio(AudioFormat::Aac), 0).body()[..],
             &[0xaf, 1, 0xd5, 0xd5]
         );
         assert_eq!(
-            &mux(&audio(AudioFormat::Pcmu), 0).body[..],
+            &mux(&audio(AudioFormat::Pcmu), 0).body()[..],
             &[0x82, 0xd5, 0xd5]
         );
         assert_eq!(
-            &mux(&audio(AudioFormat::Pcma), 0).body[..],
+            &mux(&audio(AudioFormat::Pcma), 0).body()[..],
             &[0x72, 0xd5, 0xd5]
         );
         assert_eq!(
-            &mux(&audio(AudioFormat::Speex), 0).body[..],
+            &mux(&audio(AudioFormat::Speex), 0).body()[..],
             &[0xb2, 0xd5, 0xd5]
         );
         assert_eq!(mux(&audio(AudioFormat::Pcmu), 0).timestamp_ms, 20);
@@ -387,7 +474,7 @@ mod tests {
         };
         let tag = mux(&MediaFrame::Metadata(meta), 0);
         assert_eq!(tag.kind, TagKind::Script);
-        let values = deserialize(&mut &tag.body[..]).unwrap();
+        let values = deserialize(&mut &tag.body()[..]).unwrap();
         assert_eq!(values[0], Amf0Value::Utf8String("@setDataFrame".into()));
         assert_eq!(values[1], Amf0Value::Utf8String("onMetaData".into()));
         let Amf0Value::Object(props) = &values[2] else {
@@ -429,7 +516,7 @@ mod tests {
         ];
         for frame in frames {
             let tag = mux(&frame, 0);
-            let back = demux(tag.kind, tag.timestamp_ms, &tag.body).unwrap();
+            let back = demux(tag.kind, tag.timestamp_ms, &tag.body()).unwrap();
             assert_eq!(back, Some(frame));
         }
     }

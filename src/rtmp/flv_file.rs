@@ -22,7 +22,7 @@ pub fn file_header(audio: bool, video: bool) -> [u8; HEADER_LEN + BACK_POINTER_L
 /// Appends one tag and its back-pointer (`PreviousTagSize`) to `out`. Bodies over the 24-bit
 /// limit are refused.
 pub fn write_tag(out: &mut Vec<u8>, tag: &FlvTag) -> Result<(), FlvFileError> {
-    let len = tag.body.len();
+    let len = tag.body_len();
     if len > 0xff_ffff {
         return Err(FlvFileError::TagTooLarge(len));
     }
@@ -32,7 +32,9 @@ pub fn write_tag(out: &mut Vec<u8>, tag: &FlvTag) -> Result<(), FlvFileError> {
     // Lower 24 bits, then the extension byte with the upper 8.
     out.extend_from_slice(&[ts[1], ts[2], ts[3], ts[0]]);
     out.extend_from_slice(&[0, 0, 0]);
-    out.extend_from_slice(&tag.body);
+    for part in tag.body_parts() {
+        out.extend_from_slice(part);
+    }
     out.extend_from_slice(&((TAG_HEADER_LEN + len) as u32).to_be_bytes());
     Ok(())
 }
@@ -103,11 +105,11 @@ impl FlvReader {
             return Err(FlvFileError::Incomplete);
         }
         self.position = end + BACK_POINTER_LEN;
-        Ok(Some(FlvTag {
+        Ok(Some(FlvTag::from_body(
             kind,
             timestamp_ms,
-            body: self.data.slice(start..end),
-        }))
+            self.data.slice(start..end),
+        )))
     }
 }
 
@@ -129,11 +131,7 @@ mod tests {
     use super::*;
 
     fn tag(kind: TagKind, timestamp_ms: u32, body: &'static [u8]) -> FlvTag {
-        FlvTag {
-            kind,
-            timestamp_ms,
-            body: Bytes::from_static(body),
-        }
+        FlvTag::from_body(kind, timestamp_ms, Bytes::from_static(body))
     }
 
     #[test]
@@ -201,7 +199,7 @@ mod arbitrary_input {
             let reader = FlvReader::new(Bytes::from(file)).unwrap();
             for tag in reader {
                 let Ok(tag) = tag else { break };
-                let _ = demux(tag.kind, tag.timestamp_ms, &tag.body);
+                let _ = demux(tag.kind, tag.timestamp_ms, &tag.body());
             }
         }
     }

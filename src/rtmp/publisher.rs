@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -347,7 +347,7 @@ impl Driver {
         let (reader, writer) = tokio::io::split(transport);
         let mut io = Io {
             reader,
-            writer: BufWriter::with_capacity(64 * 1024, writer),
+            writer,
             buf: vec![0; 16 * 1024],
             write_timeout: self.config.write_timeout,
         };
@@ -479,7 +479,6 @@ impl Driver {
                         for tag in tags.drain(..) {
                             session.send_tag(&tag)?;
                         }
-                        self.bytes_sent += io.write_pending(session).await?;
                     }
                 }
             }
@@ -510,7 +509,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// The connection's two halves and its read buffer.
 struct Io {
     reader: tokio::io::ReadHalf<Box<dyn Transport>>,
-    writer: BufWriter<tokio::io::WriteHalf<Box<dyn Transport>>>,
+    writer: tokio::io::WriteHalf<Box<dyn Transport>>,
     buf: Vec<u8>,
     write_timeout: Duration,
 }
@@ -525,23 +524,18 @@ impl Io {
         }
     }
 
-    /// Moves everything the session has to send into the write buffer (writing out whatever
-    /// does not fit). Returns the byte count.
-    async fn write_pending(&mut self, session: &mut PublishSession) -> Result<u64, PublishError> {
-        let mut written = 0;
-        while let Some(bytes) = session.poll_transmit() {
-            match timeout(self.write_timeout, self.writer.write_all(&bytes)).await {
-                Ok(Ok(())) => written += bytes.len() as u64,
+    /// Writes everything the session has to send (all the frames of one wake-up in one write)
+    /// and flushes the transport. Returns the byte count.
+    async fn flush(&mut self, session: &mut PublishSession) -> Result<u64, PublishError> {
+        let pending = session.pending_transmit();
+        let written = pending.len() as u64;
+        if !pending.is_empty() {
+            match timeout(self.write_timeout, self.writer.write_all(pending)).await {
+                Ok(Ok(())) => session.transmitted(),
                 Ok(Err(e)) => return Err(PublishError::Io(e.to_string())),
                 Err(_) => return Err(PublishError::WriteStalled(self.write_timeout)),
             }
         }
-        Ok(written)
-    }
-
-    /// [`Self::write_pending`], then pushes the buffer onto the socket.
-    async fn flush(&mut self, session: &mut PublishSession) -> Result<u64, PublishError> {
-        let written = self.write_pending(session).await?;
         match timeout(self.write_timeout, self.writer.flush()).await {
             Ok(Ok(())) => Ok(written),
             Ok(Err(e)) => Err(PublishError::Io(e.to_string())),

@@ -39,7 +39,6 @@ use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
-use rml_rtmp::time::RtmpTimestamp;
 
 use super::amf0;
 use super::flv::{FlvTag, TagKind};
@@ -47,6 +46,14 @@ use crate::secret::Secret;
 
 /// Our chunk stream for the messages we serialize ourselves; `rml_rtmp` uses 2 to 6.
 pub const SIDE_CSID: u8 = 8;
+/// Our chunk streams for audio and video, which we serialize ourselves too (straight from the
+/// frame's bytes, without the copies `rml_rtmp` makes).
+const VIDEO_CSID: u8 = 9;
+const AUDIO_CSID: u8 = 10;
+const RTMP_MESSAGE_AUDIO: u8 = 8;
+const RTMP_MESSAGE_VIDEO: u8 = 9;
+/// A transmit buffer grown past this by a large keyframe is given back once written.
+const TRANSMIT_KEEP: usize = 256 * 1024;
 /// Our outgoing chunk size (RTMP's default of 128 costs a header every 128 bytes).
 pub const CHUNK_SIZE: u32 = 4096;
 /// Transaction ids for our own commands, far from the session's 1, 2, 3 ….
@@ -144,7 +151,8 @@ pub struct PublishSession {
     /// The chunk size the server expects from us (128 until our SetChunkSize is written).
     announced_chunk_size: usize,
     deadline: Option<Instant>,
-    transmit: VecDeque<Vec<u8>>,
+    /// Bytes to write, in order (one buffer, reused: the publish path allocates nothing).
+    transmit: Vec<u8>,
     events: VecDeque<SessionEvent>,
 }
 
@@ -167,7 +175,7 @@ impl PublishSession {
             inbound: ChunkDeserializer::new(),
             stream_id: 1,
             announced_chunk_size: 128,
-            transmit: VecDeque::from([c0c1]),
+            transmit: c0c1,
             events: VecDeque::new(),
         })
     }
@@ -182,9 +190,24 @@ impl PublishSession {
         matches!(self.phase, Phase::Publishing)
     }
 
-    /// The next bytes to write, in order.
+    /// Everything there is to write, in order. Write all of it, then call
+    /// [`Self::transmitted`].
+    pub fn pending_transmit(&self) -> &[u8] {
+        &self.transmit
+    }
+
+    /// The pending bytes are written: the buffer empties and keeps its capacity.
+    pub fn transmitted(&mut self) {
+        self.transmit.clear();
+        if self.transmit.capacity() > TRANSMIT_KEEP {
+            self.transmit.shrink_to(TRANSMIT_KEEP);
+        }
+    }
+
+    /// Takes everything there is to write, in order (for drivers and tests that want to own
+    /// the bytes; the publisher uses [`Self::pending_transmit`]).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        (!self.transmit.is_empty()).then(|| std::mem::take(&mut self.transmit))
     }
 
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
@@ -256,27 +279,21 @@ impl PublishSession {
         if !self.is_publishing() {
             return Err(SessionError::NotPublishing);
         }
-        let client = self.client.as_mut().ok_or(SessionError::NotPublishing)?;
-        let timestamp = RtmpTimestamp::new(tag.timestamp_ms);
-        // Dropping is the queue's job, before muxing; on the wire nothing may be skipped, so
-        // the session may compress every header.
-        let result = match tag.kind {
-            TagKind::Video => client.publish_video_data(tag.body.clone(), timestamp, false),
-            TagKind::Audio => client.publish_audio_data(tag.body.clone(), timestamp, false),
-            TagKind::Script => {
-                let body = tag.body.clone();
-                self.side_message(
-                    RTMP_MESSAGE_AMF0_DATA,
-                    self.stream_id,
-                    tag.timestamp_ms,
-                    &body,
-                );
-                return Ok(());
-            }
+        // Dropping is the queue's job, before muxing; on the wire nothing may be skipped.
+        let (csid, type_id) = match tag.kind {
+            TagKind::Video => (VIDEO_CSID, RTMP_MESSAGE_VIDEO),
+            TagKind::Audio => (AUDIO_CSID, RTMP_MESSAGE_AUDIO),
+            TagKind::Script => (SIDE_CSID, RTMP_MESSAGE_AMF0_DATA),
         };
-        if let ClientSessionResult::OutboundResponse(packet) = result.map_err(protocol)? {
-            self.queue(packet.bytes);
-        }
+        write_full_chunks(
+            &mut self.transmit,
+            csid,
+            type_id,
+            self.stream_id,
+            tag.timestamp_ms,
+            &tag.body_parts(),
+            self.announced_chunk_size,
+        );
         Ok(())
     }
 
@@ -288,7 +305,7 @@ impl PublishSession {
             if let Some(client) = self.client.as_mut() {
                 for result in client.stop_publishing().map_err(protocol)? {
                     if let ClientSessionResult::OutboundResponse(packet) = result {
-                        self.transmit.push_back(packet.bytes);
+                        self.transmit.extend_from_slice(&packet.bytes);
                     }
                 }
             }
@@ -299,9 +316,7 @@ impl PublishSession {
     }
 
     fn queue(&mut self, bytes: Vec<u8>) {
-        if !bytes.is_empty() {
-            self.transmit.push_back(bytes);
-        }
+        self.transmit.extend_from_slice(&bytes);
     }
 
     fn start_client(&mut self) -> Result<(), SessionError> {
@@ -421,17 +436,15 @@ impl PublishSession {
     }
 
     fn side_message(&mut self, type_id: u8, stream_id: u32, timestamp: u32, body: &[u8]) {
-        let mut out = Vec::with_capacity(body.len() + 32);
         write_full_chunks(
-            &mut out,
+            &mut self.transmit,
             SIDE_CSID,
             type_id,
             stream_id,
             timestamp,
-            body,
+            &[body],
             self.announced_chunk_size,
         );
-        self.transmit.push_back(out);
     }
 }
 
@@ -492,35 +505,48 @@ fn status_fields(args: &[Amf0Value]) -> (String, String, String) {
     (text("level"), text("code"), text("description"))
 }
 
-/// Writes one message as a type-0 chunk plus type-3 continuations (RTMP 1.0 §5.3.1).
+/// Writes one message, whose body is `body`'s parts in order, as a type-0 chunk plus type-3
+/// continuations (RTMP 1.0 §5.3.1). Every message is self-contained (a full header), so our
+/// chunk streams never depend on compression state.
 pub fn write_full_chunks(
     out: &mut Vec<u8>,
     csid: u8,
     type_id: u8,
     stream_id: u32,
     timestamp: u32,
-    body: &[u8],
+    body: &[&[u8]],
     chunk_size: usize,
 ) {
     const EXTENDED: u32 = 0xff_ffff;
+    let chunk_size = chunk_size.max(1);
+    let len: usize = body.iter().map(|part| part.len()).sum();
     let extended = timestamp >= EXTENDED;
     let field = timestamp.min(EXTENDED);
+    out.reserve(len + 16 + len / chunk_size * 5);
     out.push(csid & 0x3f);
     out.extend_from_slice(&field.to_be_bytes()[1..]);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
     out.push(type_id);
     out.extend_from_slice(&stream_id.to_le_bytes());
     if extended {
         out.extend_from_slice(&timestamp.to_be_bytes());
     }
-    for (index, piece) in body.chunks(chunk_size.max(1)).enumerate() {
-        if index > 0 {
-            out.push(0xc0 | (csid & 0x3f));
-            if extended {
-                out.extend_from_slice(&timestamp.to_be_bytes());
+    let mut room = chunk_size;
+    for part in body {
+        let mut rest = *part;
+        while !rest.is_empty() {
+            if room == 0 {
+                out.push(0xc0 | (csid & 0x3f));
+                if extended {
+                    out.extend_from_slice(&timestamp.to_be_bytes());
+                }
+                room = chunk_size;
             }
+            let (piece, after) = rest.split_at(rest.len().min(room));
+            out.extend_from_slice(piece);
+            room -= piece.len();
+            rest = after;
         }
-        out.extend_from_slice(piece);
     }
 }
 

@@ -168,24 +168,23 @@ fn media_and_metadata_reach_the_server_with_our_timestamps() {
         },
         crate::rtmp::flv::ScriptForm::Rtmp,
     );
-    // Three 4096-byte chunks: arrives intact only if the server learned our chunk size.
-    let big_video = Bytes::from(vec![0x17; 10_000]);
+    // Three 4096-byte chunks: arrives intact only if the server learned our chunk size. The
+    // tag is muxed from a frame, so its body is the FLV head plus the frame's own bytes.
+    let access_unit: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+    let video = crate::rtmp::flv::mux(
+        &crate::frame::MediaFrame::Video {
+            dts_ms: 0,
+            cts_ms: 0,
+            keyframe: true,
+            data: Bytes::from(access_unit.clone()),
+        },
+        0,
+    );
+    let big_video = Bytes::from([&[0x17, 1, 0, 0, 0][..], &access_unit].concat());
     let tags = [
-        FlvTag {
-            kind: TagKind::Script,
-            timestamp_ms: 0,
-            body: meta,
-        },
-        FlvTag {
-            kind: TagKind::Video,
-            timestamp_ms: 0,
-            body: big_video.clone(),
-        },
-        FlvTag {
-            kind: TagKind::Audio,
-            timestamp_ms: 0x0100_0000,
-            body: Bytes::from_static(&[0x82, 1]),
-        },
+        FlvTag::from_body(TagKind::Script, 0, meta),
+        video,
+        FlvTag::from_body(TagKind::Audio, 0x0100_0000, Bytes::from_static(&[0x82, 1])),
     ];
     for tag in &tags {
         client.send_tag(tag).unwrap();
@@ -238,11 +237,7 @@ fn setup_has_a_deadline() {
 #[test]
 fn media_before_publishing_is_refused() {
     let mut client = PublishSession::new(t0(), params()).unwrap();
-    let tag = FlvTag {
-        kind: TagKind::Audio,
-        timestamp_ms: 0,
-        body: Bytes::new(),
-    };
+    let tag = FlvTag::from_body(TagKind::Audio, 0, Bytes::new());
     assert_eq!(client.send_tag(&tag), Err(SessionError::NotPublishing));
 }
 
@@ -273,7 +268,7 @@ fn garbage_after_the_handshake_is_a_protocol_error_not_a_panic() {
 #[test]
 fn full_chunks_golden_bytes_with_extended_timestamp_and_continuation() {
     let mut out = Vec::new();
-    write_full_chunks(&mut out, 8, 18, 1, 0x0100_0000, &[1, 2, 3], 2);
+    write_full_chunks(&mut out, 8, 18, 1, 0x0100_0000, &[&[1], &[2, 3]], 2);
     assert_eq!(
         out,
         [
@@ -282,7 +277,7 @@ fn full_chunks_golden_bytes_with_extended_timestamp_and_continuation() {
         ]
     );
     let mut out = Vec::new();
-    write_full_chunks(&mut out, 8, 20, 0, 5, &[9], 128);
+    write_full_chunks(&mut out, 8, 20, 0, 5, &[&[9]], 128);
     assert_eq!(out, [0x08, 0, 0, 5, 0, 0, 1, 20, 0, 0, 0, 0, 9]);
 }
 
@@ -396,7 +391,7 @@ fn short_command_from_the_server_is_an_error_not_a_panic() {
     amf0::write_string(&mut body, "_result");
     amf0::write_number(&mut body, 1.0);
     let mut chunk = Vec::new();
-    write_full_chunks(&mut chunk, 3, 20, 0, 0, &body, 128);
+    write_full_chunks(&mut chunk, 3, 20, 0, 0, &[&body], 128);
     let mut client = handshaken(now);
     let result = client.handle_input(now, &chunk);
     assert_eq!(

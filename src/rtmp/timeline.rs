@@ -221,7 +221,7 @@ mod tests {
         }
         out.iter()
             .map(|tag| {
-                let what = match (tag.kind, tag.body.get(1), tag.body.first()) {
+                let what = match (tag.kind, tag.body_byte(1), tag.body_byte(0)) {
                     (TagKind::Script, ..) => "meta",
                     (TagKind::Video, Some(0), _) => "avcC",
                     (TagKind::Video, _, Some(0x17)) => "K",
@@ -336,8 +336,8 @@ mod tests {
         }
         let sequence_headers: Vec<_> = out
             .iter()
-            .filter(|tag| tag.kind == TagKind::Video && tag.body[1] == 0)
-            .map(|tag| tag.body[6])
+            .filter(|tag| tag.kind == TagKind::Video && tag.body_byte(1) == Some(0))
+            .map(|tag| tag.body()[6])
             .collect();
         assert_eq!(
             sequence_headers,

@@ -22,6 +22,7 @@
 //!         proxy: None,
 //!         transport: Transport::Udp,
 //!         display_name: None,
+//!         tls: Default::default(),
 //!     },
 //!     to: "sip:311705123@zoomcrc.com".into(),
 //!     answer_timeout: Duration::from_secs(60),
@@ -49,5 +50,6 @@ pub use self::core::sdp::{Direction, MediaKind, NegotiatedMedia, NegotiatedStrea
 pub use self::core::transaction::TimerConfig;
 pub use self::core::{CallEnd, CallEvent, DtmfMethod, MediaEncryption};
 pub use driver::{
-    Account, CallConfig, CallHandle, DtmfPlan, LocalMedia, UaConfig, UaError, UserAgent,
+    Account, CallConfig, CallHandle, ClientTls, DtmfPlan, LocalMedia, TlsListen, UaConfig, UaError,
+    UserAgent,
 };

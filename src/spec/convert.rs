@@ -158,6 +158,16 @@ impl Checker<'_> {
         if let Some(name) = &raw.display_name {
             self.bounded(name, "sip.display_name", 128);
         }
+        if raw.client_cert_file.is_some() != raw.client_key_file.is_some() {
+            let given = raw
+                .client_cert_file
+                .as_ref()
+                .or(raw.client_key_file.as_ref());
+            self.fail(
+                given.map(|g| g.span.clone()),
+                "sip.client_cert_file and sip.client_key_file go together".to_string(),
+            );
+        }
         Some(SipSpec {
             user: user?,
             domain: domain?,
@@ -168,6 +178,9 @@ impl Checker<'_> {
             proxy: raw.proxy.map(|p| p.value),
             transport: raw.transport.unwrap_or_default(),
             display_name: raw.display_name.map(|d| d.value),
+            ca_file: raw.ca_file.map(|c| c.value.into()),
+            client_cert_file: raw.client_cert_file.map(|c| c.value.into()),
+            client_key_file: raw.client_key_file.map(|c| c.value.into()),
         })
     }
 

@@ -56,6 +56,10 @@ pub struct SipSpec {
     pub proxy: Option<String>,
     pub transport: Transport,
     pub display_name: Option<String>,
+    /// TLS: CA file, and client certificate and key for mutual TLS.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -134,6 +134,13 @@ pub struct RawSip {
     pub transport: Option<Transport>,
     /// Display name in From.
     pub display_name: Option<Located<String>>,
+    /// PEM file of CA certificates the SIP TLS server must chain to, instead of the system
+    /// roots.
+    pub ca_file: Option<Located<String>>,
+    /// PEM certificate (chain) presented when a TLS server asks for one (mutual TLS).
+    pub client_cert_file: Option<Located<String>>,
+    /// PEM private key of `client_cert_file`.
+    pub client_key_file: Option<Located<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq, Hash)]

@@ -123,6 +123,18 @@ pub fn render_metrics(s: &Snapshot) -> String {
         "Seconds the call has been established.",
         per(&|b| b.counters.connected_seconds),
     );
+    family(
+        "preflights_total",
+        "counter",
+        "Preflights run at lead before a scheduled window.",
+        per(&|b| b.counters.preflights as f64),
+    );
+    family(
+        "preflight_failures_total",
+        "counter",
+        "Preflights that found a failing check (wrong key or password, unreachable peer, ...).",
+        per(&|b| b.counters.preflight_failures as f64),
+    );
     // What the viewers see; every target of a broadcast shows the same.
     let first_target = |b: &super::BroadcastStatus| b.rtmp.first().cloned().unwrap_or_default();
     family(

@@ -178,9 +178,29 @@ pub struct BroadcastStatus {
     pub attempts: u64,
     pub next_attempt_at: Option<jiff::Timestamp>,
     pub conditions: Vec<Condition>,
+    /// The last preflight (`sipcast probe`'s checks, run at `lead` before a scheduled window);
+    /// `null` until one ran.
+    pub preflight: Option<PreflightStatus>,
     /// Lifetime counters for metrics; not part of the JSON contract.
     #[serde(skip)]
     pub counters: BroadcastCounters,
+}
+
+/// The outcome of the last preflight of a broadcast.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PreflightStatus {
+    /// No check failed.
+    pub ok: bool,
+    pub checked_at: jiff::Timestamp,
+    /// The checks that failed, with their causes (never a secret).
+    pub failures: Vec<PreflightFailure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PreflightFailure {
+    /// `sip`, `rtmp[0]`, `sip password`, `schedule`, …
+    pub check: String,
+    pub cause: String,
 }
 
 /// Monotonic counters behind `/metrics`.
@@ -190,6 +210,9 @@ pub struct BroadcastCounters {
     pub attempts_by_result: std::collections::BTreeMap<&'static str, u64>,
     /// Seconds spent with the call established (summed at each state change).
     pub connected_seconds: f64,
+    /// Preflights run, and how many of them found a failure.
+    pub preflights: u64,
+    pub preflight_failures: u64,
     /// Media and RTMP counts of the attempts that ended.
     pub finished: Totals,
     /// The same counts for the attempt under way (they start at zero with each attempt).
@@ -287,6 +310,7 @@ impl BroadcastStatus {
             attempts: 0,
             next_attempt_at: None,
             conditions: Vec::new(),
+            preflight: None,
             counters: BroadcastCounters::default(),
         }
     }

@@ -82,8 +82,23 @@ impl Daemon {
 
     /// The daemon logging in `log_format` (`text`, `json`, `journald`) to its log file.
     pub fn start_with(open_files: Option<u64>, log_format: &str) -> Daemon {
+        Daemon::launch(open_files, log_format, None)
+    }
+
+    /// The daemon with a `sipcast.toml` holding `config` (its flags still set the spec
+    /// directory, API, SIP and RTP addresses).
+    pub fn start_configured(config: &str) -> Daemon {
+        Daemon::launch(None, "text", Some(config))
+    }
+
+    fn launch(open_files: Option<u64>, log_format: &str, config: Option<&str>) -> Daemon {
+        let mut command_config = None;
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("broadcasts.d")).unwrap();
+        if let Some(config) = config {
+            std::fs::write(dir.path().join("sipcast.toml"), config).unwrap();
+            command_config = Some(dir.path().join("sipcast.toml"));
+        }
         let api = SocketAddr::from(([127, 0, 0, 1], rtmp_support::free_port()));
         let sip = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
         let (low, high) = free_udp_range(16);
@@ -97,8 +112,12 @@ impl Daemon {
             }
             None => Command::new(env!("CARGO_BIN_EXE_sipcast")),
         };
+        if let Some(path) = &command_config {
+            command.arg("run").arg("--config").arg(path);
+        } else {
+            command.arg("run");
+        }
         let child = command
-            .arg("run")
             .arg("--dir")
             .arg(dir.path().join("broadcasts.d"))
             .args(["--api", &api.to_string(), "--sip-listen", &sip.to_string()])

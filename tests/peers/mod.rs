@@ -2,6 +2,7 @@
 //! polite stop (SIGTERM, so the peer can flush logs or hang up, then SIGKILL).
 #![allow(dead_code)]
 
+pub mod kamailio;
 pub mod tone;
 
 use std::process::{Child, Command, Stdio};

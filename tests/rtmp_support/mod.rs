@@ -304,7 +304,7 @@ pub fn source_frames(dir: &Path, seconds: u32, audio: SourceAudio) -> Vec<MediaF
         if tag.kind == TagKind::Script {
             continue;
         }
-        if let Some(frame) = demux(tag.kind, tag.timestamp_ms, &tag.body).unwrap() {
+        if let Some(frame) = demux(tag.kind, tag.timestamp_ms, &tag.body()).unwrap() {
             frames.push(frame);
         }
     }

@@ -173,6 +173,7 @@ pub fn account(sipp: &Sipp) -> Account {
         proxy: None,
         transport: Transport::Udp,
         display_name: Some("Broadcast".into()),
+        tls: Default::default(),
     }
 }
 

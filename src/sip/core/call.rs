@@ -463,7 +463,7 @@ impl CallCore {
         msg.push(Name::TO, format!("<{}>", self.setup.target));
         msg.push(Name::CALL_ID, self.setup.call_id.clone());
         msg.push(Name::CSEQ, format!("{cseq} INVITE"));
-        msg.push(Name::CONTACT, format!("<{}>", local.contact));
+        msg.push(Name::CONTACT, local.dialog_contact());
         msg.push(Name::ALLOW, super::dialog::ALLOW);
         msg.push(Name::SUPPORTED, "timer");
         msg.push(Name::SESSION_EXPIRES, self.session_expires.to_string());

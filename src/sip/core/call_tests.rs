@@ -36,6 +36,7 @@ pub(super) fn local() -> LocalParty {
         transport: Transport::Udp,
         outbound_proxy: None,
         user_agent: "sipcast-test".into(),
+        instance: None,
     }
 }
 

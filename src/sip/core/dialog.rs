@@ -49,6 +49,10 @@ pub struct LocalParty {
     /// Outbound proxy as a Route URI (with `;lr`), for requests outside a dialog.
     pub outbound_proxy: Option<String>,
     pub user_agent: String,
+    /// RFC 5626 instance id (`urn:uuid:…`), set on connection-oriented transports: REGISTER
+    /// carries it with `reg-id`, and our dialog Contacts carry `;ob`, so a proxy that knows
+    /// outbound sends in-dialog requests back over the connection we opened.
+    pub instance: Option<String>,
 }
 
 impl LocalParty {
@@ -59,13 +63,69 @@ impl LocalParty {
         }
     }
 
+    /// Our Via. On TCP and TLS it carries RFC 5923's `alias`: the peer may send requests
+    /// for `sent_by` over the connection this one arrived on, instead of opening a new one.
     pub fn via_value(&self, branch: &str) -> String {
+        let alias = if self.transport.is_reliable() {
+            ";alias"
+        } else {
+            ""
+        };
         format!(
-            "SIP/2.0/{} {};branch={branch};rport",
+            "SIP/2.0/{} {};branch={branch};rport{alias}",
             self.transport.via_name(),
             self.sent_by
         )
     }
+
+    /// Contact of INVITEs and in-dialog requests: with `;ob` (RFC 5626 §5.4) when we use
+    /// outbound on this flow.
+    pub fn dialog_contact(&self) -> String {
+        match self.instance {
+            Some(_) => format!("<{};ob>", self.contact),
+            None => format!("<{}>", self.contact),
+        }
+    }
+
+    /// Contact of REGISTER: with `+sip.instance` and `reg-id` (RFC 5626 §4.2.1) when we use
+    /// outbound on this flow.
+    pub fn register_contact(&self, expires: u32) -> String {
+        match &self.instance {
+            Some(instance) => format!(
+                "<{}>;+sip.instance=\"<{instance}>\";reg-id=1;expires={expires}",
+                self.contact
+            ),
+            None => format!("<{}>;expires={expires}", self.contact),
+        }
+    }
+}
+
+/// A stable RFC 5626 instance id for an address of record (RFC 4122 §4.3 name-based UUID, SHA-1
+/// of the AOR and the host name): the same after a restart, so the registrar replaces the old
+/// binding instead of adding one.
+pub fn instance_id(aor: &str, host: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::new()
+        .chain_update(host.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(aor.as_bytes())
+        .finalize();
+    let mut b = [0u8; 16];
+    for (dst, src) in b.iter_mut().zip(digest.iter()) {
+        *dst = *src;
+    }
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let part = |from: usize, to: usize| hex.get(from..to).unwrap_or_default();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        part(0, 8),
+        part(8, 12),
+        part(12, 16),
+        part(16, 20),
+        part(20, 32)
+    )
 }
 
 /// An established dialog (we are always the UAC that created it).
@@ -132,7 +192,7 @@ impl Dialog {
         );
         msg.push(Name::CALL_ID, self.call_id.clone());
         msg.push(Name::CSEQ, format!("{cseq} {method}"));
-        msg.push(Name::CONTACT, format!("<{}>", local.contact));
+        msg.push(Name::CONTACT, local.dialog_contact());
         msg.push(Name::USER_AGENT, local.user_agent.clone());
         msg
     }
@@ -232,7 +292,61 @@ mod tests {
             transport: Transport::Udp,
             outbound_proxy: None,
             user_agent: "sipcast".into(),
+            instance: None,
         }
+    }
+
+    #[test]
+    fn reliable_transports_carry_alias_ob_and_the_instance() {
+        let udp = local();
+        assert!(
+            udp.via_value("z9hG4bK1")
+                .ends_with(";branch=z9hG4bK1;rport")
+        );
+        assert_eq!(udp.dialog_contact(), "<sip:1001@192.0.2.10:5060>");
+        assert_eq!(
+            udp.register_contact(60),
+            "<sip:1001@192.0.2.10:5060>;expires=60"
+        );
+        let instance = instance_id("sip:1001@pbx.example.com", "host-a");
+        let tls = LocalParty {
+            contact: "sip:1001@192.0.2.10:5060;transport=tls".into(),
+            transport: Transport::Tls,
+            instance: Some(instance.clone()),
+            ..local()
+        };
+        assert_eq!(
+            tls.via_value("z9hG4bK1"),
+            "SIP/2.0/TLS 192.0.2.10:5060;branch=z9hG4bK1;rport;alias"
+        );
+        assert_eq!(
+            tls.dialog_contact(),
+            "<sip:1001@192.0.2.10:5060;transport=tls;ob>"
+        );
+        assert_eq!(
+            tls.register_contact(3600),
+            format!(
+                "<sip:1001@192.0.2.10:5060;transport=tls>;+sip.instance=\"<{instance}>\";reg-id=1;expires=3600"
+            )
+        );
+        // Stable across restarts, different per AOR, shaped as a version-5 UUID.
+        assert_eq!(instance, instance_id("sip:1001@pbx.example.com", "host-a"));
+        assert_ne!(instance, instance_id("sip:1002@pbx.example.com", "host-a"));
+        let uuid = instance.strip_prefix("urn:uuid:").unwrap();
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(uuid.as_bytes()[14], b'5');
+        // The Via and Contact parse back.
+        let text = format!(
+            "REGISTER sip:b SIP/2.0\r\nVia: {}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\n\
+             Call-ID: x\r\nCSeq: 1 REGISTER\r\nContact: {}\r\nContent-Length: 0\r\n\r\n",
+            tls.via_value("z9hG4bK9"),
+            tls.register_contact(5)
+        );
+        let parsed = parse_datagram(text.as_bytes());
+        assert!(
+            matches!(parsed, Ok(Framed::Message(..))),
+            "{parsed:?}\n{text}"
+        );
     }
 
     const OK: &str = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK1\r\n\

@@ -44,6 +44,29 @@ pub fn srv_name(host: &str, transport: super::dialog::Transport) -> String {
     format!("{prefix}.{}", host.trim_end_matches('.'))
 }
 
+/// The transport a next-hop URI asks for (RFC 3263 §4.1, without NAPTR): its `transport`
+/// parameter if it has one, TLS for a `sips:` URI, else `configured` (the spec's).
+pub fn transport_for(uri: &str, configured: super::dialog::Transport) -> super::dialog::Transport {
+    use super::dialog::Transport;
+    let trimmed = uri.trim().trim_start_matches('<');
+    let (scheme, rest) = trimmed.split_once(':').unwrap_or(("", trimmed));
+    let params = rest.split(['>', '?']).next().unwrap_or(rest);
+    let explicit = params.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("transport")
+            .then(|| value.trim().to_ascii_lowercase())
+    });
+    match explicit.as_deref() {
+        Some("udp") if !scheme.eq_ignore_ascii_case("sips") => Transport::Udp,
+        Some("tcp") if !scheme.eq_ignore_ascii_case("sips") => Transport::Tcp,
+        Some("tls") => Transport::Tls,
+        // A sips: URI is TLS over TCP whatever the parameter says (RFC 3261 §26.2.2).
+        _ if scheme.eq_ignore_ascii_case("sips") => Transport::Tls,
+        _ => configured,
+    }
+}
+
 /// A recursive SRV query for `name` with transaction `id`.
 pub fn srv_query(id: u16, name: &str) -> Vec<u8> {
     let mut q = Vec::with_capacity(18 + name.len());
@@ -246,6 +269,42 @@ mod tests {
         );
         let ordered = order_srv(records, &mut StdRng::seed_from_u64(1));
         assert_eq!(ordered[0].priority, 10);
+    }
+
+    #[test]
+    fn sips_uris_select_tls_and_the_sips_srv_name() {
+        let pick = |uri: &str, configured| {
+            let transport = transport_for(uri, configured);
+            (transport, srv_name("webex.example", transport))
+        };
+        assert_eq!(
+            pick("sips:meeting@webex.example", Transport::Udp),
+            (Transport::Tls, "_sips._tcp.webex.example".into())
+        );
+        assert_eq!(
+            pick("<SIPS:meeting@webex.example;transport=tcp>", Transport::Udp).0,
+            Transport::Tls,
+            "sips is TLS whatever the transport parameter says"
+        );
+        assert_eq!(
+            pick("sip:sbc.example;lr;transport=TCP", Transport::Udp),
+            (Transport::Tcp, "_sip._tcp.webex.example".into())
+        );
+        assert_eq!(
+            pick("sip:sbc.example;transport=tls", Transport::Udp).0,
+            Transport::Tls
+        );
+        assert_eq!(
+            pick("sip:pbx.example", Transport::Udp),
+            (Transport::Udp, "_sip._udp.webex.example".into())
+        );
+        assert_eq!(pick("sip:pbx.example", Transport::Tcp).0, Transport::Tcp);
+        assert_eq!(
+            pick("sip:a@b?transport=tls", Transport::Udp).0,
+            Transport::Udp,
+            "headers are not parameters"
+        );
+        assert_eq!(pick("", Transport::Tls).0, Transport::Tls);
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct StreamFramer {
     scanned: usize,
     /// Length of the whole first message, once its head is known.
     need: Option<usize>,
+    /// The longest run of bare CR/LF bytes consumed between messages since
+    /// [`StreamFramer::take_crlf_run`] last asked (RFC 5626 keep-alive pings and pongs).
+    crlf_run: usize,
 }
 
 impl StreamFramer {
@@ -48,6 +51,7 @@ impl StreamFramer {
                 .take_while(|&&b| b == b'\r' || b == b'\n')
                 .count();
             if crlf > 0 {
+                self.crlf_run = self.crlf_run.max(crlf);
                 self.consume(crlf);
             }
             if self.buf.is_empty() {
@@ -92,6 +96,12 @@ impl StreamFramer {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// The longest CR/LF run seen between messages since the last call (0 if none): the
+    /// driver answers a ping ([`super::keepalive::is_ping`]) with a pong.
+    pub fn take_crlf_run(&mut self) -> usize {
+        std::mem::take(&mut self.crlf_run)
     }
 
     fn consume(&mut self, n: usize) {
@@ -169,6 +179,19 @@ mod tests {
             assert_eq!(&seen[1].body[..], b"hello");
             assert_eq!(framer.buffered(), 0);
         }
+    }
+
+    #[test]
+    fn keepalive_pings_and_pongs_are_seen_between_messages() {
+        let mut framer = StreamFramer::new();
+        framer.push(b"\r\n\r\n").unwrap();
+        assert!(framer.next_message().unwrap().is_none());
+        assert_eq!(framer.take_crlf_run(), 4, "a ping");
+        assert_eq!(framer.take_crlf_run(), 0);
+        framer.push(format!("{OPTIONS}\r\n").as_bytes()).unwrap();
+        assert!(framer.next_message().unwrap().is_some());
+        assert!(framer.next_message().unwrap().is_none());
+        assert_eq!(framer.take_crlf_run(), 2, "a pong");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod dns;
 pub mod dtmf;
 pub mod framing;
+pub mod keepalive;
 pub mod limit;
 pub mod message;
 pub mod registration;

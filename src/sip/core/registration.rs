@@ -4,6 +4,10 @@
 //! The granted lifetime is our Contact's `expires` parameter in the 2xx if present, else its
 //! Expires header, else what we asked for. We refresh at the lifetime minus
 //! min(lifetime / 2, 60 s). Driven like every core: inputs, then drain `poll_output`.
+//!
+//! On TCP and TLS the binding is an RFC 5626 outbound flow: the Contact carries
+//! `+sip.instance` and `reg-id`, a `Flow-Timer` in the 2xx sets how often the driver pings the
+//! connection, and a failed flow ([`RegistrationCore::flow_failed`]) re-registers over a new one.
 
 use super::dialog::{LocalParty, with_via};
 use super::message::{Contacts, SipMessage};
@@ -13,6 +17,14 @@ use ezk_sip_types::{Method, Name};
 use rand::rngs::StdRng;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// After the flow of a working binding fails, wait this long before re-registering over a new
+/// connection (RFC 5626 §4.5 backs off; one short wait keeps a dead registrar from costing us a
+/// connection attempt per event).
+pub const FLOW_RECOVERY_DELAY: Duration = Duration::from_secs(1);
+
+/// RFC 5626 §10.4.
+const FLOW_TIMER: Name = Name::custom("Flow-Timer", &["flow-timer"]);
 
 #[derive(Debug, Clone)]
 pub struct RegistrationSetup {
@@ -47,6 +59,8 @@ pub struct RegistrationCore {
     registered_once: bool,
     tx: Option<ClientTransaction>,
     refresh_at: Option<Instant>,
+    /// The registrar's `Flow-Timer` (RFC 5626 §5.4), not yet taken by the driver.
+    flow_timer: Option<Duration>,
     outputs: VecDeque<Output>,
 }
 
@@ -73,6 +87,7 @@ impl RegistrationCore {
             registered_once: false,
             tx: None,
             refresh_at: None,
+            flow_timer: None,
             outputs: VecDeque::new(),
         };
         core.outputs
@@ -111,6 +126,32 @@ impl RegistrationCore {
             .min()
     }
 
+    /// The keep-alive interval the registrar asked for in its last 2xx, once.
+    pub fn take_flow_timer(&mut self) -> Option<Duration> {
+        self.flow_timer.take()
+    }
+
+    /// The connection this binding was registered over has failed (closed, reset, or its
+    /// keep-alive went unanswered). A working binding re-registers over a new connection after
+    /// [`FLOW_RECOVERY_DELAY`]; a REGISTER in flight fails now with `reason` rather than
+    /// waiting for timer F.
+    pub fn flow_failed(&mut self, now: Instant, reason: &str) {
+        match self.state {
+            RegistrationState::Registered => {
+                self.refresh_at = Some(now + FLOW_RECOVERY_DELAY);
+            }
+            RegistrationState::Registering if self.tx.is_some() => {
+                self.tx = None;
+                self.fail(CallEnd::local(reason.to_string()));
+            }
+            RegistrationState::Unregistering => {
+                self.tx = None;
+                self.state = RegistrationState::Done;
+            }
+            _ => {}
+        }
+    }
+
     /// Gives up at once (a shutdown past its deadline): no more REGISTERs, nothing to wait for.
     pub fn abandon(&mut self) {
         self.tx = None;
@@ -144,10 +185,10 @@ impl RegistrationCore {
         msg.push(Name::TO, format!("<{}>", local.aor));
         msg.push(Name::CALL_ID, self.call_id.clone());
         msg.push(Name::CSEQ, format!("{} REGISTER", self.cseq));
-        msg.push(
-            Name::CONTACT,
-            format!("<{}>;expires={}", local.contact, self.expires),
-        );
+        msg.push(Name::CONTACT, local.register_contact(self.expires));
+        if local.instance.is_some() {
+            msg.push(Name::SUPPORTED, "path, outbound");
+        }
         msg.push(Name::EXPIRES, self.expires.to_string());
         msg.push(Name::USER_AGENT, local.user_agent.clone());
         let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 16));
@@ -217,6 +258,11 @@ impl RegistrationCore {
                 let lead = (granted / 2).min(60);
                 self.refresh_at = Some(now + Duration::from_secs((granted - lead) as u64));
                 self.state = RegistrationState::Registered;
+                self.flow_timer = msg
+                    .header(&FLOW_TIMER)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs);
                 if !self.registered_once {
                     self.registered_once = true;
                     self.outputs.push_back(Output::Event(CallEvent::Registered));
@@ -341,6 +387,59 @@ mod tests {
                 .unwrap()
                 .contains("nc=00000002")
         );
+    }
+
+    #[test]
+    fn outbound_binding_takes_the_flow_timer_and_recovers_from_a_failed_flow() {
+        let t0 = crate::sip::core::test_origin();
+        let setup = RegistrationSetup {
+            local: crate::sip::core::dialog::LocalParty {
+                transport: crate::sip::core::dialog::Transport::Tcp,
+                contact: "sip:1001@192.0.2.10:5060;transport=tcp".into(),
+                instance: Some("urn:uuid:00000000-0000-5000-8000-000000000001".into()),
+                ..local()
+            },
+            registrar: "sip:pbx.example.com".into(),
+            expires: 600,
+            timers: TimerConfig::default(),
+        };
+        let mut core = RegistrationCore::new(
+            setup,
+            Authenticator::new("1001", password()),
+            StdRng::seed_from_u64(3),
+            t0,
+        );
+        let sent = drain_registration(&mut core);
+        let contact = sent[0].header(&Name::CONTACT).unwrap();
+        assert!(contact.contains(";+sip.instance=\"<urn:uuid:"), "{contact}");
+        assert!(contact.contains(";reg-id=1"), "{contact}");
+        assert_eq!(sent[0].header(&Name::SUPPORTED), Some("path, outbound"));
+        assert!(sent[0].header(&Name::VIA).unwrap().ends_with(";alias"));
+        reply(&mut core, t0, &sent[0], 200, &[(FLOW_TIMER, "25")]);
+        assert_eq!(core.take_flow_timer(), Some(Duration::from_secs(25)));
+        assert_eq!(core.take_flow_timer(), None, "taken once");
+
+        // The flow fails: a new REGISTER goes out after the recovery delay, not at once.
+        let t1 = t0 + Duration::from_secs(100);
+        core.flow_failed(t1, "127.0.0.1:5060 closed the connection");
+        assert_eq!(core.poll_timeout(), Some(t1 + FLOW_RECOVERY_DELAY));
+        core.handle_timeout(t1 + FLOW_RECOVERY_DELAY);
+        let again = drain_registration(&mut core);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].cseq().unwrap().cseq, 2);
+        assert!(
+            core.is_registered(),
+            "the binding holds while it is renewed"
+        );
+
+        // The new connection fails too: the registration ends with the transport's reason.
+        core.flow_failed(t1 + FLOW_RECOVERY_DELAY, "cannot connect to 127.0.0.1:5060");
+        assert_eq!(core.state(), RegistrationState::Done);
+        let ended = std::iter::from_fn(|| core.poll_output()).find_map(|o| match o {
+            Output::Event(CallEvent::Ended(end)) => Some(end.reason),
+            _ => None,
+        });
+        assert_eq!(ended.as_deref(), Some("cannot connect to 127.0.0.1:5060"));
     }
 
     #[test]

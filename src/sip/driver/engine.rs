@@ -11,10 +11,10 @@ mod supervise;
 pub(crate) use state::{Action, EngineState, Hop};
 
 use super::resolve::resolve;
-use super::{Command, UaConfig, UaStats};
+use super::transport::Outgoing;
+use super::{ClientTls, Command, UaConfig, UaStats};
 use crate::sip::core::dialog::Transport;
 use crate::sip::core::message::SipMessage;
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +32,9 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(8);
 /// connections, not by what peers send (their messages go through the bounded frame queue).
 pub(super) enum Control {
     Closed(SocketAddr, String),
+    /// A peer opened a connection to us: what it sends comes through the frame queue, what we
+    /// send it (answers, and requests of dialogs it carries) goes here.
+    Accepted(SocketAddr, mpsc::Sender<Outgoing>),
     Resolved {
         call_id: String,
         call_hop: Result<(SocketAddr, String), String>,
@@ -47,30 +50,65 @@ pub(super) struct Link {
     pub stats: Arc<UaStats>,
 }
 
-struct Engine {
-    state: EngineState,
-    udp: Arc<UdpSocket>,
+/// The queues between the connection tasks and the engine. They outlive a restarted engine,
+/// so the listeners keep working across one.
+pub(super) struct Channels {
     link: Link,
     frames: mpsc::Receiver<(Box<SipMessage>, SocketAddr)>,
     control: mpsc::UnboundedReceiver<Control>,
-    tcp: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+}
+
+impl Channels {
+    fn new(stats: Arc<UaStats>) -> Channels {
+        let (frames_tx, frames) = mpsc::channel(FRAME_QUEUE);
+        let (control_tx, control) = mpsc::unbounded_channel();
+        Channels {
+            link: Link {
+                frames: frames_tx,
+                control: control_tx,
+                stats,
+            },
+            frames,
+            control,
+        }
+    }
+}
+
+struct Engine {
+    state: EngineState,
+    udp: Arc<UdpSocket>,
+    channels: Channels,
+    tcp: HashMap<SocketAddr, mpsc::Sender<Outgoing>>,
     /// The name a TLS peer's certificate must carry, by address (from the URI we resolved).
     tls_names: HashMap<SocketAddr, String>,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS client configurations, one per distinct account setting, built on first use.
+    tls: HashMap<ClientTls, Arc<rustls::ClientConfig>>,
 }
+
+pub(super) type Listener = (tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>);
 
 pub(super) fn spawn(
     config: UaConfig,
     socket: UdpSocket,
     local_addr: SocketAddr,
+    listeners: Vec<Listener>,
     commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<UaStats>,
 ) {
     supervise::install_panic_hook();
+    let channels = Channels::new(stats.clone());
+    for (listener, acceptor) in listeners {
+        tokio::spawn(super::transport::listen(
+            listener,
+            acceptor,
+            channels.link.clone(),
+        ));
+    }
     tokio::spawn(supervise::supervise(
         config,
         Arc::new(socket),
         local_addr,
+        channels,
         commands,
         stats,
     ));
@@ -85,24 +123,21 @@ impl Engine {
         config: UaConfig,
         udp: Arc<UdpSocket>,
         local_addr: SocketAddr,
-        stats: Arc<UaStats>,
+        channels: Channels,
     ) -> Engine {
-        let (frames_tx, frames) = mpsc::channel(FRAME_QUEUE);
-        let (control_tx, control) = mpsc::unbounded_channel();
         Engine {
-            state: EngineState::new(config, local_addr, stats.clone()),
+            state: EngineState::new(config, local_addr, channels.link.stats.clone()),
             udp,
-            link: Link {
-                frames: frames_tx,
-                control: control_tx,
-                stats,
-            },
-            frames,
-            control,
+            channels,
             tcp: HashMap::new(),
             tls_names: HashMap::new(),
-            tls: None,
+            tls: HashMap::new(),
         }
+    }
+
+    /// The queues, for the engine that replaces this one.
+    fn into_channels(self) -> Channels {
+        self.channels
     }
 
     /// Runs until shut down (or every handle is gone and nothing is left to finish).
@@ -124,16 +159,19 @@ impl Engine {
                 }
             };
             tokio::select! {
+                // Control first: a connection is announced before its first message is queued,
+                // and the answer to that message must find the connection.
+                biased;
+                Some(control) = self.channels.control.recv() => self.on_control(control),
                 received = self.udp.recv_from(&mut buf) => {
                     if let Ok((len, source)) = received {
                         let data = buf.get(..len).unwrap_or_default();
                         self.state.on_datagram(now(), source, Transport::Udp, data);
                     }
                 }
-                Some((msg, peer)) = self.frames.recv() => {
+                Some((msg, peer)) = self.channels.frames.recv() => {
                     self.state.route(now(), *msg, peer, Transport::Tcp);
                 }
-                Some(control) = self.control.recv() => self.on_control(control),
                 command = commands.recv(), if accepting_commands => match command {
                     Some(command) => self.state.on_command(now(), command),
                     None => {
@@ -150,9 +188,14 @@ impl Engine {
     fn on_control(&mut self, control: Control) {
         match control {
             Control::Closed(peer, reason) => {
-                self.tcp.remove(&peer);
-                self.state.on_transport_closed(now(), peer, &reason);
+                // A connection task drops its queue before it reports: an open queue here
+                // belongs to a newer connection to the same address, which lives on.
+                if self.tcp.get(&peer).is_some_and(|w| w.is_closed()) {
+                    self.tcp.remove(&peer);
+                    self.state.on_transport_closed(now(), peer, &reason);
+                }
             }
+            Control::Accepted(peer, writer) => self.accept(peer, writer),
             Control::Resolved {
                 call_id,
                 call_hop,
@@ -178,13 +221,18 @@ impl Engine {
             match action {
                 Action::Send(hop, data) => self.send(hop, data).await,
                 Action::Reply(hop, data) => self.reply(hop, data).await,
+                Action::FlowTimer(hop, interval) => {
+                    if let Some(writer) = self.tcp.get(&hop.addr) {
+                        let _ = writer.try_send(Outgoing::FlowTimer(interval));
+                    }
+                }
                 Action::Resolve {
                     call_id,
                     call_host,
                     registrar_host,
                     transport,
                 } => {
-                    let control = self.link.control.clone();
+                    let control = self.channels.link.control.clone();
                     tokio::spawn(async move {
                         let bounded = |host: String| async move {
                             tokio::time::timeout(RESOLVE_TIMEOUT, resolve(&host, transport))

@@ -60,6 +60,7 @@ impl EngineHarness {
                 proxy: None,
                 transport: Transport::Udp,
                 display_name: None,
+                tls: Default::default(),
             },
             to: "sip:room@192.0.2.5".into(),
             answer_timeout: Duration::from_secs(60),
@@ -198,7 +199,7 @@ impl EngineHarness {
                 Action::Send(hop, data) | Action::Reply(hop, data) => {
                     self.sent.push((hop.addr, data))
                 }
-                Action::Resolve { .. } => {}
+                Action::Resolve { .. } | Action::FlowTimer(..) => {}
             }
         }
         while let Ok(event) = self.events.try_recv() {

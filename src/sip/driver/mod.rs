@@ -5,8 +5,11 @@
 mod engine;
 #[doc(hidden)]
 pub mod harness;
-mod resolve;
+pub(crate) mod resolve;
+mod tls;
 mod transport;
+
+pub use tls::ClientTls;
 
 use crate::secret::SecretSource;
 use crate::sip::core::CallEvent;
@@ -18,13 +21,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 /// How the daemon's SIP side is set up (one per daemon).
 #[derive(Debug, Clone)]
 pub struct UaConfig {
-    /// Where we listen (UDP; TCP connections are outgoing). Tests use port 0.
+    /// Where we listen: UDP, and TCP on the same port (RFC 3261 §18: a request may come back
+    /// over TCP). Tests use port 0.
     pub listen: SocketAddr,
     /// Address written in Via, Contact and SDP instead of the socket's own (NAT).
     pub public_addr: Option<IpAddr>,
@@ -32,8 +36,20 @@ pub struct UaConfig {
     pub user_agent: String,
     /// Registration lifetime we ask for.
     pub register_expires: u32,
-    /// CA certificates (PEM) that SIP TLS peers must chain to; the system's when unset.
+    /// CA certificates (PEM) that SIP TLS peers must chain to when the account names none;
+    /// the system's when unset.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Inbound SIP over TLS: where, and the certificate and key we present. Without it, TLS
+    /// requests reach us only over the connections we opened (RFC 5923 / RFC 5626 reuse).
+    pub tls_listen: Option<TlsListen>,
+}
+
+/// A TLS listener for requests peers send us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListen {
+    pub addr: SocketAddr,
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
 }
 
 impl UaConfig {
@@ -45,6 +61,7 @@ impl UaConfig {
             user_agent: format!("sipcast/{}", env!("CARGO_PKG_VERSION")),
             register_expires: 3600,
             tls_ca_file: None,
+            tls_listen: None,
         }
     }
 }
@@ -64,6 +81,8 @@ pub struct Account {
     pub proxy: Option<String>,
     pub transport: Transport,
     pub display_name: Option<String>,
+    /// CA file and client certificate for TLS.
+    pub tls: ClientTls,
 }
 
 /// Media we receive, offered in SDP.
@@ -108,6 +127,8 @@ pub enum UaError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("SIP TLS listener: {0}")]
+    Tls(String),
 }
 
 /// Counters the status page may show. Everything a peer can make us drop is counted here.
@@ -129,6 +150,9 @@ pub struct UaStats {
     /// Messages dropped between the TCP/TLS tasks and the engine (a queue was full), or sends
     /// refused for the connection cap.
     pub tcp_dropped: AtomicU64,
+    /// Connections peers opened to us that were closed at once: past the cap of inbound
+    /// connections, or past the engine's cap of open connections.
+    pub connections_refused: AtomicU64,
     /// Times the SIP engine panicked and was restarted.
     pub restarts: AtomicU64,
     /// True while the engine is down (between a panic and its restart).
@@ -146,6 +170,7 @@ impl UaStats {
             acks_suppressed: get(&self.acks_suppressed),
             replies_suppressed: get(&self.replies_suppressed),
             tcp_dropped: get(&self.tcp_dropped),
+            connections_refused: get(&self.connections_refused),
             restarts: get(&self.restarts),
         }
     }
@@ -161,6 +186,7 @@ pub struct UaCounters {
     pub acks_suppressed: u64,
     pub replies_suppressed: u64,
     pub tcp_dropped: u64,
+    pub connections_refused: u64,
     pub restarts: u64,
 }
 
@@ -195,7 +221,8 @@ pub struct UserAgent {
 }
 
 impl UserAgent {
-    /// Binds the SIP socket and starts the driver task.
+    /// Binds the SIP sockets (UDP, TCP on the same port, TLS if configured) and starts the
+    /// driver task.
     pub async fn bind(config: UaConfig) -> Result<UserAgent, UaError> {
         let socket = UdpSocket::bind(config.listen)
             .await
@@ -207,9 +234,36 @@ impl UserAgent {
             addr: config.listen,
             source,
         })?;
+        let mut listeners = Vec::new();
+        match TcpListener::bind(local_addr).await {
+            Ok(listener) => listeners.push((listener, None)),
+            // Not fatal: requests still come back over the connections we open.
+            Err(err) => tracing::warn!(
+                addr = %local_addr,
+                %err,
+                "cannot listen for SIP over TCP; requests over TCP reach us only on our own connections"
+            ),
+        }
+        if let Some(tls) = &config.tls_listen {
+            let server = tls::server_config(&tls.cert_file, &tls.key_file).map_err(UaError::Tls)?;
+            let listener = TcpListener::bind(tls.addr)
+                .await
+                .map_err(|source| UaError::Bind {
+                    addr: tls.addr,
+                    source,
+                })?;
+            listeners.push((listener, Some(tokio_rustls::TlsAcceptor::from(server))));
+        }
         let (commands, receiver) = mpsc::unbounded_channel();
         let stats = Arc::new(UaStats::default());
-        engine::spawn(config, socket, local_addr, receiver, stats.clone());
+        engine::spawn(
+            config,
+            socket,
+            local_addr,
+            listeners,
+            receiver,
+            stats.clone(),
+        );
         Ok(UserAgent {
             commands,
             local_addr,

@@ -25,7 +25,7 @@ async fn lookup(host: &str, port: u16) -> Result<Option<SocketAddr>, String> {
 }
 
 /// `sip:…`/`sips:…` as given; a bare user or number is dialed at the account's domain.
-pub(super) fn request_uri(to: &str, domain: &str) -> String {
+pub(crate) fn request_uri(to: &str, domain: &str) -> String {
     let lower = to.to_ascii_lowercase();
     if lower.starts_with("sip:") || lower.starts_with("sips:") {
         to.to_string()
@@ -71,7 +71,7 @@ fn host_and_explicit_port(uri: &str) -> (String, Option<u16>) {
 
 /// Resolves a URI's host to the next-hop address (RFC 3263 §4.2 without NAPTR: we know the
 /// transport). Returns the address and the host name (what a TLS certificate must match).
-pub(super) async fn resolve(
+pub(crate) async fn resolve(
     uri: &str,
     transport: Transport,
 ) -> Result<(SocketAddr, String), String> {
@@ -135,7 +135,7 @@ async fn srv_lookup(name: &str) -> Vec<crate::sip::core::dns::SrvRecord> {
 }
 
 /// The local address the OS would use toward `peer` (for Via, Contact and SDP).
-pub(super) fn local_ip_toward(bound: SocketAddr, peer: SocketAddr) -> IpAddr {
+pub(crate) fn local_ip_toward(bound: SocketAddr, peer: SocketAddr) -> IpAddr {
     if !bound.ip().is_unspecified() {
         return bound.ip();
     }
@@ -172,6 +172,14 @@ mod tests {
         assert_eq!(
             host_port("pbx.example.com", Transport::Udp),
             ("pbx.example.com".into(), 5060)
+        );
+        // A sips: URI is TLS (see dns::transport_for), so 5061 unless it names a port.
+        let sips = "sips:meeting@webex.example";
+        let transport = crate::sip::core::dns::transport_for(sips, Transport::Udp);
+        assert_eq!(host_port(sips, transport), ("webex.example".into(), 5061));
+        assert_eq!(
+            host_port("sips:m@webex.example:5071", transport),
+            ("webex.example".into(), 5071)
         );
     }
 }

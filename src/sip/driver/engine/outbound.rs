@@ -1,16 +1,22 @@
-//! The outbound side of the engine: putting bytes on the right transport, opening TCP/TLS
-//! connections as needed (at most [`MAX_CONNECTIONS`]).
+//! The connection side of the engine: putting bytes on the right transport, opening TCP/TLS
+//! connections as needed, and taking in the ones peers open to us (at most
+//! [`MAX_CONNECTIONS`] of both kinds). A message for an address goes over whatever connection
+//! to that address is open, ours or the peer's: that is how requests reach us over a
+//! connection we opened (RFC 5923), and how answers go back on the connection a request came
+//! in on (RFC 3261 §18.2.2).
 
-use super::{Control, Engine, Hop};
+use super::{Engine, Hop, now};
 use crate::sip::core::dialog::Transport;
-use crate::sip::driver::transport::{TlsTarget, connect, tls_config};
+use crate::sip::driver::tls::client_config;
+use crate::sip::driver::transport::{Outgoing, TlsTarget, connect};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-/// Open SIP connections at most. Connections are ours (outgoing, one per next hop); a forged
-/// fork Contact could name new addresses, so the map is capped all the same.
+/// Open SIP connections at most. A forged fork Contact could name new addresses, and peers
+/// may open connections to us, so the map is capped.
 const MAX_CONNECTIONS: usize = 64;
 
 impl Engine {
@@ -22,10 +28,10 @@ impl Engine {
             return;
         }
         if let Some(writer) = self.tcp.get(&hop.addr) {
-            match writer.try_send(data.clone()) {
+            match writer.try_send(Outgoing::Message(data.clone())) {
                 Ok(()) => return,
                 Err(TrySendError::Full(_)) => {
-                    self.state_stats_tcp_dropped();
+                    self.count_tcp_dropped();
                     return;
                 }
                 Err(TrySendError::Closed(_)) => {
@@ -34,25 +40,23 @@ impl Engine {
             }
         }
         if self.tcp.len() >= MAX_CONNECTIONS {
-            self.state_stats_tcp_dropped();
-            let _ = self.link.control.send(Control::Closed(
-                hop.addr,
-                format!("too many SIP connections (at most {MAX_CONNECTIONS})"),
-            ));
+            self.count_tcp_dropped();
+            let reason = format!("too many SIP connections (at most {MAX_CONNECTIONS})");
+            self.state.on_transport_closed(now(), hop.addr, &reason);
             return;
         }
         let tls = match hop.transport {
-            Transport::Tls => match self.tls_target(hop.addr) {
+            Transport::Tls => match self.tls_target(hop) {
                 Ok(target) => Some(target),
                 Err(reason) => {
-                    let _ = self.link.control.send(Control::Closed(hop.addr, reason));
+                    self.state.on_transport_closed(now(), hop.addr, &reason);
                     return;
                 }
             },
             _ => None,
         };
-        let writer = connect(hop.addr, tls, self.link.clone());
-        let _ = writer.try_send(data);
+        let writer = connect(hop.addr, tls, self.channels.link.clone());
+        let _ = writer.try_send(Outgoing::Message(data));
         self.tcp.insert(hop.addr, writer);
     }
 
@@ -62,33 +66,51 @@ impl Engine {
             return self.send(hop, data).await;
         }
         if let Some(writer) = self.tcp.get(&hop.addr) {
-            if writer.try_send(data).is_err() {
-                self.state_stats_tcp_dropped();
+            if writer.try_send(Outgoing::Message(data)).is_err() {
+                self.count_tcp_dropped();
             }
         }
     }
 
-    fn state_stats_tcp_dropped(&self) {
-        self.link.stats.tcp_dropped.fetch_add(1, Ordering::Relaxed);
+    /// A connection a peer opened to us: kept (and used for anything we send to that address)
+    /// unless the map is full, then closed by dropping its queue.
+    pub(super) fn accept(&mut self, peer: SocketAddr, writer: mpsc::Sender<Outgoing>) {
+        if self.tcp.len() >= MAX_CONNECTIONS && !self.tcp.contains_key(&peer) {
+            self.channels
+                .link
+                .stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.tcp.insert(peer, writer);
     }
 
-    /// The TLS client config (built once) and the name `addr` must prove.
-    fn tls_target(&mut self, addr: SocketAddr) -> Result<TlsTarget, String> {
-        let config = match &self.tls {
+    fn count_tcp_dropped(&self) {
+        self.channels
+            .link
+            .stats
+            .tcp_dropped
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The TLS client config of the hop's account (built once per setting) and the name the
+    /// server at `hop.addr` must prove: the host we resolved, else the address itself.
+    fn tls_target(&mut self, hop: Hop) -> Result<TlsTarget, String> {
+        let settings = self.state.tls_settings(hop.addr);
+        let config = match self.tls.get(&settings) {
             Some(config) => config.clone(),
             None => {
-                let config = tls_config(self.state.config().tls_ca_file.as_deref())?;
-                self.tls = Some(config.clone());
+                let config = client_config(&settings, self.state.config().tls_ca_file.as_deref())?;
+                self.tls.insert(settings.clone(), config.clone());
                 config
             }
         };
         let name = self
             .tls_names
-            .get(&addr)
+            .get(&hop.addr)
             .cloned()
-            .unwrap_or_else(|| addr.ip().to_string());
-        let name = rustls::pki_types::ServerName::try_from(name.clone())
-            .map_err(|_| format!("{name} is not a valid TLS server name"))?;
-        Ok((config, name))
+            .unwrap_or_else(|| hop.addr.ip().to_string());
+        TlsTarget::new(config, name, settings.cert_file.is_some())
     }
 }

@@ -10,9 +10,10 @@
 //! until [`EngineState::next_timeout`].
 
 use super::super::resolve::request_uri;
-use super::super::{CallConfig, Command, UaConfig, UaStats};
+use super::super::{CallConfig, ClientTls, Command, UaConfig, UaStats};
 use crate::sip::core::call::CallCore;
 use crate::sip::core::dialog::{Transport, stateless_response};
+use crate::sip::core::dns::transport_for;
 use crate::sip::core::limit::TokenBucket;
 use crate::sip::core::message::{Framed, SipMessage, parse_datagram};
 use crate::sip::core::registration::{RegistrationCore, RegistrationState};
@@ -61,6 +62,8 @@ pub(crate) enum Action {
     Send(Hop, Bytes),
     /// Answer on the transport the request came in on; never opens a connection.
     Reply(Hop, Bytes),
+    /// The registrar's keep-alive interval for the connection to a hop (RFC 5626 Flow-Timer).
+    FlowTimer(Hop, Duration),
     /// Resolve the next hops of a dial; the answer comes back through
     /// [`EngineState::on_resolved`].
     Resolve {
@@ -85,6 +88,8 @@ struct CallSlot {
     waiters: Vec<oneshot::Sender<()>>,
     registration: Option<RegKey>,
     ended: bool,
+    /// The account's TLS settings, for connections to `hop`.
+    tls: ClientTls,
 }
 
 type RegKey = (String, String, String, Transport);
@@ -95,6 +100,7 @@ struct RegSlot {
     users: Vec<String>,
     /// Calls waiting for the first successful REGISTER: (call id, dial, call hop).
     waiting: Vec<(String, PendingDial, Hop)>,
+    tls: ClientTls,
 }
 
 pub(crate) struct EngineState {
@@ -137,6 +143,23 @@ impl EngineState {
 
     pub(crate) fn config(&self) -> &UaConfig {
         &self.config
+    }
+
+    /// The TLS settings of the account whose call or registration goes to `addr`.
+    pub(crate) fn tls_settings(&self, addr: SocketAddr) -> ClientTls {
+        self.calls
+            .values()
+            .filter(|c| c.hop.addr == addr)
+            .map(|c| &c.tls)
+            .chain(
+                self.registrations
+                    .values()
+                    .filter(|r| r.hop.addr == addr)
+                    .map(|r| &r.tls),
+            )
+            .next()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(crate) fn poll_action(&mut self) -> Option<Action> {
@@ -304,12 +327,18 @@ impl EngineState {
     fn dial(
         &mut self,
         call_id: String,
-        config: Box<CallConfig>,
+        mut config: Box<CallConfig>,
         events: mpsc::UnboundedSender<CallEvent>,
     ) {
+        let target = request_uri(&config.to, &config.account.domain);
+        let call_host = config
+            .account
+            .proxy
+            .clone()
+            .unwrap_or_else(|| target.clone());
+        // A `sips:` next hop (or one with `;transport=`) decides the transport (RFC 3263 §4.1).
+        config.account.transport = transport_for(&call_host, config.account.transport);
         let account = &config.account;
-        let target = request_uri(&config.to, &account.domain);
-        let call_host = account.proxy.clone().unwrap_or_else(|| target.clone());
         let registrar_host = account.register.then(|| {
             account
                 .registrar
@@ -364,6 +393,7 @@ impl EngineState {
 
     /// A connection-oriented transport to `peer` failed: calls over it that are not answered
     /// yet end (§8.1.3.1).
+    /// Registrations over it have lost their flow (RFC 5626 §4.4): they re-register.
     pub(crate) fn on_transport_closed(&mut self, now: Instant, peer: SocketAddr, reason: &str) {
         for slot in self
             .calls
@@ -371,6 +401,13 @@ impl EngineState {
             .filter(|c| c.hop.addr == peer && c.hop.transport != Transport::Udp)
         {
             slot.core.transport_failed(now, reason);
+        }
+        for slot in self
+            .registrations
+            .values_mut()
+            .filter(|r| r.hop.addr == peer && r.hop.transport != Transport::Udp)
+        {
+            slot.core.flow_failed(now, reason);
         }
     }
 
@@ -483,6 +520,10 @@ impl EngineState {
             }
         }
         for (key, slot) in self.registrations.iter_mut() {
+            if let Some(interval) = slot.core.take_flow_timer() {
+                self.actions
+                    .push_back(Action::FlowTimer(slot.hop, interval));
+            }
             while let Some(output) = slot.core.poll_output() {
                 match output {
                     Output::Send { to, data } => {

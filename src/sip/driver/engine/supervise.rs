@@ -7,7 +7,7 @@
 //! being polled that hook does not pass the panic on to the previous hook, so the report goes
 //! through `tracing` (and the configured log format) only, never as plain text on stderr.
 
-use super::{Engine, now};
+use super::{Channels, Engine, now};
 use crate::internal_tasks::{RESTART_RESET_AFTER, restart_backoff};
 use crate::sip::driver::{Command, UaConfig, UaStats};
 use std::any::Any;
@@ -78,13 +78,14 @@ pub(super) async fn supervise(
     config: UaConfig,
     udp: Arc<UdpSocket>,
     local_addr: SocketAddr,
+    mut channels: Channels,
     mut commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<UaStats>,
 ) {
     // The same restart delays as every other internal task.
     let mut backoff = restart_backoff();
     loop {
-        let mut engine = Engine::new(config.clone(), udp.clone(), local_addr, stats.clone());
+        let mut engine = Engine::new(config.clone(), udp.clone(), local_addr, channels);
         let started = now();
         let outcome = catch_unwind(engine.run(&mut commands)).await;
         let Err(payload) = outcome else {
@@ -115,7 +116,8 @@ pub(super) async fn supervise(
                 "ending the calls of the crashed SIP engine failed"
             );
         }
-        drop(engine);
+        // The connection queues (and so the listeners) carry on into the next engine.
+        channels = engine.into_channels();
         tokio::time::sleep(delay).await;
         stats.down.store(false, Ordering::Relaxed);
     }
@@ -140,6 +142,7 @@ mod tests {
                 proxy: None,
                 transport: Transport::Udp,
                 display_name: None,
+                tls: Default::default(),
             },
             to: format!("sip:room@{callee}"),
             answer_timeout: Duration::from_secs(30),

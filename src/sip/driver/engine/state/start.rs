@@ -4,7 +4,7 @@ use super::super::super::resolve::{local_ip_toward, request_uri};
 use super::super::super::{Account, CallConfig};
 use super::{CallSlot, EngineState, Hop, PendingDial, RegKey, RegSlot};
 use crate::sip::core::call::{CallCore, CallSetup};
-use crate::sip::core::dialog::LocalParty;
+use crate::sip::core::dialog::{LocalParty, Transport, instance_id};
 use crate::sip::core::dtmf::DtmfTiming;
 use crate::sip::core::registration::{RegistrationCore, RegistrationSetup, RegistrationState};
 use crate::sip::core::sdp::LocalMedia as SdpMedia;
@@ -71,6 +71,7 @@ impl EngineState {
                 core,
                 hop: reg_hop,
                 users,
+                tls: account.tls.clone(),
                 waiting: vec![(call_id, dial, call_hop)],
             },
         );
@@ -89,12 +90,20 @@ impl EngineState {
             events,
             waiters,
         } = dial;
-        let local = self.local_party(&config.account, hop);
+        let mut local = self.local_party(&config.account, hop);
+        let target = request_uri(&config.to, &config.account.domain);
+        if target
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+        {
+            // A sips: Request-URI needs a sips: Contact (RFC 3261 §8.1.1.8).
+            local.contact = format!("sips:{}@{}", config.account.user, local.sent_by);
+        }
         let address = self.local_ip(hop);
         let setup = CallSetup {
             call_id: call_id.clone(),
             local,
-            target: request_uri(&config.to, &config.account.domain),
+            target,
             media: SdpMedia {
                 address,
                 audio_rtp_port: config.local_media.audio_rtp_port,
@@ -131,6 +140,7 @@ impl EngineState {
                 waiters,
                 registration,
                 ended: false,
+                tls: config.account.tls.clone(),
             },
         );
     }
@@ -146,7 +156,13 @@ impl EngineState {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
-        let sent_by = format!("{host}:{}", self.local_addr.port());
+        // Where a peer reaches us: our TLS listener's port for TLS if we have one, else the
+        // UDP/TCP port (over TLS without a listener, the peer must reuse our connection).
+        let port = match (&self.config.tls_listen, account.transport) {
+            (Some(tls), Transport::Tls) => tls.addr.port(),
+            _ => self.local_addr.port(),
+        };
+        let sent_by = format!("{host}:{port}");
         LocalParty {
             aor: format!("sip:{}@{}", account.user, account.domain),
             display_name: account.display_name.clone(),
@@ -165,6 +181,12 @@ impl EngineState {
                 }
             }),
             user_agent: self.config.user_agent.clone(),
+            instance: account.transport.is_reliable().then(|| {
+                instance_id(
+                    &format!("sip:{}@{}", account.user, account.domain),
+                    &self.local_addr.to_string(),
+                )
+            }),
         }
     }
 
@@ -194,5 +216,88 @@ fn offered_crypto(encryption: MediaEncryption) -> Option<crate::sip::core::sdp::
         MediaEncryption::Require | MediaEncryption::Prefer => {
             crate::sip::core::sdp::OfferedCrypto::generate().ok()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::super::{CallConfig, TlsListen, UaConfig, UaStats};
+    use super::super::{Action, EngineState, Hop};
+    use crate::sip::core::dialog::Transport;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The INVITE a call to `to` over `transport` starts with.
+    fn invite(to: &str, transport: Transport, tls_listen: bool) -> String {
+        let local = SocketAddr::from(([192, 0, 2, 1], 5060));
+        let mut config = UaConfig::new(local);
+        config.tls_listen = tls_listen.then(|| TlsListen {
+            addr: SocketAddr::from(([192, 0, 2, 1], 5061)),
+            cert_file: "/c.pem".into(),
+            key_file: "/k.pem".into(),
+        });
+        let mut state = EngineState::new(config, local, Arc::new(UaStats::default()));
+        let call = CallConfig {
+            account: crate::sip::driver::Account {
+                user: "cast".into(),
+                domain: "example.com".into(),
+                auth_user: None,
+                password: None,
+                register: false,
+                registrar: None,
+                proxy: None,
+                transport,
+                display_name: None,
+                tls: Default::default(),
+            },
+            to: to.into(),
+            answer_timeout: Duration::from_secs(60),
+            local_media: Default::default(),
+            dtmf: Default::default(),
+            dtmf_rtp: None,
+        };
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let hop = Hop {
+            addr: SocketAddr::from(([192, 0, 2, 5], 5061)),
+            transport,
+        };
+        let now = crate::sip::core::test_origin();
+        state.start_call_at(now, "c1".into(), call, events, hop);
+        state.drain(now);
+        match state.poll_action() {
+            Some(Action::Send(_, data)) => String::from_utf8_lossy(&data).into_owned(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn contacts_and_vias_follow_the_transport_and_the_target_scheme() {
+        let sips = invite("sips:meeting@webex.example", Transport::Tls, true);
+        assert!(
+            sips.contains("\r\nContact: <sips:cast@192.0.2.1:5061;ob>\r\n"),
+            "{sips}"
+        );
+        assert!(
+            sips.contains("\r\nVia: SIP/2.0/TLS 192.0.2.1:5061;branch="),
+            "{sips}"
+        );
+        assert!(sips.contains(";rport;alias\r\n"), "{sips}");
+        let tls = invite("sip:meeting@sbc.example", Transport::Tls, false);
+        assert!(
+            tls.contains("\r\nContact: <sip:cast@192.0.2.1:5060;transport=tls;ob>\r\n"),
+            "without a TLS listener the flow we open is the way back: {tls}"
+        );
+        let tcp = invite("sip:meeting@sbc.example", Transport::Tcp, true);
+        assert!(
+            tcp.contains("\r\nContact: <sip:cast@192.0.2.1:5060;transport=tcp;ob>\r\n"),
+            "{tcp}"
+        );
+        let udp = invite("sip:meeting@sbc.example", Transport::Udp, true);
+        assert!(
+            udp.contains("\r\nContact: <sip:cast@192.0.2.1:5060>\r\n"),
+            "{udp}"
+        );
+        assert!(!udp.contains("alias"), "{udp}");
     }
 }
