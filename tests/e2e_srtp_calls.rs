@@ -10,11 +10,14 @@
 //! `require` against a plain-only callee, `off` against an SRTP-only one (488), and `prefer`
 //! falling back.
 //!
-//! Signalling is UDP on loopback with `allow_sdes_over_plain_signalling = true`: the keys
-//! cross no network here, and the test is about the media.
+//! Signalling is UDP on loopback with `allow_sdes_over_plain_signalling = true` (the keys cross
+//! no network here, and these tests are about the media), except for one call over TLS (nginx
+//! terminating TLS in front of sipp over TCP) that needs no such setting: SRTP is the default
+//! there.
 
 mod e2e_support;
 mod peers;
+mod sip_support;
 
 use std::net::UdpSocket;
 use std::path::Path;
@@ -77,6 +80,18 @@ fn srtp_callee(
     video: &MasterKey,
     ports: AnswerPorts,
 ) -> Sipp {
+    let path = srtp_scenario(dir, suite, audio, video, ports);
+    Sipp::start_file(&path, free_udp_port(), &[])
+}
+
+/// The scenario file of [`srtp_callee`], written into `dir`.
+fn srtp_scenario(
+    dir: &Path,
+    suite: SrtpSuite,
+    audio: &MasterKey,
+    video: &MasterKey,
+    ports: AnswerPorts,
+) -> std::path::PathBuf {
     let tag = offered_tag(suite);
     let rtcp_line = ports
         .video_rtcp
@@ -161,7 +176,7 @@ Content-Length: 0
     );
     let path = dir.join(format!("srtp_callee_{tag}.xml"));
     std::fs::write(&path, scenario).unwrap();
-    Sipp::start_file(&path, free_udp_port(), &[])
+    path
 }
 
 fn hex_key(key: &MasterKey) -> String {
@@ -495,6 +510,49 @@ fn rfc4733_digits_go_out_as_srtp_the_callee_decrypts() {
     );
     daemon.delete_spec("digits");
     callee.wait_bye(Duration::from_secs(3));
+}
+
+#[test]
+fn an_srtp_call_over_tls_signalling_needs_no_escape_hatch() {
+    let Stage {
+        daemon,
+        nginx,
+        work,
+    } = &Stage::new();
+    let suite = SrtpSuite::Aes256CmHmacSha1_80;
+    let audio = MasterKey::generate(suite).unwrap();
+    let video = MasterKey::generate(suite).unwrap();
+    // sipp over TCP behind nginx terminating TLS (sipp has no TLS of its own).
+    let tcp_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let scenario = srtp_scenario(work.path(), suite, &audio, &video, AnswerPorts::default());
+    let _callee = Sipp::start_file(&scenario, tcp_port, &["-t", "t1"]);
+    let front = sip_support::TlsFront::new(tcp_port);
+    let spec = SpecText {
+        sip: vec![
+            "user = \"sipcast\"".into(),
+            format!("domain = \"127.0.0.1:{}\"", front.port),
+            "transport = \"tls\"".into(),
+            format!("ca_file = \"{}\"", front.ca_file().display()),
+        ],
+        ..SpecText::direct("unused", &[stream_url(nginx, "tls")])
+    };
+    // media_encryption left at its default: "prefer" over TLS, and `validate` has nothing to say.
+    let live = daemon.go_live("tls", &spec);
+    assert!(live["error"].is_null(), "{live}");
+    let ports = local_ports(daemon, "tls");
+    let _sender = SrtpSender::start(suite, &audio, &video, ports, 15, Requests::Ignored);
+    let status = daemon.wait_status("tls", Duration::from_secs(8), "SRTP media", |s| {
+        s["call"]["media"]["rtp_packets"].as_u64().unwrap_or(0) > 100
+    });
+    let media = &status["call"]["media"];
+    assert_eq!(media["encryption"], suite.sdes_name(), "{status}");
+    assert_eq!(dropped(&status, "srtp_auth"), 0, "{status}");
+    // How the BYE finds its way back over TCP/TLS is the transport's business, tested there.
+    daemon.delete_spec("tls");
+    daemon.wait_gone("tls", Duration::from_secs(6));
 }
 
 /// Waits for the first attempt to end and returns its status.
