@@ -14,6 +14,9 @@
 //! what each stream delivered, so a broken pipeline cannot look fast: the program fails if any
 //! stream published nothing.
 //!
+//! A third run repeats the sipcast side with every sender encrypting (SRTP, ffmpeg's `srtp`
+//! protocol) and prints its CPU beside the plain run's.
+//!
 //! A program that prints figures, not a test: `cargo test --benches` builds it and, without the
 //! `--bench` flag `cargo bench` passes, it only says how to run it.
 
@@ -130,14 +133,16 @@ async fn compare(options: &Options, dir: &Path) -> Fallible<()> {
         nginx: &nginx,
         dir,
     };
-    let sipcast = sipcast_side::run(&setup).await?;
+    let sipcast = sipcast_side::run(&setup, false).await?;
     let ffmpeg = ffmpeg_side::run(&setup).await?;
+    let srtp = sipcast_side::run(&setup, true).await?;
 
-    print_report(&sipcast, &ffmpeg, source_kbps);
+    print_report(&sipcast, &ffmpeg, &srtp, source_kbps);
     let broken: Vec<&str> = sipcast
         .broken
         .iter()
         .chain(&ffmpeg.broken)
+        .chain(&srtp.broken)
         .map(String::as_str)
         .collect();
     if !broken.is_empty() {
@@ -149,7 +154,7 @@ async fn compare(options: &Options, dir: &Path) -> Fallible<()> {
     Ok(())
 }
 
-fn print_report(sipcast: &SideResult, ffmpeg: &SideResult, source_kbps: u64) {
+fn print_report(sipcast: &SideResult, ffmpeg: &SideResult, srtp: &SideResult, source_kbps: u64) {
     let aac = AacConfig::default();
     println!();
     println!(
@@ -186,7 +191,7 @@ fn print_report(sipcast: &SideResult, ffmpeg: &SideResult, source_kbps: u64) {
         "RSS growth MB/stream",
         "sink kbit/s/stream"
     );
-    for side in [sipcast, ffmpeg] {
+    for side in [sipcast, ffmpeg, srtp] {
         println!(
             "{:<16}{:>8}{:>20.3}{:>22.1}{:>22.1}{:>+24.2}{:>20.0}",
             side.label,
@@ -207,13 +212,25 @@ fn print_report(sipcast: &SideResult, ffmpeg: &SideResult, source_kbps: u64) {
         ffmpeg.private_mb_per_stream() / sipcast.private_mb_per_stream()
     );
     println!(
+        "{:<16}{:>8}{:>19.2}x   (the same job with every packet SRTP, decrypted by sipcast; \
+         its peak RSS is the process's highest so far, both sipcast runs included)",
+        "SRTP/plain",
+        "",
+        srtp.cpu_per_stream_minute() / sipcast.cpu_per_stream_minute(),
+    );
+    println!(
         "(sipcast's memory is the whole process's divided by the streams; its RSS was {:.1} MB \
          before the first pipeline. RSS counts shared libraries in every process, private \
          memory (USS, smaps_rollup) does not.)",
         kb_to_mb(sipcast.baseline_rss_kb)
     );
     println!();
-    for line in sipcast.checks.iter().chain(&ffmpeg.checks) {
+    for line in sipcast
+        .checks
+        .iter()
+        .chain(&ffmpeg.checks)
+        .chain(&srtp.checks)
+    {
         println!("{line}");
     }
 }

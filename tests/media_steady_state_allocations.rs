@@ -6,7 +6,8 @@
 //! timeline, FLV mux and RTMP chunking — until the bytes are written to a real nginx-rtmp.
 //! Allocations must stay far below one per frame (payloads come from shared blocks and are
 //! shared by both targets), let alone one per packet. nginx's recording of each target must then be
-//! H.264 + AAC, keyframe first, timestamps rising.
+//! H.264 + AAC, keyframe first, timestamps rising. The same again with SRTP: every datagram
+//! is first decrypted in place by the call's [`MediaSrtp`], as the media session does.
 
 mod alloc_support;
 mod peers;
@@ -23,7 +24,9 @@ use sipcast::frame::MediaFrame;
 use sipcast::media::receiver::MediaReceiver;
 use sipcast::media::rtp::{RtpPacket, write_packet};
 use sipcast::media::timeline::Track;
-use sipcast::media::{AudioOutputs, MediaConfig, MediaPort, RemoteMedia, RemoteStream, Verdict};
+use sipcast::media::{
+    AudioOutputs, MediaConfig, MediaPort, MediaSrtp, RemoteMedia, RemoteStream, Verdict,
+};
 use sipcast::output::slate::Slate;
 use sipcast::output::{Switcher, SwitcherConfig};
 use sipcast::rtmp::flv::FlvTag;
@@ -31,6 +34,8 @@ use sipcast::rtmp::queue::{FrameQueue, QueueLimits};
 use sipcast::rtmp::session::{PublishSession, SessionEvent, SessionParams};
 use sipcast::rtmp::timeline::PublishTimeline;
 use sipcast::secret::Secret;
+use sipcast::srtp::sdes::{NegotiatedSrtp, SdesKey};
+use sipcast::srtp::{MasterKey, SrtpSession, SrtpSuite};
 
 #[global_allocator]
 static GLOBAL: alloc_support::Counting = alloc_support::Counting;
@@ -151,8 +156,33 @@ impl Target {
     }
 }
 
+/// One test: the allocation counter is global, so the two runs must not overlap.
 #[test]
 fn steady_state_allocates_per_access_unit_not_per_packet() {
+    run(None);
+    run(Some(SrtpSuite::Aes256CmHmacSha1_80));
+}
+
+/// SDES keys for one stream: (what the call negotiated, the peer's sending context).
+fn keys(suite: SrtpSuite) -> (Box<NegotiatedSrtp>, SrtpSession) {
+    let ours = MasterKey::generate(suite).unwrap();
+    let theirs = MasterKey::generate(suite).unwrap();
+    let sdes = |key: &MasterKey| SdesKey {
+        key: key.clone(),
+        mki: None,
+        lifetime: None,
+    };
+    let negotiated = NegotiatedSrtp {
+        suite,
+        tag: 1,
+        local: sdes(&ours),
+        remote: sdes(&theirs),
+    };
+    let peer = SrtpSession::from_keys(&ours, None, &theirs, None).unwrap();
+    (Box::new(negotiated), peer)
+}
+
+fn run(suite: Option<SrtpSuite>) {
     let dir = tempfile::tempdir().unwrap();
     let nginx = rtmp_support::Nginx::start(dir.path(), None);
     let mut targets = [
@@ -160,7 +190,7 @@ fn steady_state_allocates_per_access_unit_not_per_packet() {
         Target::publish(nginx.rtmp_port, "second"),
     ];
     let addr = "127.0.0.1:9".parse().unwrap();
-    let remote = RemoteMedia {
+    let mut remote = RemoteMedia {
         audio: Some(RemoteStream::new(addr, 0, "PCMU", 8000)),
         video: Some(RemoteStream {
             fmtp: format!("packetization-mode=1;sprop-parameter-sets={SPROP}"),
@@ -178,11 +208,27 @@ fn steady_state_allocates_per_access_unit_not_per_packet() {
     let mut receiver = MediaReceiver::new(&remote, config, start).unwrap();
     let mut switcher = Switcher::new(start, SwitcherConfig::new(Slate::built_in(None), false));
     switcher.begin_source(start);
-    let traffic = traffic(14);
+    let mut traffic = traffic(14);
+    if let Some(suite) = suite {
+        // The peer encrypts everything beforehand (its cost is not ours to count).
+        let (audio_keys, mut audio_peer) = keys(suite);
+        let (video_keys, mut video_peer) = keys(suite);
+        for (_, track, datagram) in &mut traffic {
+            let peer = match track {
+                Track::Audio => &mut audio_peer,
+                Track::Video => &mut video_peer,
+            };
+            peer.protect_rtp(datagram).unwrap();
+        }
+        remote.audio.as_mut().unwrap().srtp = Some(audio_keys);
+        remote.video.as_mut().unwrap().srtp = Some(video_keys);
+    }
+    let mut srtp = MediaSrtp::new(&remote);
     let warm_up_ms = 4000;
     let (mut packets, mut frames) = (0u64, 0u64);
-    for (at, track, datagram) in &traffic {
+    for (at, track, datagram) in &mut traffic {
         if *at == warm_up_ms {
+            ALLOCATIONS.store(0, Ordering::Relaxed);
             COUNTING.store(true, Ordering::Relaxed);
         }
         let now = start + Duration::from_millis(*at);
@@ -191,8 +237,9 @@ fn steady_state_allocates_per_access_unit_not_per_packet() {
             Track::Audio => "127.0.0.1:9".parse().unwrap(),
             Track::Video => "127.0.0.1:11".parse().unwrap(),
         };
+        let len = srtp.unprotect(port, datagram).expect("authenticates");
         assert_eq!(
-            receiver.handle_datagram(now, port, from, datagram),
+            receiver.handle_datagram(now, port, from, &datagram[..len]),
             Verdict::Rtp
         );
         receiver.handle_timeout(now);
@@ -217,7 +264,7 @@ fn steady_state_allocates_per_access_unit_not_per_packet() {
     }
     COUNTING.store(false, Ordering::Relaxed);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
-    println!("{packets} packets, {frames} frames, {allocations} allocations");
+    println!("{suite:?}: {packets} packets, {frames} frames, {allocations} allocations");
     assert_eq!(packets, 2000);
     // Payloads are carved from shared blocks (video access units, AAC and copied audio alike)
     // and cloned for each target by reference; the FLV head and RTMP chunking write into each

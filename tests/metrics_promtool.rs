@@ -31,6 +31,7 @@ fn promtool_accepts_the_metrics() {
                     oversize: 1,
                     invalid: 7,
                     unknown_ssrc: 1000,
+                    ..Default::default()
                 },
                 ssrc_changes: 1,
                 keyframe_requests: 12,

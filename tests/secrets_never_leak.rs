@@ -102,3 +102,67 @@ async fn canary_password_and_stream_keys_appear_nowhere() {
         assert!(!logged.contains(canary), "{canary} leaked into the logs");
     }
 }
+
+/// SRTP master keys (SDES, in the SDP) never show in what the daemon prints, reports or
+/// returns as an error: `Debug` of everything that carries them, and the errors and reasons
+/// made from crypto lines, including malformed ones.
+#[test]
+fn srtp_keys_appear_in_no_debug_output_error_or_reason() {
+    use base64::Engine;
+    use sipcast::media::{MediaSrtp, RemoteMedia, RemoteStream};
+    use sipcast::sip::core::sdp;
+    use sipcast::srtp::sdes::{self, CryptoAttribute};
+    use sipcast::srtp::{SrtpSession, SrtpSuite};
+
+    // 30 bytes of key and salt that spell a canary, as AES_CM_128 wants.
+    let canary =
+        base64::engine::general_purpose::STANDARD.encode(b"canary-srtp-key-3e1d-salt-0042");
+    assert_eq!(canary.len(), 40);
+    let line = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{canary}");
+    let attribute = CryptoAttribute::parse(&line).unwrap();
+    let answer = format!(
+        "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n{line}\r\n\
+         a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{canary}|2^31|junk\r\n\
+         a=crypto:3 AEAD_AES_256_GCM inline:{canary}{canary}\r\n\
+         a=crypto:4 AES_256_CM_HMAC_SHA1_80 inline:{canary}\r\n"
+    );
+    let media = sdp::negotiate(answer.as_bytes()).unwrap();
+    let stream = media.audio.clone().unwrap();
+    assert_eq!(stream.crypto.len(), 1, "{:?}", stream.crypto_unusable);
+    let offer = sdes::SdesOffer::generate(&[SrtpSuite::AesCm128HmacSha1_80]).unwrap();
+    let negotiated = offer.accept_answer(&stream.crypto).unwrap();
+    let session = SrtpSession::new(&negotiated).unwrap();
+    let mut remote_stream = RemoteStream::new("127.0.0.1:4000".parse().unwrap(), 0, "PCMU", 8000);
+    remote_stream.srtp = Some(Box::new(negotiated.clone()));
+    let remote = RemoteMedia {
+        audio: Some(remote_stream),
+        video: None,
+    };
+    let mut shown = format!(
+        "{attribute:?} {media:?} {negotiated:?} {session:?} {remote:?} {:?} {:?}",
+        MediaSrtp::new(&remote),
+        stream.crypto_unusable,
+    );
+    for bad in [
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{canary}AAAA"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{canary};inline:{canary}"),
+        format!("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{canary}"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{canary}|{canary}"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{canary} KDR=1"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {canary}"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{canary}|1:{canary}"),
+    ] {
+        let error = CryptoAttribute::parse(&bad).unwrap_err();
+        shown.push_str(&format!("{error} {error:?}"));
+    }
+    if let Err(error) = offer.accept_answer(std::slice::from_ref(&attribute)) {
+        shown.push_str(&error.to_string());
+    }
+    let key_bytes = "canary-srtp-key";
+    assert!(!shown.contains(&canary), "a key leaked: {shown}");
+    assert!(!shown.contains(key_bytes), "a key leaked: {shown}");
+    assert!(
+        !shown.contains(&canary[..20]),
+        "part of a key leaked: {shown}"
+    );
+}

@@ -84,17 +84,28 @@ fn assert_tone(samples: &[i16], what: &str) {
     assert!(tone > 1000.0 * other, "{what}: no 440 Hz tone");
 }
 
+/// SRTCP's authentication in GStreamer's terms: GCM authenticates within the cipher.
+fn gst_rtcp_auth(suite: SrtpSuite) -> &'static str {
+    if suite.is_aead() {
+        "null"
+    } else {
+        "hmac-sha1-80"
+    }
+}
+
 fn gst_cipher(suite: SrtpSuite) -> (&'static str, &'static str) {
     match suite {
         SrtpSuite::Aes256CmHmacSha1_80 => ("aes-256-icm", "hmac-sha1-80"),
         SrtpSuite::Aes256CmHmacSha1_32 => ("aes-256-icm", "hmac-sha1-32"),
         SrtpSuite::AesCm128HmacSha1_80 => ("aes-128-icm", "hmac-sha1-80"),
         SrtpSuite::AesCm128HmacSha1_32 => ("aes-128-icm", "hmac-sha1-32"),
+        SrtpSuite::AeadAes256Gcm => ("aes-256-gcm", "null"),
+        SrtpSuite::AeadAes128Gcm => ("aes-128-gcm", "null"),
     }
 }
 
 fn key_and_salt(key: &MasterKey) -> Vec<u8> {
-    [key.key(), &key.salt()[..]].concat()
+    [key.key(), key.salt()].concat()
 }
 
 /// Spawns `gst-launch-1.0` and waits until its pipeline is playing.
@@ -205,6 +216,7 @@ fn unprotect_tone(session: &mut SrtpSession, packets: Vec<Vec<u8>>, what: &str) 
 fn gstreamer_sends(suite: SrtpSuite) {
     let key = MasterKey::generate(suite).unwrap();
     let (cipher, auth) = gst_cipher(suite);
+    let rtcp_auth = gst_rtcp_auth(suite);
     let (rtp, rtcp) = free_udp_ports();
     let port = rtp.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
@@ -214,7 +226,7 @@ fn gstreamer_sends(suite: SrtpSuite) {
         "audiotestsrc num-buffers={PACKETS} samplesperbuffer=160 freq=440 volume=0.25 \
          ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay ssrc={SSRC} pt=0 \
          ! srtpenc name=enc key={} rtp-cipher={cipher} rtp-auth={auth} \
-         rtcp-cipher={cipher} rtcp-auth=hmac-sha1-80 \
+         rtcp-cipher={cipher} rtcp-auth={rtcp_auth} \
          ! udpsink host=127.0.0.1 port={port} sync=false \
          filesrc location={} ! application/x-rtcp ! enc.rtcp_sink_0 \
          enc.rtcp_src_0 ! udpsink host=127.0.0.1 port={} sync=false async=false",
@@ -272,6 +284,7 @@ fn gstreamer_sends(suite: SrtpSuite) {
 fn gstreamer_receives(suite: SrtpSuite) {
     let key = MasterKey::generate(suite).unwrap();
     let (cipher, auth) = gst_cipher(suite);
+    let rtcp_auth = gst_rtcp_auth(suite);
     let port = free_udp_ports().0.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");
@@ -281,7 +294,7 @@ fn gstreamer_receives(suite: SrtpSuite) {
         format!(
             "caps=application/x-{media},payload=(int)0,ssrc=(uint){SSRC},srtp-key=(buffer){key_hex},\
              srtp-cipher=(string){cipher},srtp-auth=(string){auth},\
-             srtcp-cipher=(string){cipher},srtcp-auth=(string)hmac-sha1-80,\
+             srtcp-cipher=(string){cipher},srtcp-auth=(string){rtcp_auth},\
              clock-rate=(int)8000,encoding-name=(string)PCMU,media=(string)audio"
         )
     };
@@ -381,6 +394,26 @@ fn us_to_gstreamer_srtpdec_aes128_80() {
 #[test]
 fn us_to_gstreamer_srtpdec_aes128_32() {
     gstreamer_receives(SrtpSuite::AesCm128HmacSha1_32);
+}
+
+#[test]
+fn gstreamer_srtpenc_to_us_aead_aes256_gcm() {
+    gstreamer_sends(SrtpSuite::AeadAes256Gcm);
+}
+
+#[test]
+fn gstreamer_srtpenc_to_us_aead_aes128_gcm() {
+    gstreamer_sends(SrtpSuite::AeadAes128Gcm);
+}
+
+#[test]
+fn us_to_gstreamer_srtpdec_aead_aes256_gcm() {
+    gstreamer_receives(SrtpSuite::AeadAes256Gcm);
+}
+
+#[test]
+fn us_to_gstreamer_srtpdec_aead_aes128_gcm() {
+    gstreamer_receives(SrtpSuite::AeadAes128Gcm);
 }
 
 #[test]

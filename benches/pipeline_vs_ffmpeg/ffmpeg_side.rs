@@ -27,7 +27,7 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
     let mut names = Vec::new();
     for (i, pair) in ports.chunks(2).enumerate() {
         let name = format!("ffmpeg{i}");
-        let sender = start_sender(setup.source, setup.dir, &name, (pair[0], pair[1])).await?;
+        let sender = start_sender(setup.source, setup.dir, &name, (pair[0], pair[1]), None).await?;
         let log = setup.dir.join(format!("{name}-receiver.log"));
         let url = nginx.url(&name);
         receivers.push(Process::spawn(receiver(&sender.sdp_path, &url), &log)?);

@@ -102,13 +102,21 @@ pub struct Sender {
     pub sdp: String,
 }
 
-/// Starts a sender of `source` to the given video and audio RTP ports, logging into `dir`, and
-/// waits for its SDP.
+/// SRTP keys (key and salt, base64 as in SDES `inline:`) a sender encrypts its video and audio
+/// with, `AES_CM_128_HMAC_SHA1_80` (ffmpeg's `srtp` protocol has no AES-256).
+pub struct SenderKeys {
+    pub video: String,
+    pub audio: String,
+}
+
+/// Starts a sender of `source` to the given video and audio RTP ports (as SRTP with `keys`),
+/// logging into `dir`, and waits for its SDP.
 pub async fn start_sender(
     source: &Path,
     dir: &Path,
     name: &str,
     (video_port, audio_port): (u16, u16),
+    keys: Option<&SenderKeys>,
 ) -> Fallible<Sender> {
     let sdp_path = dir.join(format!("{name}.sdp"));
     let mut sender = Command::new("ffmpeg");
@@ -116,13 +124,25 @@ pub async fn start_sender(
         .args(words(
             "-nostdin -hide_banner -loglevel error -re -stream_loop -1 -i",
         ))
-        .arg(source)
-        .args(words("-map 0:v -c copy -f rtp"))
-        .arg(format!("rtp://{LOOPBACK}:{video_port}"))
-        .args(words("-map 0:a -c copy -f rtp"))
-        .arg(format!("rtp://{LOOPBACK}:{audio_port}"))
-        .arg("-sdp_file")
-        .arg(&sdp_path);
+        .arg(source);
+    for (map, port, key) in [
+        ("0:v", video_port, keys.map(|k| &k.video)),
+        ("0:a", audio_port, keys.map(|k| &k.audio)),
+    ] {
+        sender.args(["-map", map]).args(words("-c copy -f rtp"));
+        match key {
+            Some(key) => sender
+                .args([
+                    "-srtp_out_suite",
+                    "AES_CM_128_HMAC_SHA1_80",
+                    "-srtp_out_params",
+                    key,
+                ])
+                .arg(format!("srtp://{LOOPBACK}:{port}")),
+            None => sender.arg(format!("rtp://{LOOPBACK}:{port}")),
+        };
+    }
+    sender.arg("-sdp_file").arg(&sdp_path);
     let mut process = Process::spawn(sender, &dir.join(format!("{name}-sender.log")))?;
     for _ in 0..200 {
         let sdp = std::fs::read_to_string(&sdp_path).unwrap_or_default();

@@ -1,5 +1,7 @@
 //! The sipcast side: N pipelines in this process, wired through the library API as the daemon
-//! wires a call (media session → frames → one RTMP publisher).
+//! wires a call (media session → frames → one RTMP publisher). With `srtp`, each sender
+//! encrypts (ffmpeg's `srtp` protocol, `AES_CM_128_HMAC_SHA1_80`) and the media path decrypts
+//! every packet, as an SRTP call does.
 
 use std::net::SocketAddr;
 
@@ -12,8 +14,10 @@ use tokio::task::JoinHandle;
 
 use crate::measure::{measure, usage, wait_until_published};
 use crate::nginx::{describe_sink, find_stream, sink_ok};
-use crate::peers::{Sender, start_sender};
+use crate::peers::{Sender, SenderKeys, start_sender};
 use crate::{Fallible, LOOPBACK, Setup, SideResult};
+use sipcast::srtp::sdes::{CryptoAttribute, NegotiatedSrtp, SdesKey};
+use sipcast::srtp::{MasterKey, SrtpSuite};
 
 /// One pipeline and the task that drives it.
 struct Pipeline {
@@ -24,12 +28,16 @@ struct Pipeline {
     task: JoinHandle<(u64, MediaStats)>,
 }
 
-pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
+pub async fn run(setup: &Setup<'_>, srtp: bool) -> Fallible<SideResult> {
     let nginx = setup.nginx;
     let baseline_rss_kb = usage("self")?.rss_kb;
     let mut pipelines = Vec::new();
     for i in 0..setup.streams {
-        pipelines.push(start_pipeline(format!("sipcast{i}"), setup).await?);
+        let name = match srtp {
+            true => format!("sipcast_srtp{i}"),
+            false => format!("sipcast{i}"),
+        };
+        pipelines.push(start_pipeline(name, setup, srtp).await?);
     }
     let names: Vec<String> = pipelines.iter().map(|p| p.name.clone()).collect();
     let all_publishing = || {
@@ -71,7 +79,7 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
         }
     }
     Ok(SideResult {
-        label: "sipcast",
+        label: if srtp { "sipcast+SRTP" } else { "sipcast" },
         streams: setup.streams,
         baseline_rss_kb,
         window,
@@ -80,15 +88,24 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
     })
 }
 
-async fn start_pipeline(name: String, setup: &Setup<'_>) -> Fallible<Pipeline> {
+async fn start_pipeline(name: String, setup: &Setup<'_>, srtp: bool) -> Fallible<Pipeline> {
     let local = LocalMedia::bind(LOOPBACK.into(), 20_000..=59_999, true)
         .await
         .map_err(|e| format!("LocalMedia::bind: {e}"))?;
     let video_port = local.video.as_ref().map_or(0, |v| v.rtp_port());
     let audio_port = local.audio.rtp_port();
     // The sockets are bound: packets wait in the kernel while the SDP is read.
-    let sender = start_sender(setup.source, setup.dir, &name, (video_port, audio_port)).await?;
-    let remote = RemoteMedia {
+    let keys = match srtp {
+        true => Some((sdes_keys()?, sdes_keys()?)),
+        false => None,
+    };
+    let sender_keys = keys.as_ref().map(|(video, audio)| SenderKeys {
+        video: video.1.clone(),
+        audio: audio.1.clone(),
+    });
+    let ports = (video_port, audio_port);
+    let sender = start_sender(setup.source, setup.dir, &name, ports, sender_keys.as_ref()).await?;
+    let mut remote = RemoteMedia {
         audio: Some(RemoteStream::new(
             (LOOPBACK, audio_port).into(),
             0,
@@ -97,6 +114,12 @@ async fn start_pipeline(name: String, setup: &Setup<'_>) -> Fallible<Pipeline> {
         )),
         video: Some(h264_from_sdp(&sender.sdp, (LOOPBACK, video_port).into())?),
     };
+    if let (Some((video, audio)), Some(audio_stream), Some(video_stream)) =
+        (keys, remote.audio.as_mut(), remote.video.as_mut())
+    {
+        video_stream.srtp = Some(video.0);
+        audio_stream.srtp = Some(audio.0);
+    }
     let (session, outputs) = MediaSession::start(local, remote, MediaConfig::default())
         .map_err(|e| format!("MediaSession::start: {e}"))?;
     let publisher = rtmp::spawn(
@@ -145,6 +168,34 @@ async fn forward(
     publisher.stop().await;
     session.stop().await;
     (frames, stats)
+}
+
+/// Keys for one encrypted stream: what the media path is given, and the sender's key in
+/// base64 (`inline:`) for ffmpeg's `-srtp_out_params`.
+fn sdes_keys() -> Fallible<(Box<NegotiatedSrtp>, String)> {
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let key = |k: MasterKey| SdesKey {
+        key: k,
+        mki: None,
+        lifetime: None,
+    };
+    let generate = || MasterKey::generate(suite).map_err(|e| format!("SRTP key: {e}"));
+    let sender = generate()?;
+    let line = CryptoAttribute {
+        tag: 1,
+        key: sender.clone(),
+        lifetime: None,
+        mki: None,
+    }
+    .to_sdp_line();
+    let inline = line.split("inline:").nth(1).unwrap_or_default().to_string();
+    let negotiated = NegotiatedSrtp {
+        suite,
+        tag: 1,
+        local: key(generate()?),
+        remote: key(sender),
+    };
+    Ok((Box::new(negotiated), inline))
 }
 
 /// The H.264 stream the sender's SDP announces: payload type and fmtp (sprop-parameter-sets).

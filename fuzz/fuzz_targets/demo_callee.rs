@@ -57,12 +57,16 @@ fuzz_target!(|data: &[u8]| {
                 video_rtp_port: Some(40002),
                 direction: Direction::SendRecv,
                 video_content: Default::default(),
+                crypto: None,
             },
             1,
             1,
             None,
         );
-        for request in [request("INVITE", "", &offer), request("ACK", ";tag=fuzz", "")] {
+        for request in [
+            request("INVITE", "", &offer),
+            request("ACK", ";tag=fuzz", ""),
+        ] {
             if let Some(request) = request {
                 callee.handle_request(&request);
             }

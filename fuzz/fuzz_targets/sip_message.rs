@@ -10,10 +10,34 @@ use sipcast::sip::core::digest::best_challenge;
 use sipcast::sip::core::dtmf::DtmfTiming;
 use sipcast::sip::core::framing::StreamFramer;
 use sipcast::sip::core::message::{Framed, parse_datagram, parse_stream};
+use sipcast::sip::core::sdp::OfferedCrypto;
 use sipcast::sip::core::sdp::{Direction, LocalMedia};
 use sipcast::sip::core::transaction::TimerConfig;
-use sipcast::sip::core::{Authenticator, DtmfMethod};
+use sipcast::sip::core::{Authenticator, DtmfMethod, MediaEncryption};
+use sipcast::srtp::sdes::CryptoAttribute;
 use std::time::{Duration, Instant};
+
+fn fixed_crypto() -> OfferedCrypto {
+    let lines = |salt: char| {
+        [
+            format!(
+                "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{}",
+                format!("{salt}").repeat(60) + "AA=="
+            ),
+            format!(
+                "a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{}",
+                format!("{salt}").repeat(40)
+            ),
+        ]
+        .iter()
+        .filter_map(|line| CryptoAttribute::parse(line).ok())
+        .collect()
+    };
+    OfferedCrypto {
+        audio: lines('A'),
+        video: lines('B'),
+    }
+}
 
 fn call(now: Instant) -> CallCore {
     let setup = CallSetup {
@@ -35,7 +59,11 @@ fn call(now: Instant) -> CallCore {
             video_rtp_port: Some(4002),
             direction: Direction::SendRecv,
             video_content: Default::default(),
+            // SRTP offered with fixed keys, so the answer's crypto lines and the `prefer`
+            // fallback are fuzzed too.
+            crypto: Some(fixed_crypto()),
         },
+        encryption: MediaEncryption::Prefer,
         answer_timeout: Duration::from_secs(30),
         dtmf_digits: "1#".into(),
         dtmf_method: DtmfMethod::Info,

@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
             video_rtp_port: Some(4002),
             direction: Direction::SendRecv,
             video_content: wanted,
+            crypto: None,
         };
         let answer = render(&local, 1, 2, Some(&media));
         assert!(

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
-    let suite = SrtpSuite::PREFERENCE[usize::from(mode >> 4) % 4];
+    let suite = SrtpSuite::PREFERENCE[usize::from(mode >> 4) % SrtpSuite::PREFERENCE.len()];
     let needed = suite.key_len() + suite.salt_len();
     let (Some(key), Some(packets)) = (rest.get(..46), rest.get(46..)) else {
         return;

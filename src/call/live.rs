@@ -91,6 +91,10 @@ struct Attempt {
 }
 
 /// How phase one (until answer) ended.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few per call, never per packet: the negotiated media is moved once"
+)]
 enum Answered {
     Yes(NegotiatedMedia),
     No(CallEnd),
@@ -187,7 +191,7 @@ impl Attempt {
                         media.request_keyframe();
                     }
                     let status = media.status();
-                    self.emit(media_counters(&status));
+                    self.emit(media_counters(&status, negotiated.srtp_fallback.as_deref()));
                     if let Some(silent) = silent_for(&status, established_at)
                         && silent >= media_timeout
                     {
@@ -294,11 +298,13 @@ fn silent_for(status: &media::MediaStatus, established_at: Instant) -> Option<Du
     Some(clock::monotonic().saturating_duration_since(last))
 }
 
-fn media_counters(status: &media::MediaStatus) -> CallEvent {
+fn media_counters(status: &media::MediaStatus, srtp_fallback: Option<&str>) -> CallEvent {
     let stats = &status.stats;
     let tracks: Vec<&media::TrackStats> =
         [&stats.audio, &stats.video].into_iter().flatten().collect();
     CallEvent::Media(CallMedia {
+        encryption: status.encryption.unwrap_or("none").to_string(),
+        encryption_fallback: srtp_fallback.map(str::to_string),
         rtp_packets: tracks.iter().map(|t| t.packets).sum(),
         rtp_lost: tracks.iter().map(|t| t.lost).sum(),
         audio_decode_errors: stats.audio.as_ref().map_or(0, |a| a.errors),
@@ -349,6 +355,7 @@ fn call_config(spec: &BroadcastSpec, local: &media::LocalMedia) -> sip::CallConf
                 crate::spec::VideoContent::Main => sip::VideoContent::Main,
                 crate::spec::VideoContent::Slides => sip::VideoContent::Slides,
             },
+            encryption: spec.call.media_encryption,
         },
         dtmf: sip::DtmfPlan {
             digits: spec.call.dtmf.clone(),
@@ -385,6 +392,7 @@ pub fn remote_media(negotiated: &NegotiatedMedia) -> RemoteMedia {
             .collect::<Vec<_>>()
             .join(";"),
         rtcp_fb: s.rtcp_fb.clone(),
+        srtp: s.srtp.clone(),
     };
     RemoteMedia {
         audio: negotiated.audio.as_ref().map(stream),

@@ -37,6 +37,10 @@ pub enum DtmfVia {
 
 /// What the driver must do, in order.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few per call, never per packet: the negotiated media is moved once"
+)]
 pub enum CalleeAction {
     /// Send this response to where the request came from.
     Reply(SipMessage),
@@ -371,6 +375,7 @@ mod tests {
             video_rtp_port: Some(40002),
             direction: Direction::SendRecv,
             video_content: Default::default(),
+            crypto: None,
         };
         render(&local, 1, 1, None)
     }

@@ -6,7 +6,8 @@
 //! encoding ([`aac`]), the [`timeline`] that puts every track on one millisecond clock and the
 //! [`keyframe`] request policy. [`audio`] and [`video`] are the two track paths, [`receiver`]
 //! ties them into one machine per call behind one datagram entry point (with the source
-//! [`latch`] that keeps strangers out), and [`session`] is its tokio driver.
+//! [`latch`] that keeps strangers out), [`encryption`] decrypts SRTP before any of that, and
+//! [`session`] is their tokio driver.
 //!
 //! The media task wakes on a 20 ms tick, not per packet: it takes the RTP sockets' waiting
 //! datagrams in [`batch`]es (one `recvmmsg` each, stamped with the kernel's arrival time) and
@@ -53,6 +54,7 @@ pub mod audio;
 pub mod avcc;
 pub mod batch;
 pub mod decode;
+pub mod encryption;
 pub mod fdk;
 pub mod g711;
 pub mod h264;
@@ -73,6 +75,7 @@ pub mod stats;
 pub mod timeline;
 pub mod video;
 
+pub use encryption::MediaSrtp;
 pub use latch::MediaPort;
 pub use receiver::{MAX_DATAGRAM, MediaError, MediaEvent, Verdict};
 pub use remote::{AudioOutputs, MediaConfig, RemoteMedia, RemoteStream};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::aac::AacConfig;
 use super::keyframe::KeyframePolicyConfig;
 use super::reorder::ReorderConfig;
+use crate::srtp::sdes::NegotiatedSrtp;
 
 /// One negotiated media stream (`m=` line) of the remote party.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct RemoteStream {
     pub fmtp: String,
     /// The `a=rtcp-fb` values for `payload_type` or `*` (e.g. `nack pli`, `ccm fir`).
     pub rtcp_fb: Vec<String>,
+    /// SRTP keys agreed by SDES for this stream; `None`: plain RTP.
+    pub srtp: Option<Box<NegotiatedSrtp>>,
 }
 
 impl RemoteStream {
@@ -44,6 +47,7 @@ impl RemoteStream {
             channels: 1,
             fmtp: String::new(),
             rtcp_fb: Vec::new(),
+            srtp: None,
         }
     }
 
@@ -146,6 +150,7 @@ mod tests {
             channels: 1,
             fmtp: "packetization-mode=1; Sprop-Parameter-Sets=Z0I=,aM4=".into(),
             rtcp_fb: vec!["nack pli".into(), "ccm fir".into()],
+            srtp: None,
         };
         assert_eq!(stream.fmtp_param("sprop-parameter-sets"), Some("Z0I=,aM4="));
         assert_eq!(stream.fmtp_param("profile-level-id"), None);

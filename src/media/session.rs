@@ -11,6 +11,10 @@
 //!
 //! RTP sockets are emptied every [`RECEIVE_EVERY`] in batches ([`super::batch`]), each datagram
 //! handed over at the time the kernel stamped it; RTCP sockets wake the driver on arrival.
+//!
+//! An encrypted stream (SDES keys in [`super::RemoteStream::srtp`]) goes through
+//! [`MediaSrtp`] in the receive buffer before the receiver sees it, and our RTCP through it on
+//! the way out.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::batch::{self, DatagramBatch};
+use super::encryption::MediaSrtp;
 use super::latch::MediaPort;
 use super::receiver::{MAX_DATAGRAM, MediaError, MediaEvent, MediaReceiver, RtcpTransmit, Verdict};
 use super::remote::{AudioOutputs, MediaConfig, RemoteMedia};
@@ -189,6 +194,8 @@ pub struct MediaStatus {
     /// Our audio and video RTP ports (RTCP is each plus one).
     pub local_audio_port: Option<u16>,
     pub local_video_port: Option<u16>,
+    /// The SRTP suite protecting the media, `None` for plain RTP.
+    pub encryption: Option<&'static str>,
 }
 
 /// The receiving ends handed to the caller.
@@ -242,6 +249,7 @@ impl MediaSession {
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let audio_rtp = local.audio.rtp.clone();
         let driver = Driver {
+            srtp: MediaSrtp::new(&remote),
             receiver,
             config,
             remote,
@@ -314,6 +322,8 @@ impl Drop for MediaSession {
 }
 
 struct Driver {
+    /// SRTP contexts of the encrypted tracks (none for a plain call).
+    srtp: MediaSrtp,
     receiver: MediaReceiver,
     config: MediaConfig,
     remote: RemoteMedia,
@@ -363,6 +373,7 @@ impl Driver {
                     Some(Command::UpdateRemote(remote)) => {
                         // A codec we cannot handle keeps the old paths; the call leg decides.
                         let _ = self.receiver.update_remote(&remote, monotonic().into_std());
+                        self.srtp.update(&self.remote, &remote);
                         self.remote = *remote;
                     }
                 },
@@ -431,6 +442,15 @@ impl Driver {
         from: SocketAddr,
         arrived: Instant,
     ) {
+        // Decrypt in place first (an oversized datagram is left for the receiver to refuse).
+        let datagram = match datagram.len() <= MAX_DATAGRAM {
+            true => match self.srtp.unprotect(port, datagram) {
+                Ok(clear) => datagram.get_mut(..clear).unwrap_or_default(),
+                // Counted by `srtp`, shown in status.
+                Err(_) => return,
+            },
+            false => datagram,
+        };
         match self
             .receiver
             .handle_datagram(arrived.into_std(), port, from, datagram)
@@ -471,25 +491,28 @@ impl Driver {
         ))
     }
 
-    async fn send_rtcp(&self, transmit: &RtcpTransmit) {
+    async fn send_rtcp(&mut self, transmit: &RtcpTransmit) {
         let Some((destination, mux)) = self.rtcp_destination(transmit.track) else {
             return;
         };
         let pair = match transmit.track {
-            Track::Audio => Some(&self.local.audio),
-            Track::Video => self.local.video.as_ref(),
+            Track::Audio => Some(self.local.audio.clone()),
+            Track::Video => self.local.video.clone(),
         };
-        if let Some(pair) = pair {
-            // A lost report is harmless; the next one follows.
-            if mux {
-                let _ = pair.rtp.send_to(&transmit.data, destination);
-            } else {
-                let _ = pair.rtcp.send_to(&transmit.data, destination).await;
-            }
+        let Some(pair) = pair else { return };
+        // `None` only for a malformed report of ours: then nothing goes out in clear.
+        let Some(data) = self.srtp.protect_rtcp(transmit.track, &transmit.data) else {
+            return;
+        };
+        // A lost report is harmless; the next one follows.
+        if mux {
+            let _ = pair.rtp.send_to(data, destination);
+        } else {
+            let _ = pair.rtcp.send_to(data, destination).await;
         }
     }
 
-    async fn send_bye(&self) {
+    async fn send_bye(&mut self) {
         for track in [Track::Audio, Track::Video] {
             let mut data = Vec::with_capacity(64);
             rtcp::write_receiver_report(&mut data, self.config.local_ssrc, &[]);
@@ -502,6 +525,7 @@ impl Driver {
     fn publish_status(&self) {
         let mut stats = self.receiver.stats();
         stats.frames_dropped = self.frames_dropped;
+        stats.dropped = stats.dropped.plus(self.srtp.dropped());
         let audio_destination = self
             .receiver
             .latched(MediaPort::new(Track::Audio, false))
@@ -513,6 +537,7 @@ impl Driver {
             audio_destination,
             local_audio_port: Some(self.local.audio.rtp_port()),
             local_video_port: self.local.video.as_ref().map(SocketPair::rtp_port),
+            encryption: self.srtp.suite().map(|s| s.sdes_name()),
         });
     }
 }

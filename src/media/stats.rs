@@ -63,14 +63,21 @@ pub enum DropReason {
     Invalid,
     /// From the latched source, but a sender (SSRC) other than the track's current one.
     UnknownSsrc,
+    /// SRTP/SRTCP that did not authenticate: a wrong key, a tampered or forged packet (or one
+    /// too short, of an unknown MKI, or past the stream table).
+    SrtpAuth,
+    /// SRTP/SRTCP replayed, or older than the replay window.
+    SrtpReplay,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::ForeignSource,
         DropReason::Oversize,
         DropReason::Invalid,
         DropReason::UnknownSsrc,
+        DropReason::SrtpAuth,
+        DropReason::SrtpReplay,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +86,8 @@ impl DropReason {
             DropReason::Oversize => "oversize",
             DropReason::Invalid => "invalid",
             DropReason::UnknownSsrc => "unknown_ssrc",
+            DropReason::SrtpAuth => "srtp_auth",
+            DropReason::SrtpReplay => "srtp_replay",
         }
     }
 }
@@ -90,6 +99,8 @@ pub struct DroppedDatagrams {
     pub oversize: u64,
     pub invalid: u64,
     pub unknown_ssrc: u64,
+    pub srtp_auth: u64,
+    pub srtp_replay: u64,
 }
 
 impl DroppedDatagrams {
@@ -99,6 +110,8 @@ impl DroppedDatagrams {
             DropReason::Oversize => &mut self.oversize,
             DropReason::Invalid => &mut self.invalid,
             DropReason::UnknownSsrc => &mut self.unknown_ssrc,
+            DropReason::SrtpAuth => &mut self.srtp_auth,
+            DropReason::SrtpReplay => &mut self.srtp_replay,
         };
         *counter = counter.saturating_add(1);
     }
@@ -110,6 +123,8 @@ impl DroppedDatagrams {
             oversize: self.oversize.saturating_add(other.oversize),
             invalid: self.invalid.saturating_add(other.invalid),
             unknown_ssrc: self.unknown_ssrc.saturating_add(other.unknown_ssrc),
+            srtp_auth: self.srtp_auth.saturating_add(other.srtp_auth),
+            srtp_replay: self.srtp_replay.saturating_add(other.srtp_replay),
         }
     }
 
@@ -119,6 +134,8 @@ impl DroppedDatagrams {
             DropReason::Oversize => self.oversize,
             DropReason::Invalid => self.invalid,
             DropReason::UnknownSsrc => self.unknown_ssrc,
+            DropReason::SrtpAuth => self.srtp_auth,
+            DropReason::SrtpReplay => self.srtp_replay,
         }
     }
 }

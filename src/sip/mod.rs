@@ -48,7 +48,7 @@ pub mod driver;
 pub use self::core::dialog::Transport;
 pub use self::core::sdp::{Direction, MediaKind, NegotiatedMedia, NegotiatedStream, VideoContent};
 pub use self::core::transaction::TimerConfig;
-pub use self::core::{CallEnd, CallEvent, DtmfMethod};
+pub use self::core::{CallEnd, CallEvent, DtmfMethod, MediaEncryption};
 pub use driver::{
     Account, CallConfig, CallHandle, ClientTls, DtmfPlan, LocalMedia, TlsListen, UaConfig, UaError,
     UserAgent,

@@ -6,11 +6,21 @@ use std::time::Duration;
 use super::error::Locator;
 use super::raw::{self, Located, RawRtmp, RawSpec};
 use super::{
-    BroadcastSpec, CallSpec, OutputPolicy, RedialPolicy, RtmpTarget, SipSpec, SpecError,
-    SpecErrors, broadcast_name, valid_name,
+    BroadcastSpec, CallSpec, MediaEncryption, OutputPolicy, RedialPolicy, RtmpTarget, SipSpec,
+    SpecError, SpecErrors, Transport, broadcast_name, valid_name,
 };
 use crate::schedule::{CronExpr, MAX_WINDOWS, Schedule, WindowRule};
 use crate::secret::{Secret, SecretSource};
+
+/// Whether the call's signalling runs over TLS end to end from us: the transport, or a
+/// `sips:` URI for the target or the proxy.
+pub(super) fn signalling_is_tls(sip: &SipSpec, to: &str) -> bool {
+    let sips = |uri: &str| {
+        uri.get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+    };
+    sip.transport == Transport::Tls || sips(to) || sip.proxy.as_deref().is_some_and(sips)
+}
 
 /// Longest DTMF string accepted: a meeting ID, a passcode and pauses fit easily.
 const MAX_DTMF: usize = 128;
@@ -76,7 +86,16 @@ impl Checker<'_> {
             }
         };
         let call = match (raw.call, &sip) {
-            (Some(call), _) => self.call(call.value, sip.as_ref().map(|s| s.domain.as_str())),
+            (Some(call), _) => {
+                let asked = call.value.media_encryption.clone();
+                let allow_plain = call.value.allow_sdes_over_plain_signalling == Some(true);
+                let mut call = self.call(call.value, sip.as_ref().map(|s| s.domain.as_str()));
+                if let (Some(call), Some(sip)) = (call.as_mut(), &sip) {
+                    call.media_encryption =
+                        self.media_encryption(sip, &call.to, asked, allow_plain);
+                }
+                call
+            }
             (None, _) => {
                 self.fail(None, "missing table [call]");
                 None
@@ -195,7 +214,46 @@ impl Checker<'_> {
             media_timeout: media_timeout?,
             on_remote_hangup: raw.on_remote_hangup.unwrap_or_default(),
             video_content: raw.video_content.unwrap_or_default(),
+            // Resolved against the signalling in `media_encryption`.
+            media_encryption: raw
+                .media_encryption
+                .map_or(MediaEncryption::Off, |m| m.value),
         })
+    }
+
+    /// `call.media_encryption` with its default: `prefer` when the signalling is TLS, `off`
+    /// otherwise. SDES puts the SRTP keys in the SDP, so SRTP over plain UDP/TCP signalling
+    /// hands them to anyone on the path: refused unless the spec accepts it, and warned then.
+    fn media_encryption(
+        &mut self,
+        sip: &SipSpec,
+        to: &str,
+        asked: Option<Located<MediaEncryption>>,
+        allow_plain: bool,
+    ) -> MediaEncryption {
+        let tls = signalling_is_tls(sip, to);
+        let Some(asked) = asked else {
+            return if tls {
+                MediaEncryption::Prefer
+            } else {
+                MediaEncryption::Off
+            };
+        };
+        if asked.value == MediaEncryption::Off || tls {
+            return asked.value;
+        }
+        let message = "SRTP keys (SDES) travel in the SDP: over udp/tcp signalling anyone on \
+                       the path can read them and decrypt the media; use sip.transport = \"tls\"";
+        if allow_plain {
+            self.warnings
+                .push(self.loc.error(Some(asked.span), message.to_string()));
+        } else {
+            self.fail(
+                Some(asked.span),
+                format!("{message}, or set call.allow_sdes_over_plain_signalling = true"),
+            );
+        }
+        asked.value
     }
 
     fn schedule(&mut self, raw: Located<raw::RawSchedule>) -> Option<Schedule> {

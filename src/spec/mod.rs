@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use error::{SpecError, SpecErrors, line_col};
 pub use file::{Unreadable, read_spec_file};
-pub use raw::{AudioCodec, DtmfMethod, OnRemoteHangup, Transport, VideoContent};
+pub use raw::{AudioCodec, DtmfMethod, MediaEncryption, OnRemoteHangup, Transport, VideoContent};
 pub use schema::schema_json;
 
 use crate::schedule::Schedule;
@@ -75,6 +75,8 @@ pub struct CallSpec {
     pub media_timeout: Duration,
     pub on_remote_hangup: OnRemoteHangup,
     pub video_content: VideoContent,
+    /// SRTP or not, with the default already applied.
+    pub media_encryption: MediaEncryption,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

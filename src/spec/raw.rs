@@ -188,6 +188,28 @@ pub struct RawCall {
     /// With two video streams (a meeting's people and its shared slides, told apart by
     /// `a=content`): which one to stream. `main` (default) or `slides`.
     pub video_content: Option<VideoContent>,
+    /// SRTP for the call's media (SDES keys in the SDP): `require`, `prefer` or `off`.
+    /// Default: `prefer` when the signalling is TLS (`sip.transport = "tls"` or a `sips:`
+    /// URI), `off` otherwise.
+    pub media_encryption: Option<Located<MediaEncryption>>,
+    /// SDES keys travel in the SDP: over UDP or TCP signalling anyone on the path reads them.
+    /// `validate` refuses SRTP without TLS signalling unless this is `true`. Default false.
+    pub allow_sdes_over_plain_signalling: Option<bool>,
+}
+
+/// Whether the call's media is encrypted (SRTP, RFC 3711, keyed by SDES, RFC 4568).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaEncryption {
+    /// Offer only SRTP (`RTP/SAVP` with crypto lines); a callee that cannot do it fails the
+    /// call with a reason.
+    Require,
+    /// Offer SRTP; if the callee refuses it (488, or an answer without a usable crypto line),
+    /// retry once with plain RTP.
+    Prefer,
+    /// Plain RTP (`RTP/AVP`) only.
+    #[default]
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]

@@ -187,3 +187,67 @@ fn bytes_that_are_not_utf8_or_too_many_are_located_errors() {
         parse("b.toml", text).map(|_| ())
     );
 }
+
+fn with_call(sip: &str, call: &str) -> String {
+    format!(
+        "[sip]\nuser = \"a\"\ndomain = \"d\"\n{sip}\n[call]\nto = \"1\"\n{call}\n[rtmp]\nurl = \"rtmp://h/live/k\"\n"
+    )
+}
+
+#[test]
+fn media_encryption_defaults_to_prefer_over_tls_and_off_otherwise() {
+    let tls = parse("x.toml", &with_call("transport = \"tls\"", "")).unwrap();
+    assert_eq!(tls.call.media_encryption, MediaEncryption::Prefer);
+    let sips = parse(
+        "x.toml",
+        &with_call("", "").replace("to = \"1\"", "to = \"sips:1@d\""),
+    )
+    .unwrap();
+    assert_eq!(sips.call.media_encryption, MediaEncryption::Prefer);
+    let udp = parse("x.toml", &with_call("", "")).unwrap();
+    assert_eq!(udp.call.media_encryption, MediaEncryption::Off);
+    let required = parse(
+        "x.toml",
+        &with_call("transport = \"tls\"", "media_encryption = \"require\""),
+    )
+    .unwrap();
+    assert_eq!(required.call.media_encryption, MediaEncryption::Require);
+    assert!(required.warnings.is_empty());
+}
+
+#[test]
+fn srtp_over_plain_signalling_is_refused_unless_accepted_and_then_warned() {
+    for mode in ["require", "prefer"] {
+        let text = with_call(
+            "transport = \"tcp\"",
+            &format!("media_encryption = \"{mode}\""),
+        );
+        let shown = errors(&text);
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].starts_with("t.toml:7:20: SRTP keys (SDES) travel in the SDP"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[0].contains("allow_sdes_over_plain_signalling"),
+            "{shown:?}"
+        );
+        let accepted = parse(
+            "x.toml",
+            &with_call(
+                "transport = \"tcp\"",
+                &format!("media_encryption = \"{mode}\"\nallow_sdes_over_plain_signalling = true"),
+            ),
+        )
+        .unwrap();
+        assert_eq!(accepted.warnings.len(), 1);
+        assert!(
+            accepted.warnings[0]
+                .to_string()
+                .contains("anyone on the path")
+        );
+    }
+    let off = parse("x.toml", &with_call("", "media_encryption = \"off\"")).unwrap();
+    assert!(off.warnings.is_empty());
+    assert!(errors(&with_call("", "media_encryption = \"maybe\"")).len() == 1);
+}

@@ -9,6 +9,7 @@ use thiserror::Error;
 use zeroize::Zeroize;
 
 use super::SrtpSuite;
+use super::aead::AesGcm;
 use super::cipher::{AesCm, Authenticator};
 
 pub(crate) const SALT_LEN: usize = 14;
@@ -44,7 +45,7 @@ pub struct MasterKey {
 impl MasterKey {
     /// From the concatenated key and salt, as carried by SDES's `inline:` (RFC 4568 §6.1).
     pub fn from_key_and_salt(suite: SrtpSuite, key_and_salt: &[u8]) -> Result<Self, KeyError> {
-        let expected = suite.key_len() + SALT_LEN;
+        let expected = suite.key_len() + suite.salt_len();
         if key_and_salt.len() != expected {
             return Err(KeyError::Length {
                 suite,
@@ -61,14 +62,18 @@ impl MasterKey {
         for (to, from) in master.key.iter_mut().zip(key) {
             *to = *from;
         }
-        master.salt.copy_from_slice(salt);
+        // A 96-bit GCM salt fills the first 12 bytes; the rest stay zero, which is how the
+        // AES-CM key derivation pads it (RFC 7714 §11).
+        for (to, from) in master.salt.iter_mut().zip(salt) {
+            *to = *from;
+        }
         Ok(master)
     }
 
     /// A fresh key and salt from the operating system's RNG.
     pub fn generate(suite: SrtpSuite) -> Result<Self, KeyError> {
         let mut bytes = [0u8; MAX_KEY_LEN + SALT_LEN];
-        let len = suite.key_len() + SALT_LEN;
+        let len = suite.key_len() + suite.salt_len();
         let filled = bytes.get_mut(..len).ok_or(KeyError::Random)?;
         let result = OsRng
             .try_fill_bytes(filled)
@@ -87,9 +92,9 @@ impl MasterKey {
         self.key.get(..self.suite.key_len()).unwrap_or(&self.key)
     }
 
-    /// The master salt bytes. Secret.
-    pub fn salt(&self) -> &[u8; SALT_LEN] {
-        &self.salt
+    /// The master salt bytes (14 for AES-CM, 12 for AES-GCM). Secret.
+    pub fn salt(&self) -> &[u8] {
+        self.salt.get(..self.suite.salt_len()).unwrap_or(&self.salt)
     }
 
     /// Writes key then salt into `out` (which must hold `key_len + 14` bytes), for SDES.
@@ -97,7 +102,7 @@ impl MasterKey {
         let mut written = 0;
         for (to, from) in out
             .iter_mut()
-            .zip(self.key().iter().chain(self.salt.iter()))
+            .zip(self.key().iter().chain(self.salt().iter()))
         {
             *to = *from;
             written += 1;
@@ -157,9 +162,16 @@ pub(crate) fn derive(master: &MasterKey, label: Label, out: &mut [u8]) {
 /// The keys one direction needs for one of SRTP or SRTCP.
 #[derive(Clone)]
 pub(crate) struct SessionKeys {
-    pub(crate) cipher: AesCm,
+    pub(crate) cipher: Protection,
+    /// The session salt: 14 bytes for AES-CM, the first 12 for AES-GCM.
     pub(crate) salt: [u8; SALT_LEN],
-    pub(crate) auth: Authenticator,
+}
+
+/// How packets are protected: AES-CM with HMAC-SHA1, or AES-GCM (RFC 7714).
+#[derive(Clone)]
+pub(crate) enum Protection {
+    Cm { cipher: AesCm, auth: Authenticator },
+    Gcm(AesGcm),
 }
 
 /// The AES key schedules wipe themselves (aes's `zeroize` feature); the HMAC state cannot be
@@ -194,14 +206,23 @@ impl SessionKeys {
         derive(master, enc, key_slice);
         derive(master, auth, &mut auth_key);
         derive(master, salt, &mut session_salt);
-        let keys = match (AesCm::new(key_slice), Authenticator::new(&auth_key)) {
-            (Some(cipher), Some(auth)) => Some(SessionKeys {
-                cipher,
-                salt: session_salt,
-                auth,
-            }),
-            _ => None,
+        let cipher = match master.suite.is_aead() {
+            true => AesGcm::new(key_slice).map(Protection::Gcm),
+            false => match (AesCm::new(key_slice), Authenticator::new(&auth_key)) {
+                (Some(cipher), Some(auth)) => Some(Protection::Cm { cipher, auth }),
+                _ => None,
+            },
         };
+        if master.suite.is_aead() {
+            // RFC 7714 §11: a 96-bit session salt.
+            for byte in session_salt.iter_mut().skip(super::aead::SALT_LEN) {
+                *byte = 0;
+            }
+        }
+        let keys = cipher.map(|cipher| SessionKeys {
+            cipher,
+            salt: session_salt,
+        });
         key.zeroize();
         auth_key.zeroize();
         session_salt.zeroize();

@@ -9,10 +9,12 @@
 //! The per-packet path allocates nothing: decryption happens in the receive buffer, and
 //! protection appends the tag to a caller-owned `Vec` that already has room for it.
 //!
-//! The crypto is written here on RustCrypto primitives (`aes`, `ctr`, `hmac`, `sha1`): AES in
-//! counter mode (§4.1.1), HMAC-SHA1 (§4.2.1) and the AES-CM key derivation (§4.3). Key
-//! derivation rate 0 only (RFC 4568's default; no peer we know of sets `KDR=`).
+//! The crypto is written here on RustCrypto primitives (`aes`, `ctr`, `hmac`, `sha1`,
+//! `aes-gcm`): AES in counter mode (§4.1.1), HMAC-SHA1 (§4.2.1), the AES-CM key derivation
+//! (§4.3), and AES-GCM for the AEAD suites (RFC 7714). Key derivation rate 0 only (RFC 4568's
+//! default; no peer we know of sets `KDR=`).
 
+mod aead;
 mod cipher;
 mod key;
 mod replay;
@@ -34,24 +36,38 @@ pub enum SrtpSuite {
     Aes256CmHmacSha1_32,
     AesCm128HmacSha1_80,
     AesCm128HmacSha1_32,
+    /// RFC 7714: AES-GCM, 16-byte tag, 96-bit salt.
+    AeadAes256Gcm,
+    AeadAes128Gcm,
 }
 
 impl SrtpSuite {
-    /// Every suite, in our preference order.
-    pub const PREFERENCE: [SrtpSuite; 4] = [
+    /// Every suite, in our preference order: the AES-CM suites meeting connectors offer and
+    /// answer first (Zoom offers AES_256_CM_HMAC_SHA1_80 first), then the AEAD ones.
+    pub const PREFERENCE: [SrtpSuite; 6] = [
         SrtpSuite::Aes256CmHmacSha1_80,
         SrtpSuite::Aes256CmHmacSha1_32,
         SrtpSuite::AesCm128HmacSha1_80,
         SrtpSuite::AesCm128HmacSha1_32,
+        SrtpSuite::AeadAes256Gcm,
+        SrtpSuite::AeadAes128Gcm,
     ];
 
-    /// The suite's name in SDP (RFC 4568 §6.2, RFC 6188 §7.1 for the AES-256 ones).
+    /// AES-GCM (RFC 7714): one AEAD pass instead of AES-CM plus HMAC.
+    pub fn is_aead(self) -> bool {
+        matches!(self, SrtpSuite::AeadAes256Gcm | SrtpSuite::AeadAes128Gcm)
+    }
+
+    /// The suite's name in SDP (RFC 4568 §6.2, RFC 6188 §7.1 for the AES-256 ones, RFC 7714
+    /// §14.2 for the AEAD ones).
     pub fn sdes_name(self) -> &'static str {
         match self {
             SrtpSuite::Aes256CmHmacSha1_80 => "AES_256_CM_HMAC_SHA1_80",
             SrtpSuite::Aes256CmHmacSha1_32 => "AES_256_CM_HMAC_SHA1_32",
             SrtpSuite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
             SrtpSuite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+            SrtpSuite::AeadAes256Gcm => "AEAD_AES_256_GCM",
+            SrtpSuite::AeadAes128Gcm => "AEAD_AES_128_GCM",
         }
     }
 
@@ -65,14 +81,22 @@ impl SrtpSuite {
     /// Master key length in bytes.
     pub fn key_len(self) -> usize {
         match self {
-            SrtpSuite::Aes256CmHmacSha1_80 | SrtpSuite::Aes256CmHmacSha1_32 => 32,
-            SrtpSuite::AesCm128HmacSha1_80 | SrtpSuite::AesCm128HmacSha1_32 => 16,
+            SrtpSuite::Aes256CmHmacSha1_80
+            | SrtpSuite::Aes256CmHmacSha1_32
+            | SrtpSuite::AeadAes256Gcm => 32,
+            SrtpSuite::AesCm128HmacSha1_80
+            | SrtpSuite::AesCm128HmacSha1_32
+            | SrtpSuite::AeadAes128Gcm => 16,
         }
     }
 
-    /// Master salt length in bytes (112 bits for every AES-CM suite).
+    /// Master salt length in bytes: 112 bits for every AES-CM suite, 96 for AES-GCM.
     pub fn salt_len(self) -> usize {
-        key::SALT_LEN
+        if self.is_aead() {
+            aead::SALT_LEN
+        } else {
+            key::SALT_LEN
+        }
     }
 
     /// SRTP authentication tag length in bytes.
@@ -80,13 +104,14 @@ impl SrtpSuite {
         match self {
             SrtpSuite::Aes256CmHmacSha1_80 | SrtpSuite::AesCm128HmacSha1_80 => 10,
             SrtpSuite::Aes256CmHmacSha1_32 | SrtpSuite::AesCm128HmacSha1_32 => 4,
+            SrtpSuite::AeadAes256Gcm | SrtpSuite::AeadAes128Gcm => aead::TAG_LEN,
         }
     }
 
-    /// SRTCP authentication tag length in bytes: 80 bits for every suite, the `_32` ones
-    /// included (RFC 4568 §6.2.1, RFC 6188 §7.1).
+    /// SRTCP authentication tag length in bytes: 80 bits for every AES-CM suite, the `_32`
+    /// ones included (RFC 4568 §6.2.1, RFC 6188 §7.1); GCM's 128.
     pub fn rtcp_tag_len(self) -> usize {
-        10
+        if self.is_aead() { aead::TAG_LEN } else { 10 }
     }
 }
 

@@ -50,12 +50,14 @@ pub enum SdesError {
     Base64,
     #[error(transparent)]
     Key(#[from] KeyError),
-    #[error("key lifetime {0:?} is not a number or 2^N with N <= 48")]
-    Lifetime(String),
-    #[error("MKI {0:?} is not VALUE:LENGTH with a length of 1 to 4 bytes")]
-    Mki(String),
-    #[error("unexpected key parameter {0:?}")]
-    KeyParameter(String),
+    // The three below sit beside the key in `inline:`: their text is never quoted, in case a
+    // peer put key material there.
+    #[error("key lifetime is not a number or 2^N with N <= 48")]
+    Lifetime,
+    #[error("MKI is not VALUE:LENGTH with a length of 1 to 4 bytes")]
+    Mki,
+    #[error("unexpected key parameter after the key")]
+    KeyParameter,
     #[error("unsupported session parameter {0:?}")]
     SessionParameter(String),
 }
@@ -101,8 +103,10 @@ impl CryptoAttribute {
             return Err(SdesError::SeveralKeys);
         }
         let inline = key_params.strip_prefix("inline:").ok_or_else(|| {
+            // A method is a short word (`inline`, `uri`); anything else may be a bare key.
             let method = key_params.split(':').next().unwrap_or_default();
-            SdesError::KeyMethod(quote(method))
+            let word = method.len() <= 16 && method.bytes().all(|b| b.is_ascii_alphabetic());
+            SdesError::KeyMethod(if word { quote(method) } else { "?".into() })
         })?;
         let mut parts = inline.split('|');
         let key = decode_key(suite, parts.next().unwrap_or_default())?;
@@ -114,7 +118,7 @@ impl CryptoAttribute {
             } else if lifetime.is_none() && mki.is_none() {
                 lifetime = Some(parse_lifetime(part)?);
             } else {
-                return Err(SdesError::KeyParameter(quote(part)));
+                return Err(SdesError::KeyParameter);
             }
         }
         for param in fields {
@@ -330,7 +334,7 @@ fn decode_key(suite: SrtpSuite, text: &str) -> Result<MasterKey, SdesError> {
 }
 
 fn parse_lifetime(text: &str) -> Result<u64, SdesError> {
-    let bad = || SdesError::Lifetime(quote(text));
+    let bad = || SdesError::Lifetime;
     let digits = |t: &str| !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit());
     if let Some(exponent) = text.strip_prefix("2^") {
         let exponent: u32 = digits(exponent)
@@ -348,7 +352,7 @@ fn parse_lifetime(text: &str) -> Result<u64, SdesError> {
 }
 
 fn parse_mki(text: &str) -> Result<Mki, SdesError> {
-    let bad = || SdesError::Mki(quote(text));
+    let bad = || SdesError::Mki;
     let (value, len) = text.split_once(':').ok_or_else(bad)?;
     let digits = |t: &str| !t.is_empty() && t.len() <= 10 && t.bytes().all(|b| b.is_ascii_digit());
     if !digits(value) || !digits(len) {

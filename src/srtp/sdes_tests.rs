@@ -90,19 +90,19 @@ fn bad_lines_are_typed_errors() {
         ),
         (
             format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^99"),
-            SdesError::Lifetime("2^99".into()),
+            SdesError::Lifetime,
         ),
         (
             format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:5"),
-            SdesError::Mki("1:5".into()),
+            SdesError::Mki,
         ),
         (
             format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|256:1"),
-            SdesError::Mki("256:1".into()),
+            SdesError::Mki,
         ),
         (
             format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:1|2^20"),
-            SdesError::KeyParameter("2^20".into()),
+            SdesError::KeyParameter,
         ),
         (
             format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key} UNENCRYPTED_SRTP"),

@@ -8,8 +8,9 @@
 //! Order of checks on receipt (§3.3): index estimate, replay window, authentication, and only
 //! then decryption and the update of ROC and window, so a forged packet changes nothing.
 
+use super::aead;
 use super::cipher::counter_block;
-use super::key::SessionKeys;
+use super::key::{Protection, SessionKeys};
 use super::replay::IndexState;
 use super::sdes::NegotiatedSrtp;
 use super::{KeyError, MasterKey, SrtpCounters, SrtpError, SrtpSuite};
@@ -296,16 +297,28 @@ impl SrtpSession {
             }
             None => u64::from(header.seq),
         };
-        let roc = ((index >> 16) as u32).to_be_bytes();
-        if !ctx.rtp.auth.verify(&[authenticated, &roc], tag) {
-            return Err(SrtpError::AuthFailed {
-                ssrc: header.ssrc,
-                index,
-            });
-        }
-        let iv = counter_block(&ctx.rtp.salt, header.ssrc, index);
-        if let Some(payload) = authenticated.get_mut(header.len..) {
-            ctx.rtp.cipher.apply_keystream(&iv, payload);
+        let failed = SrtpError::AuthFailed {
+            ssrc: header.ssrc,
+            index,
+        };
+        match &ctx.rtp.cipher {
+            Protection::Cm { cipher, auth } => {
+                let roc = ((index >> 16) as u32).to_be_bytes();
+                if !auth.verify(&[authenticated, &roc], tag) {
+                    return Err(failed);
+                }
+                let iv = counter_block(&ctx.rtp.salt, header.ssrc, index);
+                if let Some(payload) = authenticated.get_mut(header.len..) {
+                    cipher.apply_keystream(&iv, payload);
+                }
+            }
+            Protection::Gcm(gcm) => {
+                let iv = aead::rtp_iv(&ctx.rtp.salt, header.ssrc, index);
+                let (clear_header, payload) = authenticated.split_at_mut(header.len);
+                if !gcm.open(&iv, clear_header, payload, tag) {
+                    return Err(failed);
+                }
+            }
         }
         if let Some(stream) = ctx.stream_mut(at, header.ssrc) {
             match &mut stream.rtp {
@@ -317,7 +330,13 @@ impl SrtpSession {
     }
 
     fn unprotect_rtcp_inner(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
+        if matches!(self.inbound.rtcp.cipher, Protection::Gcm(_)) {
+            return self.unprotect_rtcp_gcm(packet);
+        }
         let ctx = &mut self.inbound;
+        let Protection::Cm { cipher, auth } = &ctx.rtcp.cipher else {
+            return Err(SrtpError::UnknownMki);
+        };
         let auth_end =
             ctx.split_trailer(packet, RTCP_HEADER_LEN + SRTCP_INDEX_LEN, ctx.rtcp_tag_len)?;
         let (authenticated, trailer) = packet.split_at_mut(auth_end);
@@ -334,14 +353,14 @@ impl SrtpSession {
         if state.is_some_and(|state| !state.is_fresh(index)) {
             return Err(SrtpError::Replayed { ssrc, index });
         }
-        if !ctx.rtcp.auth.verify(&[authenticated], tag) {
+        if !auth.verify(&[authenticated], tag) {
             return Err(SrtpError::AuthFailed { ssrc, index });
         }
         let rtcp_len = auth_end - SRTCP_INDEX_LEN;
         if e_and_index & SRTCP_E_FLAG != 0 {
             let iv = counter_block(&ctx.rtcp.salt, ssrc, index);
             if let Some(body) = authenticated.get_mut(RTCP_HEADER_LEN..rtcp_len) {
-                ctx.rtcp.cipher.apply_keystream(&iv, body);
+                cipher.apply_keystream(&iv, body);
             }
         }
         if let Some(stream) = ctx.stream_mut(at, ssrc) {
@@ -365,16 +384,31 @@ impl SrtpSession {
                 .ok_or(SrtpError::KeyExhausted { ssrc: header.ssrc })?,
             None => u64::from(header.seq),
         };
-        let iv = counter_block(&ctx.rtp.salt, header.ssrc, index);
-        if let Some(payload) = packet.get_mut(header.len..) {
-            ctx.rtp.cipher.apply_keystream(&iv, payload);
+        match &ctx.rtp.cipher {
+            Protection::Cm { cipher, auth } => {
+                let iv = counter_block(&ctx.rtp.salt, header.ssrc, index);
+                if let Some(payload) = packet.get_mut(header.len..) {
+                    cipher.apply_keystream(&iv, payload);
+                }
+                let roc = ((index >> 16) as u32).to_be_bytes();
+                let tag = auth.tag(&[packet, &roc]);
+                if let Some(mki) = ctx.mki {
+                    packet.extend_from_slice(mki.bytes());
+                }
+                packet.extend_from_slice(tag.get(..ctx.rtp_tag_len).unwrap_or(&tag));
+            }
+            Protection::Gcm(gcm) => {
+                let iv = aead::rtp_iv(&ctx.rtp.salt, header.ssrc, index);
+                let (clear_header, payload) = packet.split_at_mut(header.len);
+                let tag = gcm
+                    .seal(&iv, clear_header, payload)
+                    .ok_or(SrtpError::KeyExhausted { ssrc: header.ssrc })?;
+                if let Some(mki) = ctx.mki {
+                    packet.extend_from_slice(mki.bytes());
+                }
+                packet.extend_from_slice(&tag);
+            }
         }
-        let roc = ((index >> 16) as u32).to_be_bytes();
-        let tag = ctx.rtp.auth.tag(&[packet, &roc]);
-        if let Some(mki) = ctx.mki {
-            packet.extend_from_slice(mki.bytes());
-        }
-        packet.extend_from_slice(tag.get(..ctx.rtp_tag_len).unwrap_or(&tag));
         if let Some(stream) = ctx.stream_mut(at, header.ssrc) {
             match &mut stream.rtp {
                 Some(state) => state.advance(index),
@@ -406,17 +440,100 @@ impl SrtpSession {
             return Err(SrtpError::KeyExhausted { ssrc });
         }
         stream.next_rtcp_index = index + 1;
-        let iv = counter_block(&ctx.rtcp.salt, ssrc, u64::from(index));
-        if let Some(body) = packet.get_mut(RTCP_HEADER_LEN..) {
-            ctx.rtcp.cipher.apply_keystream(&iv, body);
+        let e_and_index = (SRTCP_E_FLAG | index).to_be_bytes();
+        match &ctx.rtcp.cipher {
+            Protection::Cm { cipher, auth } => {
+                let iv = counter_block(&ctx.rtcp.salt, ssrc, u64::from(index));
+                if let Some(body) = packet.get_mut(RTCP_HEADER_LEN..) {
+                    cipher.apply_keystream(&iv, body);
+                }
+                packet.extend_from_slice(&e_and_index);
+                let tag = auth.tag(&[packet]);
+                if let Some(mki) = ctx.mki {
+                    packet.extend_from_slice(mki.bytes());
+                }
+                packet.extend_from_slice(tag.get(..ctx.rtcp_tag_len).unwrap_or(&tag));
+            }
+            Protection::Gcm(gcm) => {
+                // RFC 7714 §9: AAD = the first 8 bytes and E + index; the tag, then E + index,
+                // then the MKI follow the ciphertext.
+                let iv = aead::rtcp_iv(&ctx.rtcp.salt, ssrc, index);
+                let aad = rtcp_gcm_aad(packet, e_and_index);
+                let body = packet.get_mut(RTCP_HEADER_LEN..).unwrap_or_default();
+                let tag = gcm
+                    .seal(&iv, &aad, body)
+                    .ok_or(SrtpError::KeyExhausted { ssrc })?;
+                packet.extend_from_slice(&tag);
+                packet.extend_from_slice(&e_and_index);
+                if let Some(mki) = ctx.mki {
+                    packet.extend_from_slice(mki.bytes());
+                }
+            }
         }
-        packet.extend_from_slice(&(SRTCP_E_FLAG | index).to_be_bytes());
-        let tag = ctx.rtcp.auth.tag(&[packet]);
-        if let Some(mki) = ctx.mki {
-            packet.extend_from_slice(mki.bytes());
-        }
-        packet.extend_from_slice(tag.get(..ctx.rtcp_tag_len).unwrap_or(&tag));
         Ok(())
+    }
+
+    /// SRTCP under AES-GCM (RFC 7714 §9): `header(8) || ciphertext || tag || E+index || MKI`.
+    /// Only encrypted SRTCP (`E` set) is taken: unencrypted SRTCP is never negotiated here.
+    fn unprotect_rtcp_gcm(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
+        let ctx = &mut self.inbound;
+        let Protection::Gcm(gcm) = &ctx.rtcp.cipher else {
+            return Err(SrtpError::UnknownMki);
+        };
+        let mki_len = ctx.mki_len();
+        let needed = RTCP_HEADER_LEN + aead::TAG_LEN + SRTCP_INDEX_LEN + mki_len;
+        if packet.len() < needed {
+            return Err(SrtpError::TooShort {
+                len: packet.len(),
+                needed,
+            });
+        }
+        let first_byte = packet.first().copied().unwrap_or_default();
+        if first_byte >> 6 != 2 {
+            return Err(SrtpError::NotVersion2 { first_byte });
+        }
+        let index_at = packet.len() - mki_len - SRTCP_INDEX_LEN;
+        if let Some(mki) = ctx.mki
+            && packet.get(index_at + SRTCP_INDEX_LEN..) != Some(mki.bytes())
+        {
+            return Err(SrtpError::UnknownMki);
+        }
+        let ssrc = read_u32(packet, 4);
+        let e_and_index = read_u32(packet, index_at);
+        let index = e_and_index & SRTCP_MAX_INDEX;
+        if e_and_index & SRTCP_E_FLAG == 0 {
+            return Err(SrtpError::AuthFailed {
+                ssrc,
+                index: u64::from(index),
+            });
+        }
+        let at = ctx.find(ssrc)?;
+        let state = at.and_then(|at| ctx.streams.get(at)).and_then(|s| s.rtcp);
+        if state.is_some_and(|state| !state.is_fresh(u64::from(index))) {
+            return Err(SrtpError::Replayed {
+                ssrc,
+                index: u64::from(index),
+            });
+        }
+        let tag_at = index_at - aead::TAG_LEN;
+        let aad = rtcp_gcm_aad(packet, e_and_index.to_be_bytes());
+        let iv = aead::rtcp_iv(&ctx.rtcp.salt, ssrc, index);
+        let (sealed, trailer) = packet.split_at_mut(tag_at);
+        let tag = trailer.get(..aead::TAG_LEN).unwrap_or_default();
+        let body = sealed.get_mut(RTCP_HEADER_LEN..).unwrap_or_default();
+        if !gcm.open(&iv, &aad, body, tag) {
+            return Err(SrtpError::AuthFailed {
+                ssrc,
+                index: u64::from(index),
+            });
+        }
+        if let Some(stream) = ctx.stream_mut(at, ssrc) {
+            match &mut stream.rtcp {
+                Some(state) => state.accept(u64::from(index)),
+                None => stream.rtcp = Some(IndexState::first(u64::from(index))),
+            }
+        }
+        Ok(tag_at)
     }
 }
 
@@ -457,6 +574,18 @@ fn rtp_header(packet: &[u8]) -> Result<RtpHeader, SrtpError> {
             .map_or(0, u16::from_be_bytes),
         len,
     })
+}
+
+/// SRTCP's associated data under AES-GCM: the first 8 bytes, then `E` + SRTCP index.
+fn rtcp_gcm_aad(packet: &[u8], e_and_index: [u8; 4]) -> [u8; RTCP_HEADER_LEN + SRTCP_INDEX_LEN] {
+    let mut aad = [0u8; RTCP_HEADER_LEN + SRTCP_INDEX_LEN];
+    for (to, from) in aad.iter_mut().zip(packet.iter().take(RTCP_HEADER_LEN)) {
+        *to = *from;
+    }
+    for (to, from) in aad.iter_mut().skip(RTCP_HEADER_LEN).zip(e_and_index) {
+        *to = from;
+    }
+    aad
 }
 
 /// The big-endian u32 at `at`, or 0 past the end (callers check lengths first).

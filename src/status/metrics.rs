@@ -255,7 +255,8 @@ pub fn render_metrics(s: &Snapshot) -> String {
         "rtp_dropped_total",
         "counter",
         "RTP/RTCP datagrams refused: foreign_source (not from the callee), oversize, invalid, \
-         unknown_ssrc (a sender other than the stream's).",
+         unknown_ssrc (a sender other than the stream's), srtp_auth (SRTP/SRTCP that failed \
+         authentication), srtp_replay (replayed SRTP/SRTCP).",
         dropped,
     );
     family(

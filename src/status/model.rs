@@ -99,6 +99,10 @@ pub struct CallStatus {
 /// The call's media as received, for status and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CallMedia {
+    /// `none`, or the SRTP suite protecting the media (e.g. `AES_256_CM_HMAC_SHA1_80`).
+    pub encryption: String,
+    /// Why `media_encryption = "prefer"` went to plain RTP, when it did.
+    pub encryption_fallback: Option<String>,
     pub rtp_packets: u64,
     /// Packets missing from the sequence (RFC 3550 cumulative loss).
     pub rtp_lost: u64,
@@ -112,8 +116,9 @@ pub struct CallMedia {
     /// Video lag minus audio lag (positive: video late), once sender reports allow measuring.
     pub av_offset_ms: Option<i64>,
     /// RTP and RTCP datagrams refused, by reason: not from the callee (`foreign_source`),
-    /// larger than the receive buffer (`oversize`), malformed (`invalid`), or from the callee's
-    /// address but a sender (SSRC) other than the stream's (`unknown_ssrc`).
+    /// larger than the receive buffer (`oversize`), malformed (`invalid`), from the callee's
+    /// address but a sender (SSRC) other than the stream's (`unknown_ssrc`), SRTP/SRTCP that
+    /// failed authentication (`srtp_auth`) or was replayed (`srtp_replay`).
     pub rtp_dropped: RtpDropped,
     /// Times a track's sender (SSRC) was replaced by another.
     pub ssrc_changes: u64,

@@ -14,7 +14,8 @@ use super::limit::TokenBucket;
 use super::message::SipMessage;
 use super::sdp::{self, LocalMedia, NegotiatedMedia};
 use super::transaction::{ClientTransaction, TimerConfig, TransactionKind, TxAction};
-use super::{Authenticator, CallEnd, CallEvent, DtmfMethod, Output, random_token};
+use super::{Authenticator, CallEnd, CallEvent, DtmfMethod, MediaEncryption, Output, random_token};
+use crate::srtp::SrtpSession;
 use bytes::Bytes;
 use ezk_sip_types::{Method, Name};
 use rand::Rng;
@@ -43,7 +44,10 @@ pub struct CallSetup {
     pub local: LocalParty,
     /// Request-URI and To of the INVITE.
     pub target: String,
+    /// What we offer; `media.crypto` holds our SDES keys when SRTP is offered.
     pub media: LocalMedia,
+    /// What to do when the callee refuses SRTP (or, with `off`, demands it).
+    pub encryption: MediaEncryption,
     pub answer_timeout: Duration,
     pub dtmf_digits: String,
     pub dtmf_method: DtmfMethod,
@@ -98,6 +102,9 @@ pub(super) enum DtmfState {
     Rtp {
         sender: Rfc4733Sender,
         to: SocketAddr,
+        /// Our outbound SRTP context when the audio is encrypted (the events are RTP packets
+        /// of the audio stream, RFC 4733 §2.1).
+        srtp: Option<Box<SrtpSession>>,
     },
     /// INFO digits: next character index, and when it may go (None while an INFO is pending).
     Info {
@@ -143,11 +150,14 @@ pub struct CallCore {
     pub(super) answer: Option<PendingAnswer>,
     /// Last response per (CSeq, method) of peer requests, for their retransmissions.
     pub(super) responses: VecDeque<(u32, Method, Bytes, SocketAddr)>,
+    /// Why `media_encryption = "prefer"` went plain, once it has.
+    pub(super) srtp_fallback: Option<String>,
 }
 
 impl CallCore {
     /// Creates the call and sends its INVITE at `now`.
     pub fn new(setup: CallSetup, auth: Authenticator, mut rng: StdRng, now: Instant) -> CallCore {
+        let no_keys = setup.encryption == MediaEncryption::Require && setup.media.crypto.is_none();
         let local_tag = random_token(&mut rng, 10);
         let session_id = rng.random_range(1..u32::MAX as u64);
         let mut call = CallCore {
@@ -180,7 +190,13 @@ impl CallCore {
             peer_allows_update: false,
             answer: None,
             responses: VecDeque::new(),
+            srtp_fallback: None,
         };
+        if no_keys {
+            // The driver could not make SRTP keys (the OS RNG failed): never offer plain.
+            call.end(CallEnd::local("cannot generate SRTP keys"));
+            return call;
+        }
         call.send_invite(now, 1);
         call
     }
@@ -423,6 +439,9 @@ impl CallCore {
                     self.end(CallEnd::from_response(msg));
                 }
             }
+            488 | 606 if self.phase == Phase::AwaitingAnswer => {
+                self.on_media_refused(now, msg, status)
+            }
             _ => {
                 let end = match (self.phase, self.cancel_reason.take()) {
                     (Phase::AwaitingCancel, Some(reason)) => reason,
@@ -433,7 +452,7 @@ impl CallCore {
         }
     }
 
-    fn send_invite(&mut self, now: Instant, cseq: u32) {
+    pub(super) fn send_invite(&mut self, now: Instant, cseq: u32) {
         let local = &self.setup.local;
         let mut msg = SipMessage::request(Method::INVITE, self.setup.target.clone());
         msg.push(Name::MAX_FORWARDS, "70");

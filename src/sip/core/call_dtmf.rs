@@ -8,6 +8,8 @@
 use super::call::{CallCore, DtmfState, Phase, Purpose};
 use super::dtmf::{self, Rfc4733Sender};
 use super::{CallEvent, DtmfMethod, Output};
+use crate::srtp::SrtpSession;
+use bytes::Bytes;
 use ezk_sip_types::Method;
 use rand::Rng;
 use std::time::Instant;
@@ -35,12 +37,20 @@ impl CallCore {
             let audio = self.negotiated.audio.as_ref();
             let rtp = match (self.setup.dtmf_method, audio) {
                 (DtmfMethod::Rfc4733, Some(a)) if self.setup.can_send_rtp => {
-                    a.telephone_event_pt.map(|pt| (pt, a.remote_rtp))
+                    let srtp = match &a.srtp {
+                        Some(negotiated) => SrtpSession::new(negotiated).ok().map(Box::new),
+                        None => None,
+                    };
+                    // An encrypted call never sends events in the clear: INFO instead.
+                    let usable = a.srtp.is_none() || srtp.is_some();
+                    a.telephone_event_pt
+                        .filter(|_| usable)
+                        .map(|pt| (pt, a.remote_rtp, srtp))
                 }
                 _ => None,
             };
             self.dtmf = match rtp {
-                Some((pt, to)) => {
+                Some((pt, to, srtp)) => {
                     let (ssrc, seq, ts) = (self.rng.random(), self.rng.random(), self.rng.random());
                     DtmfState::Rtp {
                         sender: Rfc4733Sender::new(
@@ -53,6 +63,7 @@ impl CallCore {
                             now,
                         ),
                         to,
+                        srtp,
                     }
                 }
                 None => DtmfState::Info {
@@ -62,13 +73,23 @@ impl CallCore {
             };
         }
         match &mut self.dtmf {
-            DtmfState::Rtp { sender, to } => {
+            DtmfState::Rtp { sender, to, srtp } => {
                 let to = *to;
                 while let Some(packet) = sender.poll_packet(now) {
-                    self.outputs.push_back(Output::Rtp {
-                        to,
-                        data: packet.data,
-                    });
+                    let data = match srtp {
+                        Some(srtp) => {
+                            let mut data =
+                                Vec::with_capacity(packet.data.len() + srtp.max_trailer_len());
+                            data.extend_from_slice(&packet.data);
+                            // Only fails past 2^48 packets; such a packet is not sent.
+                            if srtp.protect_rtp(&mut data).is_err() {
+                                continue;
+                            }
+                            Bytes::from(data)
+                        }
+                        None => packet.data,
+                    };
+                    self.outputs.push_back(Output::Rtp { to, data });
                     if let Some(digit) = packet.completes {
                         self.dtmf_sent.push(digit);
                         self.outputs.push_back(Output::Event(CallEvent::DtmfSent {

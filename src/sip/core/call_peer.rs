@@ -2,6 +2,7 @@
 //! side of RFC 3261 §12.2.2 and §14.2) and session timers (RFC 4028 §7–§10).
 
 use super::call::{CallCore, DtmfState, MIN_SE, Phase, Purpose};
+use super::call_srtp::{SrtpAnswer, carry_srtp, settle_answer};
 use super::dialog::{ALLOW, Dialog, response_to, with_via};
 use super::message::SipMessage;
 use super::sdp;
@@ -141,22 +142,49 @@ impl CallCore {
             self.send_bye(now, end);
             return;
         }
-        let negotiated = match sdp::negotiate_preferring(&msg.body, self.setup.media.video_content)
-        {
-            Ok(media) if media.audio.is_some() || media.video.is_some() => media,
-            Ok(_) => {
-                return self.send_bye(
-                    now,
-                    CallEnd::status(488, "no acceptable media in the answer"),
-                );
+        let mut negotiated =
+            match sdp::negotiate_preferring(&msg.body, self.setup.media.video_content) {
+                Ok(media) if media.audio.is_some() || media.video.is_some() => media,
+                Ok(_) => {
+                    return self.send_bye(
+                        now,
+                        CallEnd::status(488, "no acceptable media in the answer"),
+                    );
+                }
+                Err(err) => {
+                    return self.send_bye(
+                        now,
+                        CallEnd::status(488, format!("unreadable SDP answer: {err}")),
+                    );
+                }
+            };
+        let srtp = settle_answer(
+            self.setup.media.crypto.as_ref(),
+            self.setup.encryption,
+            &mut negotiated,
+        );
+        let reoffer_plain = match srtp {
+            SrtpAnswer::Accept => false,
+            SrtpAnswer::Refuse(reason) => {
+                return self.send_bye(now, CallEnd::status(488, reason));
             }
-            Err(err) => {
-                return self.send_bye(
-                    now,
-                    CallEnd::status(488, format!("unreadable SDP answer: {err}")),
-                );
+            SrtpAnswer::ReofferPlain(why) => {
+                self.srtp_fallback = Some(why);
+                true
             }
         };
+        if negotiated.srtp_fallback.is_none() {
+            negotiated.srtp_fallback = self.srtp_fallback.clone();
+        }
+        // Refreshes re-offer the keys in use only; a plain call offers none.
+        match negotiated.encryption() {
+            "none" => self.setup.media.crypto = None,
+            _ => {
+                if let Some(crypto) = self.setup.media.crypto.as_mut() {
+                    crypto.keep_only(&negotiated);
+                }
+            }
+        }
         self.negotiated = negotiated.clone();
         self.phase = Phase::Established;
         self.peer_allows_update = msg
@@ -168,6 +196,10 @@ impl CallCore {
                 negotiated,
             }));
         self.apply_session_timer(now, msg, true);
+        if reoffer_plain {
+            self.sdp_version += 1;
+            self.send_reinvite(now);
+        }
         if !self.setup.dtmf_digits.is_empty() {
             self.dtmf = DtmfState::NotStarted {
                 at: now + self.setup.dtmf_delay,
@@ -220,14 +252,24 @@ impl CallCore {
 
     /// Our session refresh: UPDATE when the peer allows it, else a re-INVITE with the same SDP.
     pub(super) fn send_refresh(&mut self, now: Instant) {
-        let expires = format!("{};refresher=uac", self.session_expires);
-        let Some(dialog) = self.dialog.as_mut() else {
-            return;
-        };
         let method = if self.peer_allows_update {
             Method::UPDATE
         } else {
             Method::INVITE
+        };
+        self.send_session_request(now, method);
+    }
+
+    /// A re-INVITE with our current offer (plain RTP after an SRTP answer we cannot use); its
+    /// answer is applied like a refresh's.
+    pub(super) fn send_reinvite(&mut self, now: Instant) {
+        self.send_session_request(now, Method::INVITE);
+    }
+
+    fn send_session_request(&mut self, now: Instant, method: Method) {
+        let expires = format!("{};refresher=uac", self.session_expires);
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
         };
         let mut msg = dialog.request(&self.setup.local, method.clone());
         msg.push(Name::SUPPORTED, "timer");
@@ -242,6 +284,10 @@ impl CallCore {
 
     pub(super) fn on_refresh_response(&mut self, now: Instant, msg: &SipMessage, status: u16) {
         if (200..300).contains(&status) {
+            if !msg.body.is_empty() {
+                // The answer to our re-offer: the media it names is what flows now.
+                self.take_peer_sdp(&msg.body, false);
+            }
             if msg.cseq().is_some_and(|c| c.method == Method::INVITE) {
                 let ack = self.dialog.clone().map(|d| {
                     let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 16));
@@ -373,8 +419,13 @@ impl CallCore {
 
     /// Applies a peer's offer; returns our answer SDP. Reports changed media.
     fn take_peer_sdp(&mut self, body: &[u8], is_offer: bool) -> String {
-        let media = sdp::negotiate_preferring(body, self.setup.media.video_content)
-            .unwrap_or_else(|_| self.negotiated.clone());
+        let media = match sdp::negotiate_preferring(body, self.setup.media.video_content) {
+            Ok(mut media) => {
+                carry_srtp(&self.negotiated, &mut media);
+                media
+            }
+            Err(_) => self.negotiated.clone(),
+        };
         if media != self.negotiated {
             self.negotiated = media.clone();
             self.outputs

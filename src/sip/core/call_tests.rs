@@ -2,6 +2,8 @@
 
 #[path = "call_flood_tests.rs"]
 mod flood;
+#[path = "call_srtp_tests.rs"]
+mod srtp;
 
 use super::call::{CallCore, CallSetup};
 use super::dialog::{LocalParty, Transport, response_to};
@@ -49,7 +51,9 @@ fn setup() -> CallSetup {
             video_rtp_port: None,
             direction: Direction::SendRecv,
             video_content: Default::default(),
+            crypto: None,
         },
+        encryption: super::MediaEncryption::Off,
         answer_timeout: Duration::from_secs(30),
         dtmf_digits: String::new(),
         dtmf_method: DtmfMethod::Info,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod call;
 mod call_dtmf;
 mod call_peer;
+mod call_srtp;
 pub mod dialog;
 pub mod digest;
 pub mod dns;
@@ -30,6 +31,9 @@ use std::time::Duration;
 /// How digits are sent after answer: the spec's `call.dtmf_method` (RFC 4733 events on the
 /// audio RTP stream, falling back to SIP INFO if the answer has none; or INFO).
 pub use crate::spec::DtmfMethod;
+
+/// `call.media_encryption`: SRTP required, preferred (plain RTP when refused) or off.
+pub use crate::spec::MediaEncryption;
 
 /// The longest Retry-After we pass on: a peer's (or a stranger's) "come back in 136 years"
 /// must not park a broadcast for longer than an hour.
@@ -109,6 +113,10 @@ pub enum CallEvent {
 
 /// What a core asks its driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per SIP message or DTMF event, never per media packet"
+)]
 pub enum Output {
     /// Send SIP bytes to `to`, or to the call's next hop (outbound proxy or Request-URI host).
     Send {

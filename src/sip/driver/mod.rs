@@ -13,10 +13,10 @@ pub use tls::ClientTls;
 
 use crate::secret::SecretSource;
 use crate::sip::core::CallEvent;
-use crate::sip::core::DtmfMethod;
 use crate::sip::core::dialog::Transport;
 use crate::sip::core::sdp::{Direction, VideoContent};
 use crate::sip::core::transaction::TimerConfig;
+use crate::sip::core::{DtmfMethod, MediaEncryption};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -93,6 +93,8 @@ pub struct LocalMedia {
     pub direction: Direction,
     /// The meeting video we want when there are two (people or slides).
     pub video_content: VideoContent,
+    /// SRTP: offered with fresh SDES keys unless `off`.
+    pub encryption: MediaEncryption,
 }
 
 /// DTMF to send after answer.

@@ -5,6 +5,10 @@
 //! `nack pli` and `ccm fir` feedback) and read the answer into [`NegotiatedMedia`]: per stream
 //! the first format we support, matched by name and clock rate, never by payload number (the
 //! answerer may renumber dynamic types). The parser is bounded and never panics.
+//!
+//! With [`LocalMedia::crypto`] the offer is SRTP (`RTP/SAVP`, RFC 3711) with one `a=crypto` line
+//! per suite we implement and a fresh key per m-line (SDES, RFC 4568 §5.1); the answer's crypto
+//! lines are read into [`NegotiatedStream::crypto`], and the call matches them with its offer.
 
 mod negotiate;
 
@@ -13,6 +17,9 @@ pub use negotiate::{negotiate, negotiate_preferring};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+
+use crate::srtp::sdes::{CryptoAttribute, NegotiatedSrtp, SdesOffer};
+use crate::srtp::{KeyError, SrtpSuite};
 
 /// SDP bodies larger than this are refused.
 pub const MAX_SDP_LEN: usize = 16 * 1024;
@@ -99,6 +106,51 @@ pub struct LocalMedia {
     /// The video we want; `Slides` is said in our offer (`a=content:slides`) and preferred in
     /// the answer.
     pub video_content: VideoContent,
+    /// Our SDES keys when we offer SRTP; `None`: plain RTP (`RTP/AVP`).
+    pub crypto: Option<OfferedCrypto>,
+}
+
+/// The `a=crypto` lines we offer: one per suite, each m-line with keys of its own (a key
+/// protects one RTP session, RFC 4568 §5.1). Secrets: `Debug` shows no key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedCrypto {
+    pub audio: Vec<CryptoAttribute>,
+    pub video: Vec<CryptoAttribute>,
+}
+
+impl OfferedCrypto {
+    /// Fresh keys from the OS RNG for every suite we implement, in our preference order.
+    pub fn generate() -> Result<OfferedCrypto, KeyError> {
+        Ok(OfferedCrypto {
+            audio: SdesOffer::generate(&SrtpSuite::PREFERENCE)?.attributes,
+            video: SdesOffer::generate(&SrtpSuite::PREFERENCE)?.attributes,
+        })
+    }
+
+    pub fn for_kind(&self, kind: MediaKind) -> &[CryptoAttribute] {
+        match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        }
+    }
+
+    /// The suites offered, for messages: `AES_256_CM_HMAC_SHA1_80, …`.
+    pub fn suite_names(&self) -> String {
+        let names: Vec<&str> = self.audio.iter().map(|a| a.suite().sdes_name()).collect();
+        names.join(", ")
+    }
+
+    /// After answer: only the line the answer chose, per m-line, so a refresh re-offers the
+    /// keys in use and nothing else (RFC 4568 §7.1.4).
+    pub fn keep_only(&mut self, chosen: &NegotiatedMedia) {
+        let keep = |lines: &mut Vec<CryptoAttribute>, stream: &Option<NegotiatedStream>| {
+            if let Some(tag) = stream.as_ref().and_then(|s| s.srtp.as_ref()).map(|n| n.tag) {
+                lines.retain(|line| line.tag == tag);
+            }
+        };
+        keep(&mut self.audio, &chosen.audio);
+        keep(&mut self.video, &chosen.video);
+    }
 }
 
 /// One codec we offer: (payload type, name, clock rate, channels, fmtp).
@@ -201,6 +253,26 @@ pub struct NegotiatedStream {
     pub telephone_event_pt: Option<u8>,
     /// The peer's direction attribute.
     pub direction: Direction,
+    /// The m-line's profile is SRTP (`RTP/SAVP` or `RTP/SAVPF`).
+    pub secure_profile: bool,
+    /// The peer's `a=crypto` lines we can use, in its order.
+    pub crypto: Vec<CryptoAttribute>,
+    /// Why its other crypto lines are unusable (unknown suite, …), for failure reasons.
+    pub crypto_unusable: Vec<String>,
+    /// What SDES agreed for this stream, once the call matched the answer with its offer (or
+    /// answered the peer's offer); `None`: plain RTP.
+    pub srtp: Option<Box<NegotiatedSrtp>>,
+}
+
+impl NegotiatedStream {
+    /// The profile as written on the m-line, for messages.
+    pub fn profile(&self) -> &'static str {
+        if self.secure_profile {
+            "RTP/SAVP"
+        } else {
+            "RTP/AVP"
+        }
+    }
 }
 
 /// The outcome of offer/answer: what we receive and from where.
@@ -208,6 +280,19 @@ pub struct NegotiatedStream {
 pub struct NegotiatedMedia {
     pub audio: Option<NegotiatedStream>,
     pub video: Option<NegotiatedStream>,
+    /// Set when `media_encryption = "prefer"` fell back to plain RTP: why.
+    pub srtp_fallback: Option<String>,
+}
+
+impl NegotiatedMedia {
+    /// `none`, or the SRTP suite in use (the audio's, else the video's).
+    pub fn encryption(&self) -> &'static str {
+        [&self.audio, &self.video]
+            .into_iter()
+            .flatten()
+            .find_map(|s| s.srtp.as_ref())
+            .map_or("none", |n| n.suite.sdes_name())
+    }
 }
 
 /// Our SDP. `session_version` increases with every new offer or answer in the session.
@@ -247,6 +332,8 @@ pub fn render(
         };
         let mut formats: Vec<(u8, String, Option<String>)> = Vec::new();
         let mut direction = local.direction;
+        // Our crypto line(s): the answer's choice when answering, every offered one otherwise.
+        let mut crypto: Vec<String> = Vec::new();
         match chosen {
             // Answering: the chosen format (and telephone-event) with the peer's numbers.
             Some(Some(stream)) => {
@@ -266,6 +353,15 @@ pub fn render(
                     formats.push((pt, "telephone-event/8000".into(), Some("0-16".into())));
                 }
                 direction = stream.direction.answer_to(local.direction);
+                if let Some(srtp) = &stream.srtp {
+                    let ours = CryptoAttribute {
+                        tag: srtp.tag,
+                        key: srtp.local.key.clone(),
+                        lifetime: srtp.local.lifetime,
+                        mki: srtp.local.mki,
+                    };
+                    crypto.push(ours.to_sdp_line());
+                }
             }
             Some(None) => {
                 let _ = write!(sdp, "m={media} 0 RTP/AVP {}\r\n", offer[0].pt);
@@ -279,10 +375,21 @@ pub fn render(
                         o.fmtp.map(str::to_string),
                     ));
                 }
+                if let Some(offered) = &local.crypto {
+                    crypto.extend(offered.for_kind(kind).iter().map(|c| c.to_sdp_line()));
+                }
             }
         }
         let pts: Vec<String> = formats.iter().map(|f| f.0.to_string()).collect();
-        let _ = write!(sdp, "m={media} {port} RTP/AVP {}\r\n", pts.join(" "));
+        let profile = if crypto.is_empty() {
+            "RTP/AVP"
+        } else {
+            "RTP/SAVP"
+        };
+        let _ = write!(sdp, "m={media} {port} {profile} {}\r\n", pts.join(" "));
+        for line in &crypto {
+            let _ = write!(sdp, "{line}\r\n");
+        }
         for (pt, rtpmap, fmtp) in &formats {
             let _ = write!(sdp, "a=rtpmap:{pt} {rtpmap}\r\n");
             if let Some(fmtp) = fmtp {
@@ -319,6 +426,7 @@ mod tests {
             video_rtp_port: Some(40002),
             direction: Direction::SendRecv,
             video_content: Default::default(),
+            crypto: None,
         }
     }
 
@@ -396,6 +504,7 @@ mod tests {
             video_rtp_port: Some(4002),
             direction: Direction::SendRecv,
             video_content: VideoContent::Slides,
+            crypto: None,
         };
         assert!(render(&local, 1, 1, None).contains("a=content:slides\r\n"));
     }

@@ -9,6 +9,7 @@ use super::{
     AUDIO_OFFER, Direction, MAX_MEDIA_SECTIONS, MAX_SDP_LEN, MediaKind, NegotiatedMedia,
     NegotiatedStream, SdpError, VIDEO_OFFER, VideoContent,
 };
+use crate::srtp::sdes::{self, MAX_ATTRIBUTES};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -27,6 +28,10 @@ struct Section {
     direction: Option<Direction>,
     /// `a=content` (RFC 4796): `main`, `slides`, `speaker`, `sl`, `alt`.
     content: Option<String>,
+    /// `RTP/SAVP` or `RTP/SAVPF`.
+    secure_profile: bool,
+    /// `a=crypto` values as written (at most [`MAX_ATTRIBUTES`]).
+    crypto: Vec<String>,
 }
 
 impl Section {
@@ -125,9 +130,10 @@ fn parse_media_line(value: &str) -> Result<Section, SdpError> {
     let port = port_text
         .parse()
         .map_err(|_| SdpError::Invalid("bad m= port"))?;
-    let _proto = parts
+    let proto = parts
         .next()
         .ok_or(SdpError::Invalid("m= without protocol"))?;
+    let secure_profile = matches!(proto, "RTP/SAVP" | "RTP/SAVPF");
     let formats = parts
         .filter_map(|f| f.parse::<u8>().ok())
         .filter(|pt| *pt < 128)
@@ -136,6 +142,7 @@ fn parse_media_line(value: &str) -> Result<Section, SdpError> {
         kind,
         port,
         formats,
+        secure_profile,
         ..Section::default()
     })
 }
@@ -181,6 +188,11 @@ fn parse_attribute(section: &mut Section, value: &str) {
         "rtcp" => section.rtcp_port = rest.split_whitespace().next().and_then(|p| p.parse().ok()),
         "rtcp-mux" => section.rtcp_mux = true,
         "content" => section.content = Some(rest.chars().take(64).collect()),
+        "crypto" => {
+            if section.crypto.len() < MAX_ATTRIBUTES && rest.len() <= sdes::MAX_LINE_LEN {
+                section.crypto.push(rest.to_string());
+            }
+        }
         other => {
             if let Some(d) = Direction::parse(other) {
                 section.direction = Some(d);
@@ -261,6 +273,7 @@ fn choose(
     } else {
         section.rtcp_port.unwrap_or(section.port.saturating_add(1))
     };
+    let (crypto, unusable) = sdes::parse_all(section.crypto.iter().map(String::as_str));
     Some(NegotiatedStream {
         kind,
         remote_rtp: SocketAddr::new(address, section.port),
@@ -274,5 +287,9 @@ fn choose(
         rtcp_fb,
         telephone_event_pt,
         direction: section.direction.or(session_direction).unwrap_or_default(),
+        secure_profile: section.secure_profile,
+        crypto,
+        crypto_unusable: unusable.iter().map(ToString::to_string).collect(),
+        srtp: None,
     })
 }

@@ -8,7 +8,7 @@ use crate::sip::core::dialog::{LocalParty, Transport, instance_id};
 use crate::sip::core::dtmf::DtmfTiming;
 use crate::sip::core::registration::{RegistrationCore, RegistrationSetup, RegistrationState};
 use crate::sip::core::sdp::LocalMedia as SdpMedia;
-use crate::sip::core::{Authenticator, CallEvent};
+use crate::sip::core::{Authenticator, CallEvent, MediaEncryption};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::net::IpAddr;
@@ -110,7 +110,9 @@ impl EngineState {
                 video_rtp_port: config.local_media.video_rtp_port,
                 direction: config.local_media.direction,
                 video_content: config.local_media.video_content,
+                crypto: offered_crypto(config.local_media.encryption),
             },
+            encryption: config.local_media.encryption,
             answer_timeout: config.answer_timeout,
             dtmf_digits: config.dtmf.digits.clone(),
             dtmf_method: config.dtmf.method,
@@ -203,6 +205,17 @@ impl EngineState {
             waiters: Vec::new(),
         };
         self.start_call(now, call_id, dial, hop, None);
+    }
+}
+
+/// Fresh SDES keys for an SRTP offer (read from the OS RNG here, in the driver: the core does
+/// no I/O). `None` for plain RTP, and when the RNG fails: a `require` call then ends at once.
+fn offered_crypto(encryption: MediaEncryption) -> Option<crate::sip::core::sdp::OfferedCrypto> {
+    match encryption {
+        MediaEncryption::Off => None,
+        MediaEncryption::Require | MediaEncryption::Prefer => {
+            crate::sip::core::sdp::OfferedCrypto::generate().ok()
+        }
     }
 }
 
