@@ -21,31 +21,31 @@
 //! `--bench` flag `cargo bench` passes, it only says how to run it.
 
 // The crate root is this file, so its modules are named by path.
-#[path = "pipeline_vs_ffmpeg/ffmpeg_side.rs"]
+#[path = "common/ffmpeg_side.rs"]
 mod ffmpeg_side;
-#[path = "pipeline_vs_ffmpeg/measure.rs"]
+#[path = "common/measure.rs"]
+#[allow(dead_code)] // shared with daemon_vs_ffmpeg, which reads the rest
 mod measure;
-#[path = "pipeline_vs_ffmpeg/nginx.rs"]
+#[path = "common/nginx.rs"]
+#[allow(dead_code)] // shared with daemon_vs_ffmpeg, which reads the rest
 mod nginx;
-#[path = "pipeline_vs_ffmpeg/peers.rs"]
+#[path = "common/peers.rs"]
 mod peers;
+#[path = "common/side.rs"]
+#[allow(dead_code)] // shared with daemon_vs_ffmpeg, which reads the rest
+mod side;
 #[path = "pipeline_vs_ffmpeg/sipcast_side.rs"]
 mod sipcast_side;
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use sipcast::media::aac::AacConfig;
 
-use measure::Window;
 use nginx::Nginx;
-use peers::{SOURCE_SECONDS, make_source, require};
-
-type Fallible<T> = Result<T, String>;
-
-const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+use peers::{SourceFormat, make_source, require};
+use side::{Fallible, LOOPBACK, Setup, SideResult, kb_to_mb};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -120,10 +120,11 @@ async fn run(options: Options) -> Fallible<()> {
 
 /// Runs both sides against one sink, prints the report, and fails if a stream did not publish.
 async fn compare(options: &Options, dir: &Path) -> Fallible<()> {
-    let source = make_source(dir)?;
+    let format = SourceFormat::PIPELINE;
+    let source = make_source(dir, &format)?;
     let source_kbps =
-        std::fs::metadata(&source).map_or(0, |m| m.len()) * 8 / 1000 / u64::from(SOURCE_SECONDS);
-    let nginx = Nginx::start(dir)?;
+        std::fs::metadata(&source).map_or(0, |m| m.len()) * 8 / 1000 / u64::from(format.seconds);
+    let nginx = Nginx::start(dir, false)?;
 
     // sipcast first: this process's VmHWM then covers the sipcast side only.
     let setup = Setup {
@@ -233,58 +234,4 @@ fn print_report(sipcast: &SideResult, ffmpeg: &SideResult, srtp: &SideResult, so
     {
         println!("{line}");
     }
-}
-
-/// What each side runs against.
-#[derive(Clone, Copy)]
-pub struct Setup<'a> {
-    streams: usize,
-    /// The measured window, after the warm-up.
-    window: Duration,
-    /// The recording the senders replay.
-    source: &'a Path,
-    nginx: &'a Nginx,
-    /// Where SDP files and logs go.
-    dir: &'a Path,
-}
-
-/// What one side cost and delivered.
-pub struct SideResult {
-    label: &'static str,
-    streams: usize,
-    /// RSS of the measured process before any pipeline (sipcast only).
-    baseline_rss_kb: u64,
-    window: Window,
-    /// One line per stream saying what it delivered.
-    checks: Vec<String>,
-    /// Streams that did not do the job.
-    broken: Vec<String>,
-}
-
-impl SideResult {
-    fn cpu_per_stream_minute(&self) -> f64 {
-        let minutes = self.window.measured.as_secs_f64() / 60.0;
-        self.window.cpu_s / self.streams as f64 / minutes
-    }
-
-    fn peak_rss_mb_per_stream(&self) -> f64 {
-        kb_to_mb(self.window.peak_rss_kb) / self.streams as f64
-    }
-
-    fn private_mb_per_stream(&self) -> f64 {
-        kb_to_mb(self.window.private_kb) / self.streams as f64
-    }
-
-    fn rss_growth_mb_per_stream(&self) -> f64 {
-        self.window.rss_growth_kb as f64 / 1024.0 / self.streams as f64
-    }
-
-    fn sink_kbps_per_stream(&self) -> f64 {
-        let bits = self.window.sink_bytes as f64 * 8.0;
-        bits / 1000.0 / self.window.measured.as_secs_f64() / self.streams as f64
-    }
-}
-
-fn kb_to_mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
 }

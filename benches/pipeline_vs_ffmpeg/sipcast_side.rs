@@ -22,7 +22,7 @@ use sipcast::srtp::{MasterKey, SrtpSuite};
 /// One pipeline and the task that drives it.
 struct Pipeline {
     name: String,
-    _sender: Sender,
+    sender: Sender,
     target: watch::Receiver<rtmp::TargetStatus>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<(u64, MediaStats)>,
@@ -46,7 +46,8 @@ pub async fn run(setup: &Setup<'_>, srtp: bool) -> Fallible<SideResult> {
             .all(|p| p.target.borrow().state == TargetState::Publishing)
     };
     wait_until_published(nginx, &names, all_publishing).await?;
-    let window = measure(setup, &names, &["self".to_string()]).await?;
+    let sources: Vec<String> = pipelines.iter().map(|p| p.sender.pid()).collect();
+    let window = measure(setup, &names, &["self".to_string()], &sources).await?;
 
     let mut checks = Vec::new();
     let mut broken = Vec::new();
@@ -81,6 +82,7 @@ pub async fn run(setup: &Setup<'_>, srtp: bool) -> Fallible<SideResult> {
     Ok(SideResult {
         label: if srtp { "sipcast+SRTP" } else { "sipcast" },
         streams: setup.streams,
+        names,
         baseline_rss_kb,
         window,
         checks,
@@ -135,7 +137,7 @@ async fn start_pipeline(name: String, setup: &Setup<'_>, srtp: bool) -> Fallible
     let task = tokio::spawn(forward(session, outputs, publisher, stop_rx));
     Ok(Pipeline {
         name,
-        _sender: sender,
+        sender,
         target,
         stop,
         task,

@@ -9,9 +9,35 @@ use std::time::Duration;
 
 use crate::{Fallible, LOOPBACK};
 
-/// Length of the recording; the senders loop it.
-pub const SOURCE_SECONDS: u32 = 30;
-const VIDEO_KBPS: u32 = 600;
+/// What the recorded input looks like: H.264 Constrained Baseline without B-frames at a fixed
+/// rate (as a phone's encoder keeps it) and a 440 Hz tone as PCMU.
+pub struct SourceFormat {
+    /// ffmpeg's lavfi test pattern (`testsrc`, `testsrc2`).
+    pub pattern: &'static str,
+    /// libx264's preset: how hard the encoder works for the bits.
+    pub preset: &'static str,
+    /// `WIDTHxHEIGHT`.
+    pub size: &'static str,
+    pub fps: u32,
+    /// Frames from one keyframe to the next.
+    pub gop: u32,
+    pub video_kbps: u32,
+    /// Length of the recording; the senders loop it.
+    pub seconds: u32,
+}
+
+impl SourceFormat {
+    /// `pipeline_vs_ffmpeg`'s input.
+    pub const PIPELINE: SourceFormat = SourceFormat {
+        pattern: "testsrc",
+        preset: "medium",
+        size: "640x360",
+        fps: 25,
+        gop: 50,
+        video_kbps: 600,
+        seconds: 30,
+    };
+}
 
 pub fn require(program: &str) -> Fallible<()> {
     let found = Command::new(program)
@@ -62,26 +88,39 @@ impl Drop for Process {
     }
 }
 
-/// A recorded call to replay: H.264 Constrained Baseline 640x360@25 with a keyframe every 2 s
-/// and no B-frames, and a 440 Hz tone as PCMU in 20 ms packets (what a phone sends), in
-/// Matroska, which `-c copy` streams as it is.
-pub fn make_source(dir: &Path) -> Fallible<PathBuf> {
+/// A recorded call to replay in `format`, with the tone as PCMU in 20 ms packets (what a phone
+/// sends), in Matroska, which `-c copy` streams as it is.
+pub fn make_source(dir: &Path, format: &SourceFormat) -> Fallible<PathBuf> {
     let path = dir.join("source.mkv");
+    let SourceFormat {
+        pattern,
+        preset,
+        size,
+        fps,
+        gop,
+        video_kbps: kbps,
+        seconds,
+    } = format;
     // A fixed rate, as a phone's encoder keeps: testsrc alone would need far fewer bits.
-    let video_rate = format!(
-        "-b:v {VIDEO_KBPS}k -maxrate {VIDEO_KBPS}k -bufsize {}k",
-        2 * VIDEO_KBPS
-    );
+    let video_rate = format!("-b:v {kbps}k -maxrate {kbps}k -bufsize {}k", 2 * kbps);
     let out = Command::new("ffmpeg")
         .args(words("-nostdin -hide_banner -loglevel error -y"))
-        .args(words("-f lavfi -i testsrc=size=640x360:rate=25"))
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("{pattern}=size={size}:rate={fps}"),
+        ])
         .args(words(
             "-f lavfi -i sine=frequency=440:sample_rate=8000:samples_per_frame=160",
         ))
-        .args(["-t", &SOURCE_SECONDS.to_string()])
+        .args(["-t", &seconds.to_string()])
         .args(words(
-            "-map 0:v -c:v libx264 -profile:v baseline -pix_fmt yuv420p -bf 0 -g 50",
+            "-map 0:v -c:v libx264 -profile:v baseline -pix_fmt yuv420p -bf 0",
         ))
+        .args(["-preset", preset])
+        .args(["-g", &gop.to_string(), "-keyint_min", &gop.to_string()])
+        .args(words("-sc_threshold 0"))
         .args(words(&video_rate))
         .args(words("-map 1:a -c:a pcm_mulaw -ar 8000 -ac 1"))
         .arg(&path)
@@ -96,10 +135,16 @@ pub fn make_source(dir: &Path) -> Fallible<PathBuf> {
 
 /// An ffmpeg replaying a recording in real time, forever, as RTP; killed when dropped.
 pub struct Sender {
-    _process: Process,
+    process: Process,
     /// The SDP file the sender wrote: what it sends, for the receiving side.
     pub sdp_path: PathBuf,
     pub sdp: String,
+}
+
+impl Sender {
+    pub fn pid(&self) -> String {
+        self.process.pid()
+    }
 }
 
 /// SRTP keys (key and salt, base64 as in SDES `inline:`) a sender encrypts its video and audio
@@ -148,7 +193,7 @@ pub async fn start_sender(
         let sdp = std::fs::read_to_string(&sdp_path).unwrap_or_default();
         if sdp.contains("m=audio") {
             return Ok(Sender {
-                _process: process,
+                process,
                 sdp_path,
                 sdp,
             });

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,8 +11,9 @@ use crate::{Fallible, LOOPBACK};
 
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
-/// nginx with application `live` (relays, records nothing) and, on an HTTP port, `/stat` with
-/// what each stream received (ngx_rtmp_stat_module). Stopped when dropped.
+/// nginx with application `live` (relays, and records every publish into `recordings/` when
+/// asked) and, on an HTTP port, `/stat` with what each stream received (ngx_rtmp_stat_module).
+/// Stopped when dropped.
 pub struct Nginx {
     rtmp_port: u16,
     http_port: u16,
@@ -20,18 +21,30 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Starts nginx with its own prefix and config under `dir`.
-    pub fn start(dir: &Path) -> Fallible<Nginx> {
+    /// Starts nginx with its own prefix and config under `dir`; `record`: one FLV file per
+    /// publish in [`Nginx::recordings`].
+    pub fn start(dir: &Path, record: bool) -> Fallible<Nginx> {
         let prefix = dir.join("nginx");
-        std::fs::create_dir_all(&prefix).map_err(|e| format!("{}: {e}", prefix.display()))?;
+        let recordings = Nginx::recordings(dir);
+        std::fs::create_dir_all(&recordings)
+            .map_err(|e| format!("{}: {e}", recordings.display()))?;
         let (rtmp_port, http_port) = (free_tcp_port()?, free_tcp_port()?);
         let p = prefix.display();
+        let record = if record {
+            format!(
+                "record all; record_unique on; record_path {};",
+                recordings.display()
+            )
+        } else {
+            "record off;".into()
+        };
         // Every temp path inside the prefix: the packaged defaults point at /var/lib/nginx.
         let conf = format!(
             "load_module {RTMP_MODULE};\ndaemon off;\nmaster_process off;\npid {p}/nginx.pid;\n\
-             error_log {p}/error.log warn;\nevents {{ worker_connections 256; }}\n\
+             worker_rlimit_nofile 8192;\nerror_log {p}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
              rtmp {{ server {{ listen {LOOPBACK}:{rtmp_port}; chunk_size 4096;\n\
-               application live {{ live on; record off; }} }} }}\n\
+               application live {{ live on; {record} }} }} }}\n\
              http {{ access_log off; client_body_temp_path {p}/body; proxy_temp_path {p}/proxy;\n\
                fastcgi_temp_path {p}/fastcgi; uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;\n\
                server {{ listen {LOOPBACK}:{http_port}; location /stat {{ rtmp_stat all; }} }} }}\n"
@@ -67,6 +80,30 @@ impl Nginx {
 
     pub fn url(&self, stream: &str) -> String {
         format!("rtmp://{LOOPBACK}:{}/live/{stream}", self.rtmp_port)
+    }
+
+    /// Where a recording nginx started in `dir` writes its files.
+    pub fn recordings(dir: &Path) -> PathBuf {
+        dir.join("nginx").join("recordings")
+    }
+
+    /// The recordings of stream `name` by the nginx started in `dir` (nginx names them
+    /// `NAME-UNIXTIME.flv`), oldest first.
+    pub fn recordings_in(dir: &Path, name: &str) -> Vec<PathBuf> {
+        let prefix = format!("{name}-");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(Nginx::recordings(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .collect();
+        files.sort();
+        files
     }
 
     /// The streams nginx has now.

@@ -10,8 +10,11 @@ use crate::nginx::{Nginx, SinkStream, describe_sink, find_stream, sink_delivered
 use crate::{Fallible, Setup};
 
 const WARM_UP: Duration = Duration::from_secs(3);
-/// How long every stream of a side gets to reach nginx before the run is declared broken.
-const START_LIMIT: Duration = Duration::from_secs(20);
+/// How long every stream of a side gets to reach nginx before the run is declared broken: a
+/// base plus a little per stream (a daemon dials its calls one after the other).
+fn start_limit(streams: usize) -> Duration {
+    Duration::from_secs(20) + Duration::from_millis(100) * streams as u32
+}
 
 pub fn warm_up_seconds() -> u64 {
     WARM_UP.as_secs()
@@ -33,21 +36,32 @@ pub struct Window {
     pub sink_bytes: u64,
     /// nginx's streams at the end.
     pub sink: Vec<SinkStream>,
+    /// User + system CPU seconds of the processes feeding the side its input (not counted in
+    /// `cpu_s`): a saturated source shows here.
+    pub source_cpu_s: f64,
     /// The 1-minute load average at the end: how busy the machine was.
     pub load_average: f64,
 }
 
-/// Skips the warm-up, then measures `pids` (process ids or `self`) and the streams `names` at
-/// the sink over the setup's window.
-pub async fn measure(setup: &Setup<'_>, names: &[String], pids: &[String]) -> Fallible<Window> {
+/// Skips the warm-up, then measures `pids` (process ids or `self`), the `sources` feeding them
+/// and the streams `names` at the sink over the setup's window.
+pub async fn measure(
+    setup: &Setup<'_>,
+    names: &[String],
+    pids: &[String],
+    sources: &[String],
+) -> Fallible<Window> {
     let nginx = setup.nginx;
     tokio::time::sleep(WARM_UP).await;
     let usages = || pids.iter().map(|p| usage(p)).collect::<Fallible<Vec<_>>>();
+    let source_cpu = || -> Fallible<f64> { sources.iter().map(|p| Ok(usage(p)?.cpu_s)).sum() };
+    let source_before = source_cpu()?;
     let before = usages()?;
     let sink_before = nginx.streams()?;
     let started = monotonic();
     tokio::time::sleep(setup.window).await;
     let after = usages()?;
+    let source_cpu_s = source_cpu()? - source_before;
     let measured = started.elapsed();
     let sink = nginx.streams()?;
     let pairs = || after.iter().zip(&before);
@@ -61,6 +75,7 @@ pub async fn measure(setup: &Setup<'_>, names: &[String], pids: &[String]) -> Fa
             .sum(),
         sink_bytes: sink_delivered(&sink_before, &sink, names),
         sink,
+        source_cpu_s,
         load_average: load_average(),
     })
 }
@@ -71,7 +86,8 @@ pub async fn wait_until_published(
     names: &[String],
     ready: impl Fn() -> bool,
 ) -> Fallible<()> {
-    let deadline = monotonic() + START_LIMIT;
+    let limit = start_limit(names.len());
+    let deadline = monotonic() + limit;
     loop {
         let sink = nginx.streams()?;
         if ready() && names.iter().all(|n| sink_ok(find_stream(&sink, n))) {
@@ -83,9 +99,7 @@ pub async fn wait_until_published(
                 .map(|n| format!("{n}: {}", describe_sink(find_stream(&sink, n))))
                 .collect();
             let seen = seen.join("\n  ");
-            return Err(format!(
-                "streams not publishing after {START_LIMIT:?}:\n  {seen}"
-            ));
+            return Err(format!("streams not publishing after {limit:?}:\n  {seen}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -149,7 +163,7 @@ fn clock_ticks_per_second() -> f64 {
     })
 }
 
-fn load_average() -> f64 {
+pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().and_then(|f| f.parse().ok()))

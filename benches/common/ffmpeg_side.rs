@@ -36,7 +36,8 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
     }
     wait_until_published(nginx, &names, || true).await?;
     let pids: Vec<String> = receivers.iter().map(Process::pid).collect();
-    let window = measure(setup, &names, &pids).await?;
+    let sources: Vec<String> = senders.iter().map(|s| s.pid()).collect();
+    let window = measure(setup, &names, &pids, &sources).await?;
 
     let mut checks = Vec::new();
     let mut broken = Vec::new();
@@ -54,6 +55,7 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
     Ok(SideResult {
         label: "ffmpeg",
         streams: setup.streams,
+        names,
         baseline_rss_kb: 0,
         window,
         checks,

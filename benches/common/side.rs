@@ -1,0 +1,74 @@
+//! What the benchmark programs share about a side (sipcast or ffmpeg): what it runs against and
+//! what it cost and delivered.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::measure::Window;
+use crate::nginx::Nginx;
+
+pub type Fallible<T> = Result<T, String>;
+
+pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// What each side runs against.
+#[derive(Clone, Copy)]
+pub struct Setup<'a> {
+    pub streams: usize,
+    /// The measured window, after the warm-up.
+    pub window: Duration,
+    /// The recording the ffmpeg senders replay.
+    pub source: &'a Path,
+    pub nginx: &'a Nginx,
+    /// Where SDP files and logs go.
+    pub dir: &'a Path,
+}
+
+/// What one side cost and delivered.
+pub struct SideResult {
+    pub label: &'static str,
+    pub streams: usize,
+    /// The streams' names at the sink.
+    pub names: Vec<String>,
+    /// RSS of the measured process before any pipeline (in-process sipcast only).
+    pub baseline_rss_kb: u64,
+    pub window: Window,
+    /// One line per stream saying what it delivered.
+    pub checks: Vec<String>,
+    /// Streams that did not do the job.
+    pub broken: Vec<String>,
+}
+
+impl SideResult {
+    pub fn cpu_per_stream_minute(&self) -> f64 {
+        let minutes = self.window.measured.as_secs_f64() / 60.0;
+        self.window.cpu_s / self.streams as f64 / minutes
+    }
+
+    pub fn peak_rss_mb_per_stream(&self) -> f64 {
+        kb_to_mb(self.window.peak_rss_kb) / self.streams as f64
+    }
+
+    pub fn private_mb_per_stream(&self) -> f64 {
+        kb_to_mb(self.window.private_kb) / self.streams as f64
+    }
+
+    pub fn rss_growth_mb_per_stream(&self) -> f64 {
+        self.window.rss_growth_kb as f64 / 1024.0 / self.streams as f64
+    }
+
+    pub fn sink_kbps_per_stream(&self) -> f64 {
+        let bits = self.window.sink_bytes as f64 * 8.0;
+        bits / 1000.0 / self.window.measured.as_secs_f64() / self.streams as f64
+    }
+
+    /// The source processes' CPU over the window, in percent of one core.
+    pub fn source_cpu_percent(&self) -> f64 {
+        100.0 * self.window.source_cpu_s / self.window.measured.as_secs_f64()
+    }
+}
+
+pub fn kb_to_mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
