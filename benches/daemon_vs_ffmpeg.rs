@@ -21,6 +21,8 @@ mod capture;
 mod daemon;
 #[path = "common/ffmpeg_side.rs"]
 mod ffmpeg_side;
+#[path = "common/host.rs"]
+mod host;
 #[path = "common/measure.rs"]
 #[allow(dead_code)] // shared with pipeline_vs_ffmpeg, which reads the rest
 mod measure;
@@ -52,26 +54,11 @@ const WIDTH: u64 = 1280;
 const HEIGHT: u64 = 720;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!(
-            "daemon_vs_ffmpeg is a benchmark program: run it with \
-             `cargo bench --bench daemon_vs_ffmpeg -- --streams 1,10,50 --alone 200,400 \
-             --seconds 30`"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let outcome = parse_args(&args).and_then(|options| {
-        let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
-        runtime.block_on(run(options))
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("daemon_vs_ffmpeg: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    side::bench_main(
+        "daemon_vs_ffmpeg",
+        "--streams 1,10,50 --alone 200,400 --seconds 30",
+        |args| async move { run(parse_args(&args)?).await },
+    )
 }
 
 struct Options {
@@ -132,7 +119,9 @@ async fn run(options: Options) -> Fallible<()> {
     for program in ["ffmpeg", "ffprobe", "nginx", "sipp"] {
         require(program)?;
     }
-    require_raw_sockets()?;
+    if !host::sipp_can_play_pcaps() {
+        return Err("sipp's play_pcap_audio needs CAP_NET_RAW: run the benchmark as root".into());
+    }
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let outcome = compare(&options, dir.path()).await;
     outcome.map_err(|e| {
@@ -313,18 +302,4 @@ fn print_report(options: &Options, rows: &[Row], source_kbps: u64, pcap_packets:
             kb_to_mb(row.result.window.peak_rss_kb)
         );
     }
-}
-
-/// sipp plays pcaps through a raw socket: without CAP_NET_RAW it plays nothing and says so
-/// only in its error log.
-fn require_raw_sockets() -> Fallible<()> {
-    const CAP_NET_RAW: u64 = 1 << 13;
-    let ours = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & CAP_NET_RAW != 0);
-    ours.then_some(())
-        .ok_or_else(|| "sipp's play_pcap_audio needs CAP_NET_RAW: run the benchmark as root".into())
 }

@@ -23,6 +23,9 @@
 // The crate root is this file, so its modules are named by path.
 #[path = "common/ffmpeg_side.rs"]
 mod ffmpeg_side;
+#[path = "common/host.rs"]
+#[allow(dead_code)] // shared with daemon_vs_ffmpeg and the tests
+mod host;
 #[path = "common/measure.rs"]
 #[allow(dead_code)] // shared with daemon_vs_ffmpeg, which reads the rest
 mod measure;
@@ -30,6 +33,7 @@ mod measure;
 #[allow(dead_code)] // shared with daemon_vs_ffmpeg, which reads the rest
 mod nginx;
 #[path = "common/peers.rs"]
+#[allow(dead_code)] // shared with daemon_vs_ffmpeg, which reads the rest
 mod peers;
 #[path = "common/side.rs"]
 #[allow(dead_code)] // shared with daemon_vs_ffmpeg, which reads the rest
@@ -48,25 +52,11 @@ use peers::{SourceFormat, make_source, require};
 use side::{Fallible, LOOPBACK, Setup, SideResult, kb_to_mb};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!(
-            "pipeline_vs_ffmpeg is a benchmark program: run it with \
-             `cargo bench --bench pipeline_vs_ffmpeg -- --streams N --seconds S`"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let outcome = parse_args(&args).and_then(|options| {
-        let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
-        runtime.block_on(run(options))
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pipeline_vs_ffmpeg: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    side::bench_main(
+        "pipeline_vs_ffmpeg",
+        "--streams N --seconds S",
+        |args| async move { run(parse_args(&args)?).await },
+    )
 }
 
 struct Options {

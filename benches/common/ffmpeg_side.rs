@@ -52,15 +52,7 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
             broken.push(format!("{name} published nothing usable; see {log}"));
         }
     }
-    Ok(SideResult {
-        label: "ffmpeg",
-        streams: setup.streams,
-        names,
-        baseline_rss_kb: 0,
-        window,
-        checks,
-        broken,
-    })
+    Ok(SideResult::new("ffmpeg", names, window, checks, broken))
 }
 
 /// `ffmpeg -i SDP -c:v copy -c:a aac -f flv URL`, with sipcast's default AAC settings so both

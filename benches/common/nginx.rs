@@ -1,11 +1,11 @@
 //! The sink: nginx with the RTMP module, and what it says it received.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::host::http_get;
 use crate::peers::{Process, free_tcp_port};
 use crate::{Fallible, LOOPBACK};
 
@@ -108,13 +108,8 @@ impl Nginx {
 
     /// The streams nginx has now.
     pub fn streams(&self) -> Fallible<Vec<SinkStream>> {
-        let mut socket = TcpStream::connect((LOOPBACK, self.http_port))
-            .map_err(|e| format!("nginx /stat: {e}"))?;
-        let mut reply = String::new();
-        socket
-            .write_all(b"GET /stat HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .and_then(|()| socket.read_to_string(&mut reply))
-            .map_err(|e| format!("nginx /stat: {e}"))?;
+        let (_, reply) = http_get((LOOPBACK, self.http_port).into(), "/stat")
+            .ok_or("nginx /stat did not answer")?;
         Ok(reply
             .split("<stream>")
             .skip(1)

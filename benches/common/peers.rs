@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{Fallible, LOOPBACK};
+use crate::{Fallible, LOOPBACK, host};
 
 /// What the recorded input looks like: H.264 Constrained Baseline without B-frames at a fixed
 /// rate (as a phone's encoder keeps it) and a 440 Hz tone as PCMU.
@@ -40,13 +40,7 @@ impl SourceFormat {
 }
 
 pub fn require(program: &str) -> Fallible<()> {
-    let found = Command::new(program)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    found
+    host::installed(program)
         .then_some(())
         .ok_or_else(|| format!("{program} is required (install it; CI does)"))
 }
@@ -78,6 +72,11 @@ impl Process {
 
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, so it can hang up and flush; SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        host::stop(&mut self.child, grace);
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::measure::Window;
@@ -41,6 +42,24 @@ pub struct SideResult {
 }
 
 impl SideResult {
+    pub fn new(
+        label: &'static str,
+        names: Vec<String>,
+        window: Window,
+        checks: Vec<String>,
+        broken: Vec<String>,
+    ) -> SideResult {
+        SideResult {
+            label,
+            streams: names.len(),
+            names,
+            baseline_rss_kb: 0,
+            window,
+            checks,
+            broken,
+        }
+    }
+
     pub fn cpu_per_stream_minute(&self) -> f64 {
         let minutes = self.window.measured.as_secs_f64() / 60.0;
         self.window.cpu_s / self.streams as f64 / minutes
@@ -71,4 +90,30 @@ impl SideResult {
 
 pub fn kb_to_mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
+}
+
+/// A benchmark program's `main`: without the `--bench` flag `cargo bench` passes (as under
+/// `cargo test --benches`) it only says how to run it; otherwise it runs `bench` on the
+/// arguments in the daemon's tokio runtime and exits non-zero on an error.
+pub fn bench_main<F>(name: &str, usage: &str, bench: impl FnOnce(Vec<String>) -> F) -> ExitCode
+where
+    F: std::future::Future<Output = Fallible<()>>,
+{
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!(
+            "{name} is a benchmark program: run it with `cargo bench --bench {name} -- {usage}`"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("tokio runtime: {e}"))
+        .and_then(|runtime| runtime.block_on(bench(args)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

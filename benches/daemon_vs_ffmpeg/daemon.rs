@@ -2,14 +2,14 @@
 //! one spec file per stream dialing one sipp callee that answers H.264 + PCMU and plays the
 //! captured pcap to every call, each publishing to nginx.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::host::http_get;
 use crate::measure::{measure, wait_until_published};
 use crate::nginx::{describe_sink, find_stream, sink_ok};
 use crate::peers::{Process, free_tcp_port};
@@ -85,16 +85,10 @@ pub async fn run(setup: &Setup<'_>, pcap: &Path) -> Fallible<(SideResult, Packet
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     daemon.stop();
-    let result = SideResult {
-        label: "sipcast",
-        streams: setup.streams,
-        names,
-        baseline_rss_kb: 0,
-        window,
-        checks,
-        broken,
-    };
-    Ok((result, packets))
+    Ok((
+        SideResult::new("sipcast", names, window, checks, broken),
+        packets,
+    ))
 }
 
 /// A broadcast spec dialing the callee directly, as `tests/e2e_support`'s `SpecText::direct`.
@@ -162,14 +156,7 @@ impl Daemon {
     }
 
     fn stop(mut self) {
-        let pid = self.process.pid();
-        let _ = Command::new("kill").arg(&pid).status();
-        for _ in 0..50 {
-            if !self.process.alive() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.process.stop(Duration::from_secs(5));
     }
 }
 
@@ -223,16 +210,4 @@ fn free_udp_block(len: u16) -> Fallible<(u16, u16)> {
         }
     }
     Err(format!("no {len} consecutive free UDP ports on {LOOPBACK}"))
-}
-
-/// A one-shot HTTP/1.0 GET: (status code, body).
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
 }

@@ -80,13 +80,14 @@ pub async fn run(setup: &Setup<'_>, srtp: bool) -> Fallible<SideResult> {
         }
     }
     Ok(SideResult {
-        label: if srtp { "sipcast+SRTP" } else { "sipcast" },
-        streams: setup.streams,
-        names,
         baseline_rss_kb,
-        window,
-        checks,
-        broken,
+        ..SideResult::new(
+            if srtp { "sipcast+SRTP" } else { "sipcast" },
+            names,
+            window,
+            checks,
+            broken,
+        )
     })
 }
 

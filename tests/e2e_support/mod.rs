@@ -7,8 +7,7 @@
 #[path = "../rtmp_support/mod.rs"]
 pub mod rtmp_support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -277,16 +276,7 @@ impl Drop for Daemon {
 }
 
 /// A one-shot HTTP/1.0 GET against the status API: (status code, body).
-pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
-}
+pub use crate::peers::host::http_get;
 
 /// One sipp process running a scenario from `tests/sipp/` once, in its own temp dir.
 pub struct Sipp {
@@ -425,20 +415,8 @@ impl Sipp {
 /// file capability on the sipp binary. Without it sipp plays nothing and says so only in its
 /// error log, so fail here, clearly.
 fn require_raw_sockets() {
-    const CAP_NET_RAW: u64 = 1 << 13;
-    let ours = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & CAP_NET_RAW != 0);
-    let sipps = Command::new("sh")
-        .args(["-c", "getcap \"$(command -v sipp)\" 2>/dev/null"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("cap_net_raw"))
-        .unwrap_or(false);
     assert!(
-        ours || sipps,
+        crate::peers::host::sipp_can_play_pcaps(),
         "sipp's play_pcap_* needs CAP_NET_RAW: run the tests as root, or \
          `setcap cap_net_raw+ep \"$(command -v sipp)\"`"
     );
