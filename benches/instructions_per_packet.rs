@@ -13,8 +13,8 @@
 //! - **receive**: `MediaReceiver::handle_datagram` (latch, parse, admission, reorder,
 //!   depacketize, PCMU decode and AAC encode), its timeouts, and draining `poll_frame`;
 //! - **publish**: per frame `PublishTimeline::tags_for` and `PublishSession::send_tag` on a
-//!   session publishing to an in-memory rml_rtmp server, and draining `poll_transmit` (the bytes
-//!   a socket would write).
+//!   session publishing to an in-memory rml_rtmp server, then taking its `pending_transmit`
+//!   bytes (what the publisher writes to its socket) and `transmitted`.
 //!
 //! Each phase is its own function, counted alone (`--collect-atstart=no --toggle-collect`).
 //! After a warm-up the counted loop runs over K and then 2K packets; the difference of the two
@@ -322,9 +322,9 @@ impl Publisher {
         for tag in self.tags.drain(..) {
             self.session.send_tag(&tag).map_err(|e| format!("{e}"))?;
         }
-        while let Some(bytes) = self.session.poll_transmit() {
-            self.bytes_out += bytes.len();
-        }
+        // What the publisher hands its socket, then lets the session reuse the buffer.
+        self.bytes_out += self.session.pending_transmit().len();
+        self.session.transmitted();
         Ok(())
     }
 }

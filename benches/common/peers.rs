@@ -118,6 +118,9 @@ pub fn make_source(dir: &Path, format: &SourceFormat) -> Fallible<PathBuf> {
             "-map 0:v -c:v libx264 -profile:v baseline -pix_fmt yuv420p -bf 0",
         ))
         .args(["-preset", preset])
+        // SPS and PPS before every keyframe, in-band, as a phone sends them (Matroska keeps
+        // them in its header too, for the senders' SDP).
+        .args(words("-x264-params repeat-headers=1"))
         .args(["-g", &gop.to_string(), "-keyint_min", &gop.to_string()])
         .args(words("-sc_threshold 0"))
         .args(words(&video_rate))

@@ -30,8 +30,8 @@ struct Arrival {
 }
 
 /// Sends `source` (H.264 + PCMU in Matroska) once in real time as RTP and writes `source.pcap`
-/// in `dir`. SPS and PPS go in-band before every keyframe, as a phone sends them (the callee's
-/// SDP carries no sprop-parameter-sets). Returns the pcap and its packet count.
+/// in `dir`. The source has SPS and PPS in-band before every keyframe (the callee's SDP
+/// carries no sprop-parameter-sets). Returns the pcap and its packet count.
 pub fn capture_pcap(source: &Path, dir: &Path) -> Fallible<(PathBuf, usize)> {
     let bind = || {
         let socket = UdpSocket::bind((LOOPBACK, 0)).map_err(|e| format!("UDP bind: {e}"))?;
@@ -55,9 +55,7 @@ pub fn capture_pcap(source: &Path, dir: &Path) -> Fallible<(PathBuf, usize)> {
     let output = Command::new("ffmpeg")
         .args(words("-nostdin -hide_banner -loglevel error -re -i"))
         .arg(source)
-        .args(words(
-            "-map 0:v -c copy -bsf:v dump_extra=freq=keyframe -payload_type 96 -ssrc 1111 -f rtp",
-        ))
+        .args(words("-map 0:v -c copy -payload_type 96 -ssrc 1111 -f rtp"))
         .arg(format!("rtp://{LOOPBACK}:{video_port}?pkt_size=1200"))
         .args(words("-map 0:a -c copy -payload_type 0 -ssrc 2222 -f rtp"))
         .arg(format!("rtp://{LOOPBACK}:{audio_port}?pkt_size=172"))

@@ -144,13 +144,12 @@ impl Daemon {
         Err(format!("sipcast run was not ready within 10 s; see {log}"))
     }
 
-    /// `GET /v1/broadcasts`: every broadcast's status.
+    /// `GET /v1/broadcasts`: every broadcast's status (`{"broadcasts": [...]}`).
     fn broadcasts(&self) -> Option<Vec<Value>> {
         let (code, body) = http_get(self.api, "/v1/broadcasts")?;
-        let json: Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
-        match json {
+        let mut json: Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
+        match json["broadcasts"].take() {
             Value::Array(list) => Some(list),
-            Value::Object(mut map) => map.remove("broadcasts")?.as_array().cloned(),
             _ => None,
         }
     }

@@ -1,7 +1,9 @@
 //! Is a recording intact? ffprobe and ffmpeg on the FLV file nginx wrote for one stream: H.264
 //! at the source's size and AAC present, the first video frame a keyframe, timestamps never
-//! going back, the whole file decoding without an error, and the 440 Hz tone in the audio
-//! (the check of `tests/peers/tone.rs`).
+//! going back, the caller's video throughout (its frame rate and bit rate: the daemon's slate,
+//! shown while no usable video arrives, is 10 fps and a few kbit/s at the same size), the
+//! whole file decoding without an error, and the 440 Hz tone in the audio (the check of
+//! `tests/peers/tone.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -13,18 +15,27 @@ use crate::tone::power_at;
 /// The tone check's sample rate (`tests/peers/tone.rs` works at 16 kHz).
 const PCM_RATE: usize = 16_000;
 
+/// What the caller sends, as the recording must show it.
+pub struct Expected {
+    pub width: u64,
+    pub height: u64,
+    pub fps: u32,
+    pub video_kbps: u32,
+}
+
 /// `Ok` if the recording is intact, else what is wrong with it.
-pub fn judge(path: &Path, (width, height): (u64, u64)) -> Result<(), String> {
-    probe(path, (width, height))?;
+pub fn judge(path: &Path, expected: &Expected) -> Result<(), String> {
+    probe(path, expected)?;
     let pcm = decode(path)?;
     tone(&pcm)
 }
 
 /// Streams, sizes and packet order, from ffprobe.
-fn probe(path: &Path, (width, height): (u64, u64)) -> Result<(), String> {
+fn probe(path: &Path, expected: &Expected) -> Result<(), String> {
+    let (width, height) = (expected.width, expected.height);
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-of", "json", "-show_entries"])
-        .arg("stream=codec_type,codec_name,width,height:packet=codec_type,dts_time,flags")
+        .arg("stream=codec_type,codec_name,width,height:packet=codec_type,dts_time,size,flags")
         .arg("-show_packets")
         .arg(path)
         .output()
@@ -57,6 +68,29 @@ fn probe(path: &Path, (width, height): (u64, u64)) -> Result<(), String> {
     if !key {
         return Err("the first video frame is not a keyframe".into());
     }
+    let video: Vec<(f64, u64)> = packets
+        .iter()
+        .filter(|p| p["codec_type"] == "video")
+        .filter_map(|p| {
+            let dts = p["dts_time"].as_str()?.parse().ok()?;
+            let size = p["size"].as_str()?.parse().ok()?;
+            Some((dts, size))
+        })
+        .collect();
+    let seconds = match (video.first(), video.last()) {
+        (Some(first), Some(last)) => last.0 - first.0,
+        _ => 0.0,
+    };
+    let fps = video.len().saturating_sub(1) as f64 / seconds.max(1e-3);
+    let kbps = video.iter().map(|v| v.1).sum::<u64>() as f64 * 8.0 / 1000.0 / seconds.max(1e-3);
+    // Most of the recording is the caller's video, not the slate.
+    if fps < 0.8 * f64::from(expected.fps) || kbps < 0.5 * f64::from(expected.video_kbps) {
+        return Err(format!(
+            "video at {fps:.1} fps and {kbps:.0} kbit/s over {seconds:.1} s, not the caller's \
+             {} fps at {} kbit/s",
+            expected.fps, expected.video_kbps
+        ));
+    }
     for kind in ["video", "audio"] {
         let dts: Vec<f64> = packets
             .iter()
@@ -73,21 +107,27 @@ fn probe(path: &Path, (width, height): (u64, u64)) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes everything (video to nothing, audio to 16 kHz mono samples, returned); any error
-/// the decoders print fails the recording.
+/// Decodes everything (`ffmpeg -v error -i REC -f null -`): any error the decoders or the muxer
+/// print fails the recording. Then the audio alone, to 16 kHz mono samples for the tone check.
 fn decode(path: &Path) -> Result<Vec<f64>, String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:v", "-f", "null", "-"])
-        .args(["-map", "0:a", "-ac", "1", "-ar", &PCM_RATE.to_string()])
-        .args(["-f", "s16le", "pipe:1"])
-        .output()
-        .map_err(|e| format!("ffmpeg: {e}"))?;
+    let ffmpeg = |args: &[&str]| {
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(path)
+            .args(args)
+            .output()
+            .map_err(|e| format!("ffmpeg: {e}"))
+    };
+    let out = ffmpeg(&["-f", "null", "-"])?;
     let errors = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || !errors.trim().is_empty() {
         let first = errors.lines().next().unwrap_or("failed");
         return Err(format!("does not decode cleanly: {first}"));
+    }
+    let rate = PCM_RATE.to_string();
+    let out = ffmpeg(&["-vn", "-ac", "1", "-ar", &rate, "-f", "s16le", "-"])?;
+    if !out.status.success() {
+        return Err("its audio does not decode".into());
     }
     Ok(out
         .stdout
