@@ -281,11 +281,16 @@ fn gstreamer_sends(suite: SrtpSuite) {
     assert_eq!(session.counters().rtp_unprotected, PACKETS as u64);
 }
 
+/// `srtpdec` must decrypt our tone (RTP) and our RR+PLI (RTCP). Each direction gets its own
+/// pipeline with one source: gst-launch 1.22 with two `udpsrc` feeding one `srtpdec` now and
+/// then hangs or dies of heap corruption (`malloc(): unaligned tcache chunk`) when both reach
+/// end of stream.
 fn gstreamer_receives(suite: SrtpSuite) {
     let key = MasterKey::generate(suite).unwrap();
     let (cipher, auth) = gst_cipher(suite);
     let rtcp_auth = gst_rtcp_auth(suite);
-    let port = free_udp_ports().0.local_addr().unwrap().port();
+    let rtp_port = free_udp_ports().0.local_addr().unwrap().port();
+    let rtcp_port = free_udp_ports().0.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");
     let rtcp_out = dir.path().join("out.rtcp");
@@ -298,30 +303,32 @@ fn gstreamer_receives(suite: SrtpSuite) {
              clock-rate=(int)8000,encoding-name=(string)PCMU,media=(string)audio"
         )
     };
-    let pipeline = format!(
-        "udpsrc address=127.0.0.1 port={port} num-buffers={PACKETS} {} ! dec.rtp_sink \
-         srtpdec name=dec dec.rtp_src ! rtppcmudepay ! mulawdec ! wavenc ! filesink location={} \
-         udpsrc address=127.0.0.1 port={} num-buffers=1 {} ! dec.rtcp_sink \
-         dec.rtcp_src ! filesink location={}",
+    let mut rtp_gst = gst_launch(&format!(
+        "udpsrc address=127.0.0.1 port={rtp_port} num-buffers={PACKETS} {} ! dec.rtp_sink \
+         srtpdec name=dec dec.rtp_src ! rtppcmudepay ! mulawdec ! wavenc ! filesink location={}",
         caps("srtp"),
         wav.display(),
-        port + 1,
+    ));
+    let mut rtcp_gst = gst_launch(&format!(
+        "udpsrc address=127.0.0.1 port={rtcp_port} num-buffers=1 {} ! dec.rtcp_sink \
+         srtpdec name=dec dec.rtcp_src ! filesink location={}",
         caps("srtcp"),
         rtcp_out.display()
-    );
-    let mut gst = gst_launch(&pipeline);
+    ));
     let mut session = SrtpSession::from_keys(&key, None, &key, None).unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     for mut packet in tone_packets() {
         session.protect_rtp(&mut packet).unwrap();
-        socket.send_to(&packet, ("127.0.0.1", port)).unwrap();
+        socket.send_to(&packet, ("127.0.0.1", rtp_port)).unwrap();
         std::thread::sleep(Duration::from_millis(2));
     }
     let mut rtcp = rtcp_rr_pli();
     session.protect_rtcp(&mut rtcp).unwrap();
-    socket.send_to(&rtcp, ("127.0.0.1", port + 1)).unwrap();
-    gst.wait(Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("srtpdec {suite}: {e}"));
+    socket.send_to(&rtcp, ("127.0.0.1", rtcp_port)).unwrap();
+    for gst in [&mut rtp_gst, &mut rtcp_gst] {
+        gst.wait(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("srtpdec {suite}: {e}"));
+    }
 
     let samples = read_wav_s16(&wav);
     assert_tone(&samples, &format!("srtpdec {suite}"));
