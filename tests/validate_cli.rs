@@ -126,6 +126,35 @@ fn the_shipped_examples_validate_and_a_directory_reports_every_bad_file() {
     assert!(lines >= BROKEN.len(), "{lines} problems reported");
 }
 
+/// The packaged `example.toml.example`, uncommented as its header tells a user to, is a valid
+/// spec (what `.ci/packaging.sh` checks on the installed file, caught here first).
+#[test]
+fn the_packaged_example_uncommented_validates() {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/broadcasts.d/example.toml.example"),
+    )
+    .unwrap();
+    let spec: String = example
+        .lines()
+        .skip(7)
+        .map(|line| {
+            let line = line.strip_prefix('#').unwrap_or(line);
+            format!("{}\n", line.strip_prefix(' ').unwrap_or(line))
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("example.toml");
+    std::fs::write(&file, spec).unwrap();
+    let out = sipcast(&["validate", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn check_secrets_reads_secret_files_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
