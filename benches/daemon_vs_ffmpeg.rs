@@ -215,7 +215,8 @@ async fn compare(options: &Options, dir: &Path) -> Fallible<()> {
                 }
             }
         }
-        broken.extend(result.broken.iter().map(|b| format!("{label} {b}")));
+        let failed = result.broken.iter().map(|b| format!("{label} {b}"));
+        if sipcast { &mut broken } else { &mut reference }.extend(failed);
         // The recordings are large: once all are judged intact, only the verdict is kept.
         if intact == result.names.len() {
             let _ = std::fs::remove_dir_all(Nginx::recordings(&row_dir));

@@ -34,8 +34,18 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
         senders.push(sender);
         names.push(name);
     }
-    wait_until_published(nginx, &names, || true).await?;
-    let pids: Vec<String> = receivers.iter().map(Process::pid).collect();
+    // A receiver that never starts is the reference's failure, not the run's: it is measured
+    // with the others and reported with their damaged recordings.
+    if let Err(e) = wait_until_published(nginx, &names, || true).await {
+        eprintln!("ffmpeg: {e}");
+    }
+    // Only the receivers still running are measured (one that failed to start, e.g. on a port
+    // taken meanwhile, has no /proc entry); the CPU is still divided by every stream, which can
+    // only flatter the reference.
+    let pids: Vec<String> = receivers
+        .iter_mut()
+        .filter_map(|r| r.alive().then(|| r.pid()))
+        .collect();
     let sources: Vec<String> = senders.iter().map(|s| s.pid()).collect();
     let window = measure(setup, &names, &pids, &sources).await?;
 
