@@ -298,11 +298,11 @@ fn print_report(options: &Options, rows: &[Row], source_kbps: u64, pcap_packets:
     );
     println!();
     println!(
-        "| N | side | CPU s per stream-minute | ffmpeg ÷ sipcast | peak RSS MB per stream | \
+        "| N | side | CPU s per stream-minute | of it in the kernel | ffmpeg ÷ sipcast | peak RSS MB per stream | \
          private MB per stream | RTP packets lost | source CPU (% of a core) | load average \
          (1 min) | recordings intact |"
     );
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for row in rows {
         let r = &row.result;
         let ratio = (r.label == "ffmpeg")
@@ -320,10 +320,11 @@ fn print_report(options: &Options, rows: &[Row], source_kbps: u64, pcap_packets:
             .packets
             .map_or("–".into(), |p| format!("{} of {}", p.lost, p.received));
         println!(
-            "| {} | {} | {:.3} | {ratio} | {:.1} | {:.2} | {lost} | {:.0} % | {:.2} | {}/{} |",
+            "| {} | {} | {:.3} | {:.0} % | {ratio} | {:.1} | {:.2} | {lost} | {:.0} % | {:.2} | {}/{} |",
             r.streams,
             r.label,
             r.cpu_per_stream_minute(),
+            r.kernel_percent(),
             r.peak_rss_mb_per_stream(),
             r.private_mb_per_stream(),
             r.source_cpu_percent(),

@@ -25,6 +25,8 @@ pub struct Window {
     pub measured: Duration,
     /// User + system CPU seconds of the measured processes.
     pub cpu_s: f64,
+    /// The part of `cpu_s` spent in the kernel (stime).
+    pub sys_s: f64,
     /// Sum of the processes' peak RSS (VmHWM) at the end.
     pub peak_rss_kb: u64,
     /// Sum of the processes' private memory (USS) at the end: what one more would cost, without
@@ -68,6 +70,7 @@ pub async fn measure(
     Ok(Window {
         measured,
         cpu_s: pairs().map(|(a, b)| a.cpu_s - b.cpu_s).sum(),
+        sys_s: pairs().map(|(a, b)| a.sys_s - b.sys_s).sum(),
         peak_rss_kb: after.iter().map(|a| a.hwm_kb).sum(),
         private_kb: after.iter().map(|a| a.private_kb).sum(),
         rss_growth_kb: pairs()
@@ -110,6 +113,8 @@ pub async fn wait_until_published(
 pub struct Usage {
     /// utime + stime, seconds.
     pub cpu_s: f64,
+    /// stime alone, seconds.
+    pub sys_s: f64,
     pub rss_kb: u64,
     /// Peak RSS so far (VmHWM).
     pub hwm_kb: u64,
@@ -136,6 +141,7 @@ pub fn usage(pid: &str) -> Fallible<Usage> {
     let rollup = read("smaps_rollup")?;
     Ok(Usage {
         cpu_s: (utime + stime) as f64 / clock_ticks_per_second(),
+        sys_s: stime as f64 / clock_ticks_per_second(),
         rss_kb: kb(&status, "VmRSS:"),
         hwm_kb: kb(&status, "VmHWM:"),
         private_kb: kb(&rollup, "Private_Clean:") + kb(&rollup, "Private_Dirty:"),

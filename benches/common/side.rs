@@ -65,6 +65,11 @@ impl SideResult {
         self.window.cpu_s / self.streams as f64 / minutes
     }
 
+    /// The share of the side's CPU time spent in the kernel (sockets, wake-ups), in percent.
+    pub fn kernel_percent(&self) -> f64 {
+        100.0 * self.window.sys_s / self.window.cpu_s.max(f64::MIN_POSITIVE)
+    }
+
     pub fn peak_rss_mb_per_stream(&self) -> f64 {
         kb_to_mb(self.window.peak_rss_kb) / self.streams as f64
     }
