@@ -73,11 +73,13 @@ pub struct SocketPair {
     pub rtp: Arc<std::net::UdpSocket>,
     /// A packet or two a second: the driver waits on it.
     pub rtcp: Arc<UdpSocket>,
+    /// `rtp`'s port, known from the bind (status reads it four times a second).
+    rtp_port: u16,
 }
 
 impl SocketPair {
     pub fn rtp_port(&self) -> u16 {
-        self.rtp.local_addr().map_or(0, |a| a.port())
+        self.rtp_port
     }
 }
 
@@ -152,6 +154,7 @@ async fn bind_pair_at(ip: IpAddr, port: u16) -> Option<SocketPair> {
     batch::prepare(&rtp, RTP_SOCKET_BUFFER);
     let rtcp = UdpSocket::bind((ip, port.checked_add(1)?)).await.ok()?;
     Some(SocketPair {
+        rtp_port: rtp.local_addr().ok()?.port(),
         rtp: Arc::new(rtp),
         rtcp: Arc::new(rtcp),
     })
