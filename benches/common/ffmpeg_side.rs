@@ -34,8 +34,8 @@ pub async fn run(setup: &Setup<'_>) -> Fallible<SideResult> {
         senders.push(sender);
         names.push(name);
     }
-    // A receiver that never starts is the reference's failure, not the run's: it is measured
-    // with the others and reported with their damaged recordings.
+    // A receiver that never starts is the reference's failure, not the run's: it is reported
+    // with the reference's damaged recordings.
     if let Err(e) = wait_until_published(nginx, &names, || true).await {
         eprintln!("ffmpeg: {e}");
     }
