@@ -19,7 +19,7 @@
 
 mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,27 +158,55 @@ pub fn scan(dir: &Path, cache: &mut BTreeMap<String, ScannedFile>) -> DirectoryS
 /// Scans in a row that may find the directory swapped while it was being read.
 const MAX_SWAPPED_RESCANS: u32 = 3;
 
+/// How long a scan that lost spec files waits before it is believed. `rm -rf broadcasts.d`
+/// deletes the files first and the directory last, and a deploy tool may empty a directory
+/// just before swapping it: the pause lets the directory's own disappearance be seen, so the
+/// running calls are kept instead of hung up by the first half of the change.
+const REMOVAL_CONFIRM: Duration = Duration::from_millis(250);
+
+/// Reads the directory, arming (or re-arming) the watches first, so a change made during the
+/// read is heard.
+fn scan_watched(
+    config: &SourceConfig,
+    watch: &mut DirWatch,
+    cache: &mut BTreeMap<String, ScannedFile>,
+) -> DirectoryScan {
+    let mut scan = None;
+    for _ in 0..MAX_SWAPPED_RESCANS {
+        if watch.ensure() {
+            tracing::debug!(dir = %config.dir.display(), "spec directory watch armed");
+        }
+        scan = Some(self::scan(&config.dir, cache));
+        if !watch.swapped() {
+            break;
+        }
+    }
+    scan.unwrap_or_else(|| self::scan(&config.dir, cache))
+}
+
+/// Whether `scan` read the directory and found some spec file of `before` missing.
+fn lost_files(before: &BTreeSet<String>, scan: &DirectoryScan) -> bool {
+    scan.error.is_none() && before.iter().any(|name| !scan.files.contains_key(name))
+}
+
 /// Watches the directory and sends a [`DirectoryScan`] after each change, on every resync and
 /// whenever `rescan_now` is notified (SIGHUP). Runs until the receiver is dropped.
 pub async fn run(config: SourceConfig, tx: mpsc::Sender<DirectoryScan>, rescan_now: Arc<Notify>) {
     let dirty = Arc::new(Dirty::default());
     let mut watch = DirWatch::new(&config.dir, dirty.clone());
     let mut cache = BTreeMap::new();
+    let mut sent = BTreeSet::new();
     let mut resync = tokio::time::interval(config.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Arm (or re-arm) before reading, so a change made during the read is heard.
-        let mut scan = None;
-        for _ in 0..MAX_SWAPPED_RESCANS {
-            if watch.ensure() {
-                tracing::debug!(dir = %config.dir.display(), "spec directory watch armed");
-            }
-            scan = Some(self::scan(&config.dir, &mut cache));
-            if !watch.swapped() {
-                break;
-            }
+        let mut scan = scan_watched(&config, &mut watch, &mut cache);
+        if lost_files(&sent, &scan) {
+            tokio::time::sleep(REMOVAL_CONFIRM).await;
+            scan = scan_watched(&config, &mut watch, &mut cache);
         }
-        let Some(scan) = scan else { return };
+        if scan.error.is_none() {
+            sent = scan.files.keys().cloned().collect();
+        }
         if tx.send(scan).await.is_err() {
             return;
         }
