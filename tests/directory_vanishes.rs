@@ -66,6 +66,29 @@ async fn rm_rf_and_mkdir_then_a_new_spec_dials_within_a_second() {
     engine.shutdown().await;
 }
 
+/// `rm -rf d && mkdir d` in one breath: ext4 and tmpfs hand the new directory the inode number
+/// of the old one, so "same (device, inode)" must not be taken for "same directory, still
+/// watched".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_recreated_at_once_with_the_same_inode_number_is_watched_again() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("broadcasts.d");
+    std::fs::create_dir(&dir).unwrap();
+    let (engine, dialer) = start(&dir, WallClock::System).await;
+    for round in 0..5 {
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let name = format!("round{round}");
+        let took = drop_spec_and_time_the_dial(&dialer, &dir, &name).await;
+        assert!(
+            took <= Duration::from_secs(1),
+            "{name} dialed after {took:?}"
+        );
+    }
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_renamed_over_the_path_is_read_and_watched_at_once() {
     let root = tempfile::tempdir().unwrap();

@@ -36,6 +36,9 @@ pub(super) struct Dirty {
     pub(super) notify: Notify,
     /// Set when an event says a spec file is being written in place (wait for quiet).
     quiet: AtomicBool,
+    /// Set when an event concerned the directory itself (removed, created, renamed): the
+    /// watches must be armed again even if the path's identity looks unchanged.
+    rearm: AtomicBool,
 }
 
 impl Dirty {
@@ -85,7 +88,7 @@ impl DirWatch {
     /// Whether the path names something else than when the watches were armed: a scan made
     /// since may have read the old directory.
     pub(super) fn swapped(&self) -> bool {
-        identity(&self.dir) != self.armed_on
+        self.dirty.rearm.load(Ordering::Relaxed) || identity(&self.dir) != self.armed_on
     }
 
     /// Arms both watches, again if the path names something else than when they were armed or
@@ -94,6 +97,7 @@ impl DirWatch {
         if self.complete && !self.swapped() {
             return false;
         }
+        self.dirty.rearm.store(false, Ordering::Relaxed);
         self.watcher = None; // drop the old watches before adding new ones
         self.armed_on = identity(&self.dir);
         self.complete = false;
@@ -101,6 +105,9 @@ impl DirWatch {
         let dirty = self.dirty.clone();
         let handler = move |event: notify::Result<notify::Event>| match &event {
             Ok(event) => {
+                if replaces_the_directory(&dir, event) {
+                    dirty.rearm.store(true, Ordering::Relaxed);
+                }
                 if let Some(settle) = classify(&dir, event) {
                     dirty.mark(settle);
                 }
@@ -143,6 +150,16 @@ impl DirWatch {
             self.warned = true;
         }
     }
+}
+
+/// Whether an event says the directory itself was removed, created or renamed (reads of it,
+/// ours included, and attribute changes do not).
+fn replaces_the_directory(dir: &Path, event: &notify::Event) -> bool {
+    use notify::event::ModifyKind;
+    matches!(
+        event.kind,
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+    ) && event.paths.iter().any(|p| p == dir)
 }
 
 /// Whether an event from either watch matters, and how to settle it. `dir` is absolute.
@@ -211,6 +228,31 @@ mod tests {
             classify(dir, &Event::new(EventKind::Other)),
             Some(Settle::Quick),
             "an overflow names no path"
+        );
+    }
+
+    #[test]
+    fn only_a_removal_creation_or_rename_of_the_directory_itself_re_arms() {
+        let dir = Path::new("/etc/sipcast/broadcasts.d");
+        let on = |kind: EventKind, path: &str| Event::new(kind).add_path(PathBuf::from(path));
+        let itself = "/etc/sipcast/broadcasts.d";
+        for kind in [
+            EventKind::Remove(RemoveKind::Folder),
+            EventKind::Create(CreateKind::Folder),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+        ] {
+            assert!(replaces_the_directory(dir, &on(kind, itself)), "{kind:?}");
+        }
+        let read = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        assert!(
+            !replaces_the_directory(dir, &on(read, itself)),
+            "our own read_dir"
+        );
+        let created = EventKind::Create(CreateKind::File);
+        let spec = "/etc/sipcast/broadcasts.d/a.toml";
+        assert!(
+            !replaces_the_directory(dir, &on(created, spec)),
+            "a spec file"
         );
     }
 }
