@@ -41,7 +41,7 @@ fn unpublish_after_takes_the_slate_off_air_while_the_call_stays_down() {
     spec.extra =
         "[redial]\ninitial = \"1s\"\nmax = \"1s\"\n\n[output]\nunpublish_after = \"3s\"\n".into();
     daemon.put_spec("brb", &spec.render());
-    let on_air = daemon.wait_status("brb", Duration::from_secs(5), "the slate on air", |s| {
+    let on_air = daemon.wait_status("brb", Duration::from_secs(10), "the slate on air", |s| {
         target_state(s, 0) == "publishing"
     });
     assert_eq!(on_air["rtmp"][0]["showing"], "slate");

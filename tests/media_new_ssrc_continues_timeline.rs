@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use media_support::{RtpSource, SourceAudio};
 use sipcast::frame::{AudioFormat, MediaFrame};
+use sipcast::media::session::RECEIVE_EVERY;
 use sipcast::media::{AudioOutputs, LocalMedia, MediaConfig, MediaSession};
 
 const LEG: f64 = 3.0;
@@ -46,7 +47,16 @@ async fn collect_until_done(
     loop {
         tokio::select! {
             Some(frame) = frames.recv() => out.push((frame, sipcast::clock::monotonic())),
-            _ = check.tick() => if source.finished() { return },
+            _ = check.tick() => if source.finished() { break },
+        }
+    }
+    // The sender's last packets wait in the socket for the media task's next receive tick.
+    let drained = tokio::time::sleep(2 * RECEIVE_EVERY);
+    tokio::pin!(drained);
+    loop {
+        tokio::select! {
+            Some(frame) = frames.recv() => out.push((frame, sipcast::clock::monotonic())),
+            _ = &mut drained => return,
         }
     }
 }

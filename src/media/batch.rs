@@ -16,7 +16,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime};
 
 /// Datagrams taken per system call.
-pub const BATCH: usize = 16;
+pub const BATCH: usize = 32;
 
 /// One buffer per datagram, one byte larger than the largest datagram taken, so a longer one
 /// is seen as oversized rather than cut.

@@ -9,9 +9,9 @@
 //! [`latch`] that keeps strangers out), [`encryption`] decrypts SRTP before any of that, and
 //! [`session`] is their tokio driver.
 //!
-//! The media task wakes on a 20 ms tick, not per packet: it takes the RTP sockets' waiting
-//! datagrams in [`batch`]es (one `recvmmsg` each, stamped with the kernel's arrival time) and
-//! only RTCP, a packet a second, wakes it on arrival.
+//! The media task wakes on a 100 ms tick ([`session::RECEIVE_EVERY`]), not per packet: it takes
+//! the RTP sockets' waiting datagrams in [`batch`]es (one `recvmmsg` each, stamped with the
+//! kernel's arrival time) and only RTCP, a packet a second, wakes it on arrival.
 //!
 //! A frame crosses two tasks on its way out: the media task receives the datagrams, runs them
 //! through the receiver and hands each finished frame to a [`crate::frame::FrameSink`] — in the

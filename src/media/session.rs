@@ -45,9 +45,11 @@ const STATUS_EVERY: Duration = Duration::from_millis(250);
 /// Receive buffers: one byte more than the largest datagram taken, to see oversized ones.
 const RECEIVE_BUFFER: usize = MAX_DATAGRAM + 1;
 /// How often the RTP sockets are emptied. Media waits at most this long in the kernel, far
-/// below any RTMP player's buffer, and the driver wakes 50 times a second instead of for
-/// every packet.
-const RECEIVE_EVERY: Duration = Duration::from_millis(20);
+/// below any RTMP player's buffer (seconds), and the driver wakes 10 times a second instead of
+/// for every packet: at 50 streams of 720p30 a 100 ms tick costs 0.13 CPU s per stream-minute
+/// against 0.17 at 40 ms and 0.22 at 20 ms (`daemon_vs_ffmpeg`), the kernel's share falling
+/// from 37 % to 17 %. The output places call frames at least this far ahead of its clock.
+pub const RECEIVE_EVERY: Duration = Duration::from_millis(100);
 /// Batches taken from one socket per tick at most (so one flooded socket cannot hold the
 /// task); what is left waits for the next tick.
 const BATCHES_PER_TICK: usize = 64;

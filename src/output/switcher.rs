@@ -32,11 +32,14 @@ use bytes::Bytes;
 use super::silence::SilenceFrame;
 use super::slate::{SLATE_FPS, Slate};
 use crate::frame::{AudioFormat, MediaFrame, StreamMetadata};
+use crate::media::session::RECEIVE_EVERY;
 pub use crate::rtmp::Showing;
 
 /// Call frames are placed this far ahead of "now" on the output timeline, so that a track
-/// whose first frame lags the other's a little still lands after the slate's last frame.
-const SOURCE_LEAD_MS: i64 = 100;
+/// whose first frame lags the other's a little still lands after the slate's last frame. The
+/// media task hands over a receive tick's frames at once, the oldest up to a tick old, so the
+/// lead is a tick more than that margin.
+const SOURCE_LEAD_MS: i64 = RECEIVE_EVERY.as_millis() as i64 + 100;
 
 #[derive(Clone, Debug)]
 pub struct SwitcherConfig {
@@ -61,7 +64,8 @@ impl SwitcherConfig {
             aac: true,
             copy: None,
             video_loss_after: Duration::from_millis(1500),
-            audio_gap_after: Duration::from_millis(300),
+            // A tick between two deliveries of call audio is normal, not a gap.
+            audio_gap_after: Duration::from_millis(300) + RECEIVE_EVERY,
         }
     }
 }
@@ -111,6 +115,17 @@ impl AudioLane {
 
     fn frame_ms(&self) -> i64 {
         i64::from(self.silence.samples) * 1000 / i64::from(self.silence.sample_rate)
+    }
+
+    /// Silence frame `count` of the fill anchored at `anchor`, never before the lane's last.
+    fn emit_silence(&mut self, anchor: i64, count: u64, out: &mut VecDeque<MediaFrame>) {
+        let ts_ms = monotonic_after(self.last_ts, self.fill_ts(anchor, count));
+        self.last_ts = Some(ts_ms);
+        out.push_back(MediaFrame::Audio {
+            ts_ms,
+            format: self.silence.format,
+            data: self.silence.data.clone(),
+        });
     }
 }
 
@@ -381,7 +396,16 @@ impl Switcher {
         let ts_ms = match lane {
             Some(lane) => {
                 lane.last_call_audio_at = Some(now);
-                lane.filling = None;
+                if let Some((anchor, mut count)) = lane.filling.take() {
+                    // Silence runs on up to the call's first frame, which sits the source lead
+                    // ahead of the output's clock: no hole in the audio at the switch (at most
+                    // a second of it, as when filling).
+                    let limit = count + (1000 / lane.frame_ms().max(1)) as u64;
+                    while count < limit && lane.fill_ts(anchor, count) + lane.frame_ms() <= ts {
+                        lane.emit_silence(anchor, count, &mut self.out);
+                        count += 1;
+                    }
+                }
                 let ts_ms = monotonic_after(lane.last_ts, ts);
                 lane.last_ts = Some(ts_ms);
                 ts_ms
@@ -481,13 +505,7 @@ impl Switcher {
                 count += skip.max(0) as u64;
             }
             while lane.fill_ts(anchor, count) <= out_now {
-                let ts_ms = monotonic_after(lane.last_ts, lane.fill_ts(anchor, count));
-                lane.last_ts = Some(ts_ms);
-                self.out.push_back(MediaFrame::Audio {
-                    ts_ms,
-                    format: lane.silence.format,
-                    data: lane.silence.data.clone(),
-                });
+                lane.emit_silence(anchor, count, &mut self.out);
                 count += 1;
             }
             lane.filling = Some((anchor, count));

@@ -211,9 +211,10 @@ fn a_redial_restarts_the_call_timestamps_but_not_the_output_timeline() {
     for format in [AudioFormat::Aac, AudioFormat::Pcmu] {
         let audio: Vec<u32> = run.audio(format).iter().map(|a| a.0).collect();
         assert_rising(&audio, "audio");
-        // No gap longer than two frames anywhere: silence bridged the redial.
+        // No gap longer than two frames anywhere: silence bridged the redial, up to the
+        // call audio placed the source lead ahead.
         let worst = audio.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-        assert!(worst <= 130, "{format:?} gap of {worst} ms");
+        assert!(worst <= 45, "{format:?} gap of {worst} ms");
     }
     let last = *video.last().unwrap();
     let elapsed = run.now.duration_since(run.switcher.start).as_millis() as u32;
