@@ -55,6 +55,11 @@ impl<const SLOT: usize> DatagramBatch<SLOT> {
         Ok(count)
     }
 
+    /// How long before the last [`Self::receive`] its `index`th datagram arrived.
+    pub fn age(&self, index: usize) -> Option<Duration> {
+        self.ages.get(..self.count)?.get(index).copied()
+    }
+
     /// The `index`th datagram of the last [`Self::receive`]: its bytes (mutable, so SRTP can
     /// decrypt in place), its source and how long ago it arrived.
     pub fn datagram(&mut self, index: usize) -> Option<(&mut [u8], SocketAddr, Duration)> {
@@ -271,8 +276,11 @@ mod tests {
         let (mut seen, mut oldest) = (Vec::new(), Duration::ZERO);
         loop {
             let count = batch.receive(&receiver).unwrap();
+            assert_eq!(batch.age(count), None);
             for i in 0..count {
+                let said = batch.age(i);
                 let (bytes, from, age) = batch.datagram(i).unwrap();
+                assert_eq!(said, Some(age));
                 assert_eq!(from, sender.local_addr().unwrap());
                 assert_eq!(bytes.len(), 100);
                 assert!(age < Duration::from_secs(1), "{age:?}");

@@ -46,9 +46,9 @@ impl Resampler {
 
     /// `value / denominator`, rounded toward zero as `/` does, by one multiply: a division
     /// per output sample was most of the resampler's time (48,000 a second per stream). Exact
-    /// for |value| < 2^32 (here at most 65,535 × `denominator` < 2^32): with ⌈2^48/d⌉ = (2^48
-    /// + e)/d, e < d < 2^16, the error x·e/(d·2^48) stays below 1/d and never crosses an
-    /// integer.
+    /// for |value| < 2^32 (here at most 65,535 × `denominator` < 2^32): writing ⌈2^48/d⌉ as
+    /// (2^48 + e)/d with e < d < 2^16, the error x·e/(d·2^48) stays below 1/d and never
+    /// crosses an integer.
     fn divide(&self, value: i64) -> i64 {
         let quotient =
             ((u128::from(value.unsigned_abs()) * u128::from(self.reciprocal)) >> 48) as i64;

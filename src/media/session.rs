@@ -341,6 +341,54 @@ struct Driver {
     last_rtcp_at: Option<Instant>,
 }
 
+/// One RTP socket's part of a receive: its current batch and how far it has been handed over.
+struct Lane<'a> {
+    track: Track,
+    socket: Option<&'a std::net::UdpSocket>,
+    /// Datagrams in the current batch, the next one to hand over, and when it was taken.
+    count: usize,
+    next: usize,
+    taken_at: Instant,
+    batches: usize,
+}
+
+impl<'a> Lane<'a> {
+    fn new(track: Track, socket: Option<&'a std::net::UdpSocket>) -> Self {
+        Lane {
+            track,
+            socket,
+            count: 0,
+            next: 0,
+            taken_at: monotonic(),
+            batches: 0,
+        }
+    }
+
+    /// Takes the next batch once this one is handed over, if it was full (more may wait) or
+    /// is the first; a socket error or a short batch ends the lane for this receive.
+    fn refill<const SLOT: usize>(&mut self, batch: &mut DatagramBatch<SLOT>) {
+        let more_may_wait = self.batches == 0 || self.count == batch::BATCH;
+        if self.next < self.count || !more_may_wait || self.batches >= BATCHES_PER_TICK {
+            return;
+        }
+        let Some(socket) = self.socket else { return };
+        // ICMP errors (port unreachable after our RTCP) and the like: nothing to read.
+        self.count = batch.receive(socket).unwrap_or(0);
+        self.next = 0;
+        self.taken_at = monotonic();
+        self.batches += 1;
+    }
+
+    /// When the next datagram to hand over arrived.
+    fn arrival<const SLOT: usize>(&self, batch: &DatagramBatch<SLOT>) -> Option<Instant> {
+        if self.next >= self.count {
+            return None;
+        }
+        let age = batch.age(self.next)?;
+        Some(self.taken_at.checked_sub(age).unwrap_or(self.taken_at))
+    }
+}
+
 async fn recv_on(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     match socket {
         Some(socket) => socket.recv_from(buf).await,
@@ -356,7 +404,7 @@ impl Driver {
     ) {
         let audio = self.local.audio.clone();
         let video = self.local.video.clone();
-        let mut batch = DatagramBatch::<RECEIVE_BUFFER>::new();
+        let mut batches: [DatagramBatch<RECEIVE_BUFFER>; 2] = Default::default();
         let (mut a_rtcp, mut v_rtcp) = ([0u8; RECEIVE_BUFFER], [0u8; RECEIVE_BUFFER]);
         let mut receive_tick = tokio::time::interval(RECEIVE_EVERY);
         receive_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -382,19 +430,21 @@ impl Driver {
                         self.remote = *remote;
                     }
                 },
+                // RTCP comes after the RTP that arrived before it, as the sender sent them.
                 Ok((len, from)) = audio.rtcp.recv_from(&mut a_rtcp) => {
+                    let arrived = monotonic();
+                    self.receive_rtp(&audio.rtp, video.as_ref().map(|v| &*v.rtp), &mut batches);
                     let datagram = a_rtcp.get_mut(..len).unwrap_or_default();
-                    self.on_datagram(MediaPort::new(Track::Audio, true), datagram, from, monotonic());
+                    self.on_datagram(MediaPort::new(Track::Audio, true), datagram, from, arrived);
                 }
                 Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtcp), &mut v_rtcp) => {
+                    let arrived = monotonic();
+                    self.receive_rtp(&audio.rtp, video.as_ref().map(|v| &*v.rtp), &mut batches);
                     let datagram = v_rtcp.get_mut(..len).unwrap_or_default();
-                    self.on_datagram(MediaPort::new(Track::Video, true), datagram, from, monotonic());
+                    self.on_datagram(MediaPort::new(Track::Video, true), datagram, from, arrived);
                 }
                 _ = receive_tick.tick() => {
-                    self.receive_rtp(&audio.rtp, Track::Audio, &mut batch);
-                    if let Some(video) = &video {
-                        self.receive_rtp(&video.rtp, Track::Video, &mut batch);
-                    }
+                    self.receive_rtp(&audio.rtp, video.as_ref().map(|v| &*v.rtp), &mut batches);
                     let now = monotonic();
                     if self.receiver.poll_timeout().is_some_and(|t| Instant::from_std(t) <= now) {
                         self.receiver.handle_timeout(now.into_std());
@@ -411,29 +461,37 @@ impl Driver {
         self.publish_status();
     }
 
-    /// Empties `socket` (up to [`BATCHES_PER_TICK`] batches), each datagram at the time the
-    /// kernel received it.
-    fn receive_rtp<const SLOT: usize>(
+    /// Empties the RTP sockets (up to [`BATCHES_PER_TICK`] batches each) and hands their
+    /// datagrams over in the order the kernel received them, each at that time: the receiver
+    /// sees the call as it arrived (a keyframe before the audio that came after it), and the
+    /// output gets audio and video interleaved, whatever the tick.
+    fn receive_rtp(
         &mut self,
-        socket: &std::net::UdpSocket,
-        track: Track,
-        batch: &mut DatagramBatch<SLOT>,
+        audio: &std::net::UdpSocket,
+        video: Option<&std::net::UdpSocket>,
+        batches: &mut [DatagramBatch<RECEIVE_BUFFER>; 2],
     ) {
-        for _ in 0..BATCHES_PER_TICK {
-            let count = match batch.receive(socket) {
-                Ok(count) => count,
-                // ICMP errors (port unreachable after our RTCP) and the like: nothing to read.
-                Err(_) => break,
-            };
-            let now = monotonic();
-            for index in 0..count {
-                if let Some((datagram, from, age)) = batch.datagram(index) {
-                    let arrived = now.checked_sub(age).unwrap_or(now);
-                    self.on_datagram(MediaPort::new(track, false), datagram, from, arrived);
-                }
+        let mut lanes = [
+            Lane::new(Track::Audio, Some(audio)),
+            Lane::new(Track::Video, video),
+        ];
+        loop {
+            for (lane, batch) in lanes.iter_mut().zip(batches.iter_mut()) {
+                lane.refill(batch);
             }
-            if count < batch::BATCH {
+            let earliest = lanes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, lane)| Some((lane.arrival(batches.get(i)?)?, i)))
+                .min();
+            let Some((arrived, i)) = earliest else { break };
+            let (Some(lane), Some(batch)) = (lanes.get_mut(i), batches.get_mut(i)) else {
                 break;
+            };
+            let index = lane.next;
+            lane.next += 1;
+            if let Some((datagram, from, _)) = batch.datagram(index) {
+                self.on_datagram(MediaPort::new(lane.track, false), datagram, from, arrived);
             }
         }
     }
