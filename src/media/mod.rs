@@ -11,8 +11,8 @@
 //!
 //! The media task wakes on a 100 ms tick ([`session::RECEIVE_EVERY`]), not per packet: it takes
 //! the RTP sockets' waiting datagrams in [`batch`]es (one `recvmmsg` each, stamped with the
-//! kernel's arrival time) and hands them to the receiver merged in arrival order across the
-//! sockets; only RTCP, a packet a second, wakes it on arrival (after the RTP waiting before it).
+//! kernel's arrival time) and hands them to the receiver merged in [`arrival`] order across
+//! the sockets; only RTCP, a packet a second, wakes it on arrival (after the RTP waiting before it).
 //!
 //! A frame crosses two tasks on its way out: the media task receives the datagrams, runs them
 //! through the receiver and hands each finished frame to a [`crate::frame::FrameSink`] — in the
@@ -51,6 +51,7 @@
 
 pub mod aac;
 pub mod annexb;
+pub mod arrival;
 pub mod audio;
 pub mod avcc;
 pub mod batch;

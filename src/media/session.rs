@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::arrival;
 use super::batch::{self, DatagramBatch};
 use super::encryption::MediaSrtp;
 use super::latch::MediaPort;
@@ -341,54 +342,6 @@ struct Driver {
     last_rtcp_at: Option<Instant>,
 }
 
-/// One RTP socket's part of a receive: its current batch and how far it has been handed over.
-struct Lane<'a> {
-    track: Track,
-    socket: Option<&'a std::net::UdpSocket>,
-    /// Datagrams in the current batch, the next one to hand over, and when it was taken.
-    count: usize,
-    next: usize,
-    taken_at: Instant,
-    batches: usize,
-}
-
-impl<'a> Lane<'a> {
-    fn new(track: Track, socket: Option<&'a std::net::UdpSocket>) -> Self {
-        Lane {
-            track,
-            socket,
-            count: 0,
-            next: 0,
-            taken_at: monotonic(),
-            batches: 0,
-        }
-    }
-
-    /// Takes the next batch once this one is handed over, if it was full (more may wait) or
-    /// is the first; a socket error or a short batch ends the lane for this receive.
-    fn refill<const SLOT: usize>(&mut self, batch: &mut DatagramBatch<SLOT>) {
-        let more_may_wait = self.batches == 0 || self.count == batch::BATCH;
-        if self.next < self.count || !more_may_wait || self.batches >= BATCHES_PER_TICK {
-            return;
-        }
-        let Some(socket) = self.socket else { return };
-        // ICMP errors (port unreachable after our RTCP) and the like: nothing to read.
-        self.count = batch.receive(socket).unwrap_or(0);
-        self.next = 0;
-        self.taken_at = monotonic();
-        self.batches += 1;
-    }
-
-    /// When the next datagram to hand over arrived.
-    fn arrival<const SLOT: usize>(&self, batch: &DatagramBatch<SLOT>) -> Option<Instant> {
-        if self.next >= self.count {
-            return None;
-        }
-        let age = batch.age(self.next)?;
-        Some(self.taken_at.checked_sub(age).unwrap_or(self.taken_at))
-    }
-}
-
 async fn recv_on(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     match socket {
         Some(socket) => socket.recv_from(buf).await,
@@ -471,29 +424,20 @@ impl Driver {
         video: Option<&std::net::UdpSocket>,
         batches: &mut [DatagramBatch<RECEIVE_BUFFER>; 2],
     ) {
-        let mut lanes = [
-            Lane::new(Track::Audio, Some(audio)),
-            Lane::new(Track::Video, video),
-        ];
-        loop {
-            for (lane, batch) in lanes.iter_mut().zip(batches.iter_mut()) {
-                lane.refill(batch);
-            }
-            let earliest = lanes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, lane)| Some((lane.arrival(batches.get(i)?)?, i)))
-                .min();
-            let Some((arrived, i)) = earliest else { break };
-            let (Some(lane), Some(batch)) = (lanes.get_mut(i), batches.get_mut(i)) else {
-                break;
-            };
-            let index = lane.next;
-            lane.next += 1;
-            if let Some((datagram, from, _)) = batch.datagram(index) {
-                self.on_datagram(MediaPort::new(lane.track, false), datagram, from, arrived);
-            }
-        }
+        let sockets = [Some(audio), video];
+        arrival::receive_in_arrival_order(
+            sockets,
+            batches,
+            BATCHES_PER_TICK,
+            |lane, datagram, from, arrived| {
+                let track = if lane == 0 {
+                    Track::Audio
+                } else {
+                    Track::Video
+                };
+                self.on_datagram(MediaPort::new(track, false), datagram, from, arrived);
+            },
+        );
     }
 
     /// One datagram, received into a buffer one byte larger than [`MAX_DATAGRAM`] (so a longer
