@@ -51,13 +51,9 @@ async fn collect_until_done(
         }
     }
     // The sender's last packets wait in the socket for the media task's next receive tick.
-    let drained = tokio::time::sleep(2 * RECEIVE_EVERY);
-    tokio::pin!(drained);
-    loop {
-        tokio::select! {
-            Some(frame) = frames.recv() => out.push((frame, sipcast::clock::monotonic())),
-            _ = &mut drained => return,
-        }
+    let until = sipcast::clock::monotonic() + 2 * RECEIVE_EVERY;
+    while let Ok(Some(frame)) = tokio::time::timeout_at(until, frames.recv()).await {
+        out.push((frame, sipcast::clock::monotonic()));
     }
 }
 

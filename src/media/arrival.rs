@@ -24,7 +24,8 @@ pub fn receive_in_arrival_order<const SLOT: usize>(
     mut handle: impl FnMut(usize, &mut [u8], SocketAddr, Instant),
 ) {
     let [first, second] = sockets;
-    let mut cursors = [Cursor::new(first), Cursor::new(second)];
+    let start = monotonic();
+    let mut cursors = [Cursor::new(first, start), Cursor::new(second, start)];
     loop {
         for (cursor, batch) in cursors.iter_mut().zip(batches.iter_mut()) {
             cursor.refill(batch, max_batches);
@@ -60,12 +61,12 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn new(socket: Option<&'a UdpSocket>) -> Self {
+    fn new(socket: Option<&'a UdpSocket>, start: Instant) -> Self {
         Cursor {
             socket,
             count: 0,
             next: 0,
-            taken_at: monotonic(),
+            taken_at: start,
             batches: 0,
         }
     }

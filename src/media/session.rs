@@ -342,6 +342,9 @@ struct Driver {
     last_rtcp_at: Option<Instant>,
 }
 
+/// A call's RTP sockets: audio, and video when the call has it.
+type RtpSockets<'a> = [Option<&'a std::net::UdpSocket>; 2];
+
 async fn recv_on(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     match socket {
         Some(socket) => socket.recv_from(buf).await,
@@ -357,6 +360,7 @@ impl Driver {
     ) {
         let audio = self.local.audio.clone();
         let video = self.local.video.clone();
+        let rtp = [Some(&*audio.rtp), video.as_ref().map(|v| &*v.rtp)];
         let mut batches: [DatagramBatch<RECEIVE_BUFFER>; 2] = Default::default();
         let (mut a_rtcp, mut v_rtcp) = ([0u8; RECEIVE_BUFFER], [0u8; RECEIVE_BUFFER]);
         let mut receive_tick = tokio::time::interval(RECEIVE_EVERY);
@@ -383,21 +387,16 @@ impl Driver {
                         self.remote = *remote;
                     }
                 },
-                // RTCP comes after the RTP that arrived before it, as the sender sent them.
                 Ok((len, from)) = audio.rtcp.recv_from(&mut a_rtcp) => {
-                    let arrived = monotonic();
-                    self.receive_rtp(&audio.rtp, video.as_ref().map(|v| &*v.rtp), &mut batches);
                     let datagram = a_rtcp.get_mut(..len).unwrap_or_default();
-                    self.on_datagram(MediaPort::new(Track::Audio, true), datagram, from, arrived);
+                    self.on_rtcp(Track::Audio, datagram, from, rtp, &mut batches);
                 }
                 Ok((len, from)) = recv_on(video.as_ref().map(|v| &*v.rtcp), &mut v_rtcp) => {
-                    let arrived = monotonic();
-                    self.receive_rtp(&audio.rtp, video.as_ref().map(|v| &*v.rtp), &mut batches);
                     let datagram = v_rtcp.get_mut(..len).unwrap_or_default();
-                    self.on_datagram(MediaPort::new(Track::Video, true), datagram, from, arrived);
+                    self.on_rtcp(Track::Video, datagram, from, rtp, &mut batches);
                 }
                 _ = receive_tick.tick() => {
-                    self.receive_rtp(&audio.rtp, video.as_ref().map(|v| &*v.rtp), &mut batches);
+                    self.receive_rtp(rtp, &mut batches);
                     let now = monotonic();
                     if self.receiver.poll_timeout().is_some_and(|t| Instant::from_std(t) <= now) {
                         self.receiver.handle_timeout(now.into_std());
@@ -420,13 +419,11 @@ impl Driver {
     /// output gets audio and video interleaved, whatever the tick.
     fn receive_rtp(
         &mut self,
-        audio: &std::net::UdpSocket,
-        video: Option<&std::net::UdpSocket>,
+        rtp: RtpSockets<'_>,
         batches: &mut [DatagramBatch<RECEIVE_BUFFER>; 2],
     ) {
-        let sockets = [Some(audio), video];
         arrival::receive_in_arrival_order(
-            sockets,
+            rtp,
             batches,
             BATCHES_PER_TICK,
             |lane, datagram, from, arrived| {
@@ -438,6 +435,21 @@ impl Driver {
                 self.on_datagram(MediaPort::new(track, false), datagram, from, arrived);
             },
         );
+    }
+
+    /// An RTCP datagram for `track`, just received: it comes after the RTP that arrived before
+    /// it, as the sender sent them, so the RTP sockets are emptied first.
+    fn on_rtcp(
+        &mut self,
+        track: Track,
+        datagram: &mut [u8],
+        from: SocketAddr,
+        rtp: RtpSockets<'_>,
+        batches: &mut [DatagramBatch<RECEIVE_BUFFER>; 2],
+    ) {
+        let arrived = monotonic();
+        self.receive_rtp(rtp, batches);
+        self.on_datagram(MediaPort::new(track, true), datagram, from, arrived);
     }
 
     /// One datagram, received into a buffer one byte larger than [`MAX_DATAGRAM`] (so a longer

@@ -117,15 +117,29 @@ impl AudioLane {
         i64::from(self.silence.samples) * 1000 / i64::from(self.silence.sample_rate)
     }
 
-    /// Silence frame `count` of the fill anchored at `anchor`, never before the lane's last.
-    fn emit_silence(&mut self, anchor: i64, count: u64, out: &mut VecDeque<MediaFrame>) {
-        let ts_ms = monotonic_after(self.last_ts, self.fill_ts(anchor, count));
-        self.last_ts = Some(ts_ms);
-        out.push_back(MediaFrame::Audio {
-            ts_ms,
-            format: self.silence.format,
-            data: self.silence.data.clone(),
-        });
+    /// The fill anchored at `anchor` from frame `count` on: every silence frame that starts at
+    /// or before `until`, at most `max` of them, never before the lane's last frame. Returns
+    /// the next frame's count.
+    fn emit_silence_through(
+        &mut self,
+        anchor: i64,
+        mut count: u64,
+        until: i64,
+        max: u64,
+        out: &mut VecDeque<MediaFrame>,
+    ) -> u64 {
+        let limit = count.saturating_add(max);
+        while count < limit && self.fill_ts(anchor, count) <= until {
+            let ts_ms = monotonic_after(self.last_ts, self.fill_ts(anchor, count));
+            self.last_ts = Some(ts_ms);
+            out.push_back(MediaFrame::Audio {
+                ts_ms,
+                format: self.silence.format,
+                data: self.silence.data.clone(),
+            });
+            count += 1;
+        }
+        count
     }
 }
 
@@ -396,15 +410,13 @@ impl Switcher {
         let ts_ms = match lane {
             Some(lane) => {
                 lane.last_call_audio_at = Some(now);
-                if let Some((anchor, mut count)) = lane.filling.take() {
+                if let Some((anchor, count)) = lane.filling.take() {
                     // Silence runs on up to the call's first frame, which sits the source lead
                     // ahead of the output's clock: no hole in the audio at the switch (at most
                     // a second of it, as when filling).
-                    let limit = count + (1000 / lane.frame_ms().max(1)) as u64;
-                    while count < limit && lane.fill_ts(anchor, count) + lane.frame_ms() <= ts {
-                        lane.emit_silence(anchor, count, &mut self.out);
-                        count += 1;
-                    }
+                    let second = (1000 / lane.frame_ms().max(1)) as u64;
+                    let until = ts - lane.frame_ms();
+                    lane.emit_silence_through(anchor, count, until, second, &mut self.out);
                 }
                 let ts_ms = monotonic_after(lane.last_ts, ts);
                 lane.last_ts = Some(ts_ms);
@@ -504,10 +516,7 @@ impl Switcher {
                 let skip = (out_now - 1000 - lane.fill_ts(anchor, count)) / lane.frame_ms().max(1);
                 count += skip.max(0) as u64;
             }
-            while lane.fill_ts(anchor, count) <= out_now {
-                lane.emit_silence(anchor, count, &mut self.out);
-                count += 1;
-            }
+            let count = lane.emit_silence_through(anchor, count, out_now, u64::MAX, &mut self.out);
             lane.filling = Some((anchor, count));
         }
     }
