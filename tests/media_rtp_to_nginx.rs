@@ -51,7 +51,7 @@ async fn rtp_from_ffmpeg_is_published_to_nginx_as_h264_and_aac() {
 
 /// ffmpeg flashes the picture and beeps at the same instants; in the recording, each beep
 /// starts within 25 ms of its flash (the FLV timeline comes from the RTCP sender reports, and
-/// the AAC encoder's 2048-sample priming is taken out).
+/// the AAC encoder's priming is taken out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flashes_and_beeps_sent_together_are_recorded_together() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,9 @@
-//! AAC-LC encoding (ISO/IEC 14496-3) with the Fraunhofer FDK encoder, raw access units for FLV,
-//! and the AudioSpecificConfig (§1.6.2.1) that FLV sends as the AAC sequence header.
+//! AAC-LC encoding (ISO/IEC 14496-3), raw access units for FLV, and the AudioSpecificConfig
+//! (§1.6.2.1) that FLV sends as the AAC sequence header.
+//!
+//! Telephone-band calls (nothing above 4 kHz: G.711, narrowband Speex) are encoded by
+//! [`super::speech_aac`], made for exactly that signal at a fraction of the cost; everything
+//! wider by the Fraunhofer FDK encoder ([`super::fdk`]).
 //!
 //! [`AacTrack`] keeps the AAC stream continuous on the publish timeline: PCM is timestamped when
 //! it arrives, gaps (muted or missing audio) are filled with encoded silence, and output access
@@ -8,6 +12,7 @@
 use bytes::Bytes;
 
 use super::fdk::{EncoderSettings, FdkEncoder};
+use super::speech_aac::{self, SpeechEncoder};
 use crate::frame::PayloadArena;
 use thiserror::Error;
 
@@ -65,6 +70,48 @@ pub fn audio_specific_config(sample_rate: u32) -> Result<[u8; 2], AacError> {
     Ok(bits.to_be_bytes())
 }
 
+/// The widest input band the speech encoder takes: a telephone call's.
+const SPEECH_BAND_HZ: u32 = 4_000;
+
+/// The encoder behind a track.
+enum Encoder {
+    Speech(Box<SpeechEncoder>),
+    Fdk(FdkEncoder),
+}
+
+impl Encoder {
+    fn for_input(config: AacConfig, input_band_hz: Option<u32>) -> Result<Self, AacError> {
+        if let Some(band) = input_band_hz.filter(|&band| band <= SPEECH_BAND_HZ)
+            && let Some(speech) = SpeechEncoder::new(config.sample_rate, config.bitrate, band)
+        {
+            return Ok(Encoder::Speech(Box::new(speech)));
+        }
+        FdkEncoder::new(EncoderSettings {
+            sample_rate: config.sample_rate,
+            bitrate: config.bitrate,
+            bandwidth_hz: input_band_hz,
+        })
+        .map(Encoder::Fdk)
+        .map_err(AacError::Encoder)
+    }
+
+    /// Samples between the input and the decoded output.
+    fn delay_samples(&self) -> Result<u32, AacError> {
+        match self {
+            Encoder::Speech(_) => Ok(speech_aac::DELAY_SAMPLES),
+            Encoder::Fdk(fdk) => fdk.delay_samples().map_err(AacError::Encoder),
+        }
+    }
+
+    /// Feeds one frame of samples: (samples consumed, bytes of access unit written).
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<(usize, usize), AacError> {
+        match self {
+            Encoder::Speech(speech) => Ok((pcm.len(), speech.encode(pcm, out))),
+            Encoder::Fdk(fdk) => fdk.encode(pcm, out).map_err(AacError::Encoder),
+        }
+    }
+}
+
 /// One AAC access unit stamped on the timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AacFrame {
@@ -74,7 +121,7 @@ pub struct AacFrame {
 
 /// PCM on the timeline in, AAC access units out.
 pub struct AacTrack {
-    encoder: FdkEncoder,
+    encoder: Encoder,
     config: AacConfig,
     /// Timeline position of sample 0, set by the first PCM or silence.
     anchor_ms: Option<i64>,
@@ -82,7 +129,7 @@ pub struct AacTrack {
     samples_in: u64,
     /// Access units produced so far, the priming ones included.
     frames_out: u64,
-    /// The encoder's delay in samples (FDK `nDelay`): access unit k decodes to the input from
+    /// The encoder's delay in samples: access unit k decodes to the input from
     /// sample k × 1024 − delay, so stamping it there keeps audio in sync with video.
     delay_samples: u64,
     pending: Vec<i16>,
@@ -109,13 +156,8 @@ impl AacTrack {
     /// its codec's sample rate), which it then does not spend work on.
     pub fn for_input(config: AacConfig, input_band_hz: Option<u32>) -> Result<Self, AacError> {
         audio_specific_config(config.sample_rate)?;
-        let encoder = FdkEncoder::new(EncoderSettings {
-            sample_rate: config.sample_rate,
-            bitrate: config.bitrate,
-            bandwidth_hz: input_band_hz,
-        })
-        .map_err(AacError::Encoder)?;
-        let delay_samples = encoder.delay_samples().map_err(AacError::Encoder)?;
+        let encoder = Encoder::for_input(config, input_band_hz)?;
+        let delay_samples = encoder.delay_samples()?;
         Ok(AacTrack {
             encoder,
             config,
@@ -201,10 +243,7 @@ impl AacTrack {
         let mut consumed = 0;
         while self.pending.len() - consumed >= FRAME_SAMPLES {
             let frame = &self.pending[consumed..consumed + FRAME_SAMPLES];
-            let (taken, written) = self
-                .encoder
-                .encode(frame, &mut self.scratch)
-                .map_err(AacError::Encoder)?;
+            let (taken, written) = self.encoder.encode(frame, &mut self.scratch)?;
             consumed += taken.clamp(1, FRAME_SAMPLES);
             if written > 0 {
                 let first_sample = self.frames_out * FRAME_SAMPLES as u64;
@@ -242,7 +281,10 @@ mod tests {
                 bitrate: 64_000,
             })
             .unwrap();
-            let fdk = track.encoder.audio_specific_config().unwrap();
+            let Encoder::Fdk(encoder) = &track.encoder else {
+                panic!("full-band input goes to FDK");
+            };
+            let fdk = encoder.audio_specific_config().unwrap();
             assert_eq!(fdk, &track.audio_specific_config()[..], "{sample_rate}");
         }
     }
@@ -283,6 +325,24 @@ mod tests {
         assert!(frames.len() <= 18, "{}", frames.len());
         assert_eq!(frames[0].ts_ms, 500);
         assert_eq!(frames[1].ts_ms, 500 + 21);
+    }
+
+    #[test]
+    fn telephone_band_input_goes_to_the_speech_encoder_on_the_same_timeline() {
+        let config = AacConfig::default();
+        let mut track = AacTrack::for_input(config, Some(4_000)).unwrap();
+        assert!(matches!(track.encoder, Encoder::Speech(_)));
+        assert_eq!(track.delay_samples, 1024, "one frame of MDCT overlap");
+        let mut frames = Vec::new();
+        let pcm = vec![1000; 20 * FRAME_SAMPLES];
+        track.push_pcm(500, &pcm, &mut |f| frames.push(f)).unwrap();
+        assert_eq!(frames.len(), 19, "the priming frame is left out");
+        assert_eq!((frames[0].ts_ms, frames[1].ts_ms), (500, 521));
+        // Wideband calls and full-band input stay with FDK.
+        for band in [Some(8_000), None] {
+            let track = AacTrack::for_input(config, band).unwrap();
+            assert!(matches!(track.encoder, Encoder::Fdk(_)), "{band:?}");
+        }
     }
 
     #[test]

@@ -166,3 +166,64 @@ impl Drop for FdkEncoder {
         }
     }
 }
+
+/// FDK's AAC decoder, for tests that judge encoded audio by decoding it.
+#[cfg(test)]
+pub struct FdkDecoder {
+    handle: sys::HANDLE_AACDECODER,
+}
+
+#[cfg(test)]
+impl FdkDecoder {
+    /// A raw-access-unit decoder configured with `audio_specific_config`.
+    pub fn new(audio_specific_config: &[u8]) -> Self {
+        // SAFETY: opens a fresh handle; checked for null below.
+        let handle = unsafe { sys::aacDecoder_Open(sys::TRANSPORT_TYPE_TT_MP4_RAW, 1) };
+        assert!(!handle.is_null(), "aacDecoder_Open");
+        let mut config = audio_specific_config.as_ptr().cast_mut();
+        let length = audio_specific_config.len() as u32;
+        // SAFETY: a live handle; the library reads `length` bytes from `config`.
+        let code = unsafe { sys::aacDecoder_ConfigRaw(handle, &mut config, &length) };
+        assert_eq!(code, 0, "aacDecoder_ConfigRaw");
+        FdkDecoder { handle }
+    }
+
+    /// Decodes one access unit; `Err` carries the decoder's error code.
+    pub fn decode(&mut self, access_unit: &[u8]) -> Result<Vec<i16>, u32> {
+        let mut input = access_unit.as_ptr().cast_mut();
+        let size = access_unit.len() as u32;
+        let mut valid = size;
+        // SAFETY: the library copies at most `size` bytes from `input`.
+        let code = unsafe { sys::aacDecoder_Fill(self.handle, &mut input, &size, &mut valid) };
+        if code != 0 {
+            return Err(code);
+        }
+        let mut pcm = vec![0i16; 8 * 2048];
+        // SAFETY: `pcm` holds the number of samples stated.
+        let code = unsafe {
+            sys::aacDecoder_DecodeFrame(self.handle, pcm.as_mut_ptr(), pcm.len() as i32, 0)
+        };
+        if code != 0 {
+            return Err(code);
+        }
+        // SAFETY: the stream info of a live handle, valid after a decoded frame.
+        let info = unsafe { &*sys::aacDecoder_GetStreamInfo(self.handle) };
+        pcm.truncate(usize::try_from(info.frameSize * info.numChannels).unwrap_or(0));
+        Ok(pcm)
+    }
+
+    /// Samples the decoder itself delays its output by (its limiter's look-ahead).
+    pub fn output_delay(&self) -> usize {
+        // SAFETY: the stream info of a live handle.
+        let info = unsafe { &*sys::aacDecoder_GetStreamInfo(self.handle) };
+        info.outputDelay as usize
+    }
+}
+
+#[cfg(test)]
+impl Drop for FdkDecoder {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from aacDecoder_Open and is closed once.
+        unsafe { sys::aacDecoder_Close(self.handle) }
+    }
+}

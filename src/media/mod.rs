@@ -71,6 +71,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod session;
 pub mod source;
+pub mod speech_aac;
 pub mod speex;
 pub mod sps;
 pub mod stats;
