@@ -26,7 +26,7 @@ fn round_trip(input: &[i16], sample_rate: u32, band_hz: u32) -> (Vec<i16>, Vec<u
         decoded.extend(decoder.decode(&out[..written]).expect("decodes"));
     }
     let delay = DELAY_SAMPLES as usize + decoder.output_delay();
-    (decoded.split_off(delay), sizes)
+    (decoded.split_off(delay.min(decoded.len())), sizes)
 }
 
 /// Signal-to-noise ratio of `decoded` against `reference` in dB, over `range`.
@@ -202,5 +202,33 @@ fn closer_to_the_call_than_fdk_at_the_same_rate() {
             bytes <= fdk_bytes * 21 / 20,
             "{name}: {bytes} bytes vs FDK {fdk_bytes}"
         );
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever PCM arrives (hostile RTP decodes to any samples), every frame fits the budget
+    /// and decodes.
+    #[test]
+    fn any_pcm_encodes_to_frames_that_fit_and_decode(
+        frames in proptest::collection::vec(
+            proptest::collection::vec(proptest::prelude::any::<i16>(), 0..=LINES),
+            1..12,
+        ),
+        loud in proptest::prelude::any::<bool>(),
+    ) {
+        let mut input = Vec::new();
+        for mut frame in frames {
+            if loud {
+                // Push toward full scale, where the escapes and the largest magnitudes are.
+                frame.iter_mut().for_each(|s| *s = if *s < 0 { i16::MIN } else { i16::MAX });
+            }
+            frame.resize(LINES, 0);
+            input.extend(frame);
+        }
+        // round_trip checks each frame's size and that FDK decodes it.
+        let (_, sizes) = round_trip(&input, RATE, TELEPHONE_BAND);
+        proptest::prop_assert_eq!(sizes.len(), input.len() / LINES);
     }
 }
