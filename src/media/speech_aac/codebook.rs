@@ -20,7 +20,7 @@ pub const ZERO_CODEBOOK: u8 = 0;
 /// The escape codebook.
 pub const ESCAPE_CODEBOOK: u8 = 11;
 /// Codebook 11 codes magnitudes up to 15 directly; 16 announces an escape sequence.
-const ESCAPE: u16 = 16;
+pub const ESCAPE: u16 = 16;
 /// The largest magnitude AAC can carry (an escape of 13 bits).
 pub const MAX_MAGNITUDE: u16 = 8191;
 

@@ -23,9 +23,11 @@ use mdct::{LINES, Mdct};
 
 /// Samples between the input and the decoded output: one frame of MDCT overlap.
 pub const DELAY_SAMPLES: u32 = LINES as u32;
-/// An AAC channel never takes more than 6,144 bits per frame (§4.5.3.1).
+/// An AAC channel never takes more than 6,144 bits per frame (the decoder input buffer the
+/// standard requires per channel).
 const MAX_CHANNEL_BITS: usize = 6144;
-/// The quantizer's rounding offset (§4.6.1.3's inverse, as reference encoders use it).
+/// The quantizer's rounding offset, as the standard's reference encoder uses it (plain rounding
+/// would be 0.5; 0.4054 suits the |x|^¾ law).
 const ROUNDING: f32 = 0.4054;
 /// Element id, tag, global gain, ics_info, the three absent-tool flags and the end element.
 const FIXED_BITS: usize = 3 + 4 + 8 + (1 + 2 + 1 + 6 + 1) + 3 + 3;
@@ -291,7 +293,7 @@ impl SpeechEncoder {
                 }
                 writer.put(bits, len);
                 for magnitude in [y, z] {
-                    if magnitude >= 16 {
+                    if magnitude >= codebook::ESCAPE {
                         let escape = codebook::escape(magnitude);
                         writer.put(escape.bits, escape.len);
                     }
