@@ -48,7 +48,8 @@ impl Resampler {
         let most =
             (input.len() as u64 * u64::from(self.denominator)).div_ceil(u64::from(self.step));
         out.resize(start + most as usize + 1, 0);
-        let written = if self.step == 1 && self.position == 0 {
+        // A step of one input sample per output run keeps `position` at 0 between inputs.
+        let written = if self.step == 1 {
             self.upsample_by_whole_factor(input, &mut out[start..])
         } else {
             self.interpolate(input, &mut out[start..])

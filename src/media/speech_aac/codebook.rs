@@ -104,15 +104,6 @@ pub struct Codeword {
     pub len: u32,
 }
 
-/// The codeword of a pair of magnitudes (each already limited to 16).
-fn pair_codeword(y: u16, z: u16) -> Codeword {
-    let (bits, len) = CODEBOOK_11[usize::from(y) * 17 + usize::from(z)];
-    Codeword {
-        bits: u32::from(bits),
-        len: u32::from(len),
-    }
-}
-
 /// The escape sequence of a magnitude of 16 or more (§4.6.3.3): N − 4 ones, a zero, then the
 /// magnitude's low N bits, where N is the position of its highest set bit.
 pub fn escape(magnitude: u16) -> Codeword {
@@ -140,8 +131,7 @@ const PAIR_BITS: [u8; 289] = {
 /// codeword, then the sign of each nonzero value, then the escape of each value of 16 or more).
 #[inline]
 pub fn pair_bits(y: u16, z: u16) -> u32 {
-    let index = usize::from(y.min(ESCAPE)) * 17 + usize::from(z.min(ESCAPE));
-    let mut len = u32::from(PAIR_BITS[index]);
+    let mut len = u32::from(PAIR_BITS[pair_index(y, z)]);
     if (y | z) >= ESCAPE {
         for magnitude in [y, z] {
             if magnitude >= ESCAPE {
@@ -154,7 +144,16 @@ pub fn pair_bits(y: u16, z: u16) -> u32 {
 
 /// The codeword of a pair of magnitudes, limited to 16.
 pub fn pair(y: u16, z: u16) -> Codeword {
-    pair_codeword(y.min(ESCAPE), z.min(ESCAPE))
+    let (bits, len) = CODEBOOK_11[pair_index(y, z)];
+    Codeword {
+        bits: u32::from(bits),
+        len: u32::from(len),
+    }
+}
+
+/// Where a pair of magnitudes, limited to 16, stands in [`CODEBOOK_11`].
+fn pair_index(y: u16, z: u16) -> usize {
+    usize::from(y.min(ESCAPE)) * 17 + usize::from(z.min(ESCAPE))
 }
 
 #[cfg(test)]

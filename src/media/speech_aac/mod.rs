@@ -26,6 +26,8 @@ pub const DELAY_SAMPLES: u32 = LINES as u32;
 /// An AAC channel never takes more than 6,144 bits per frame (the decoder input buffer the
 /// standard requires per channel).
 const MAX_CHANNEL_BITS: usize = 6144;
+/// Scale factor bands of a long block at 44.1 and 48 kHz.
+const BANDS: usize = BAND_OFFSETS.len() - 1;
 /// The quantizer's rounding offset, as the standard's reference encoder uses it (plain rounding
 /// would be 0.5; 0.4054 suits the |x|^¾ law).
 const ROUNDING: f32 = 0.4054;
@@ -198,53 +200,47 @@ impl SpeechEncoder {
         if !self.quantize_lines(gain) {
             return None;
         }
+        let books = self.band_books();
+        let books = &books[..self.bands];
         let mut bits = FIXED_BITS;
-        let mut section: Option<(u8, usize)> = None;
-        for band in 0..self.bands {
-            let (mut band_bits, mut any) = (0, 0);
-            for pair in self.quantized[band_lines(band)].chunks_exact(2) {
-                any |= pair[0] | pair[1];
-                band_bits += codebook::pair_bits(pair[0], pair[1]);
-            }
-            let book = if any != 0 {
-                bits += band_bits as usize + SAME_SCALE_FACTOR_BITS;
-                ESCAPE_CODEBOOK
-            } else {
-                ZERO_CODEBOOK
-            };
-            section = Some(match section {
-                Some((open, length)) if open == book => (open, length + 1),
-                Some((_, length)) => {
-                    bits += section_bits(length);
-                    (book, 1)
-                }
-                None => (book, 1),
-            });
-        }
-        if let Some((_, length)) = section {
-            bits += section_bits(length);
+        bits += sections(books)
+            .map(|(_, bands)| section_bits(bands))
+            .sum::<usize>();
+        for band in (0..books.len()).filter(|&band| books[band] != ZERO_CODEBOOK) {
+            let pairs = self.quantized[band_lines(band)].chunks_exact(2);
+            let band_bits: u32 = pairs
+                .map(|pair| codebook::pair_bits(pair[0], pair[1]))
+                .sum();
+            bits += band_bits as usize + SAME_SCALE_FACTOR_BITS;
         }
         Some(bits.div_ceil(8) * 8)
     }
 
+    /// Each coded band's codebook as the lines stand quantized: the zero codebook when all its
+    /// lines are zero, codebook 11 otherwise. Bands past `bands` are left at zero.
+    fn band_books(&self) -> [u8; BANDS] {
+        let mut books = [ZERO_CODEBOOK; BANDS];
+        for (band, book) in books.iter_mut().enumerate().take(self.bands) {
+            if self.quantized[band_lines(band)]
+                .iter()
+                .any(|&line| line != 0)
+            {
+                *book = ESCAPE_CODEBOOK;
+            }
+        }
+        books
+    }
+
     /// Writes the frame quantized last (with `gain`).
     fn write(&self, gain: u8, out: &mut [u8]) -> usize {
-        let mut coded = [false; BAND_OFFSETS.len()];
-        for (band, coded) in coded.iter_mut().enumerate().take(self.bands) {
-            *coded = band_lines(band).any(|line| self.quantized[line] != 0);
-        }
-        let nonzero = |band: usize| coded[band];
-        let max_band = (0..self.bands)
-            .rev()
-            .find(|&band| nonzero(band))
+        let books = self.band_books();
+        // Trailing zero bands are not sent: max_sfb ends at the last band that carries lines.
+        let max_band = books
+            .iter()
+            .rposition(|&book| book != ZERO_CODEBOOK)
             .map_or(0, |b| b + 1);
-        let book = |band: usize| {
-            if nonzero(band) {
-                ESCAPE_CODEBOOK
-            } else {
-                ZERO_CODEBOOK
-            }
-        };
+        let books = &books[..max_band];
+        let coded = || (0..max_band).filter(|&band| books[band] != ZERO_CODEBOOK);
         let mut writer = BitWriter::new(out);
         writer.put(0, 3); // ID_SCE
         writer.put(0, 4); // element_instance_tag
@@ -255,29 +251,24 @@ impl SpeechEncoder {
         writer.put(max_band as u32, 6); // max_sfb
         writer.put(0, 1); // predictor_data_present
         // section_data(): runs of bands sharing a codebook.
-        let mut band = 0;
-        while band < max_band {
-            let run = (band..max_band)
-                .take_while(|&b| book(b) == book(band))
-                .count();
-            writer.put(u32::from(book(band)), 4);
-            let mut length = run;
+        for (book, bands) in sections(books) {
+            writer.put(u32::from(book), 4);
+            let mut length = bands;
             while length >= SECTION_ESCAPE {
                 writer.put(SECTION_ESCAPE as u32, 5);
                 length -= SECTION_ESCAPE;
             }
             writer.put(length as u32, 5);
-            band += run;
         }
         // scale_factor_data(): every coded band at the global gain.
-        for _ in (0..max_band).filter(|&band| nonzero(band)) {
+        for _ in coded() {
             writer.put(0, SAME_SCALE_FACTOR_BITS as u32);
         }
         writer.put(0, 1); // pulse_data_present
         writer.put(0, 1); // tns_data_present
         writer.put(0, 1); // gain_control_data_present
         // spectral_data()
-        for band in (0..max_band).filter(|&band| nonzero(band)) {
+        for band in coded() {
             for pair in band_lines(band).step_by(2) {
                 let (y, z) = (self.quantized[pair], self.quantized[pair + 1]);
                 // The codeword and the signs of its nonzero values (1: negative) in one write.
@@ -308,6 +299,11 @@ impl SpeechEncoder {
 
 fn band_lines(band: usize) -> std::ops::Range<usize> {
     usize::from(BAND_OFFSETS[band])..usize::from(BAND_OFFSETS[band + 1])
+}
+
+/// The sections of `books`: each run of bands sharing a codebook, as (codebook, bands).
+fn sections(books: &[u8]) -> impl Iterator<Item = (u8, usize)> + '_ {
+    books.chunk_by(|a, b| a == b).map(|run| (run[0], run.len()))
 }
 
 /// A section's codebook and length fields: one more 5-bit field per escape.
